@@ -1,0 +1,665 @@
+//! Configuration from the environment, read once at cold start.
+//!
+//! Each function reads only what it needs. A missing, empty or weak value is a
+//! [`ConfigError`] whose message names the variable, so the function refuses to start with
+//! one clear line.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::secret::Secret;
+use crate::webhook_signature::{WebhookSecretError, WebhookSecrets};
+
+/// Shortest accepted `ENTITLEMENT_SECRET` / `HMAC_SECRET`, in bytes.
+pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+/// Shortest accepted decoded `whsec_` key, in bytes.
+pub const MIN_WEBHOOK_KEY_BYTES: usize = 16;
+/// Default entitlements table name.
+pub const DEFAULT_ENTITLEMENTS_TABLE: &str = "llmxt-entitlements";
+/// Default payments table name.
+pub const DEFAULT_PAYMENTS_TABLE: &str = "llmxt-payments";
+
+/// A configuration value that stops the function from starting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub struct Env {
+    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn process() -> Self {
+        Self {
+            lookup: Box::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Reads from fixed pairs (tests, tools).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let map: HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self {
+            lookup: Box::new(move |name| map.get(name).cloned()),
+        }
+    }
+
+    /// A set, non-blank value, trimmed.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .optional(name)
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(ConfigError::new(name, "must be true or false")),
+        }
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
+        let Some(text) = self.optional(name) else {
+            return Ok(default);
+        };
+        match text.parse::<i64>() {
+            Ok(value) if (min..=max).contains(&value) => Ok(value),
+            _ => Err(ConfigError::new(
+                name,
+                format!("must be a whole number from {min} to {max}"),
+            )),
+        }
+    }
+
+    fn signing_secret(&self, name: &'static str) -> Result<Option<Secret>, ConfigError> {
+        let Some(value) = self.optional(name) else {
+            return Ok(None);
+        };
+        if value.len() < MIN_SIGNING_SECRET_BYTES {
+            return Err(ConfigError::new(
+                name,
+                format!(
+                    "is too weak: use at least {MIN_SIGNING_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        Ok(Some(Secret::new(value.into_bytes())))
+    }
+}
+
+/// Where the tables are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `ENTITLEMENTS_TABLE`
+    pub entitlements_table: String,
+    /// `PAYMENTS_TABLE`
+    pub payments_table: String,
+    /// `DYNAMODB_ENDPOINT`, for DynamoDB Local.
+    pub endpoint: Option<String>,
+}
+
+impl StoreConfig {
+    /// Reads the table names and endpoint override.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let endpoint = env.optional("DYNAMODB_ENDPOINT");
+        if let Some(url) = &endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "DYNAMODB_ENDPOINT",
+                "must be an http(s) URL",
+            ));
+        }
+        Ok(Self {
+            entitlements_table: env
+                .optional("ENTITLEMENTS_TABLE")
+                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_TABLE.to_owned()),
+            payments_table: env
+                .optional("PAYMENTS_TABLE")
+                .unwrap_or_else(|| DEFAULT_PAYMENTS_TABLE.to_owned()),
+            endpoint,
+        })
+    }
+}
+
+/// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCatalog {
+    by_product: HashMap<String, String>,
+    default_plan: String,
+}
+
+impl PlanCatalog {
+    /// Parses `pdt_a=professional,pdt_b=enterprise`; an empty list is allowed.
+    pub fn parse(product_plans: &str, default_plan: &str) -> Result<Self, ConfigError> {
+        let mut by_product = HashMap::new();
+        for entry in product_plans
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry
+                .split_once('=')
+                .map(|(product, plan)| (product.trim(), plan.trim()))
+                .filter(|(product, plan)| is_token(product) && is_token(plan));
+            let Some((product, plan)) = parsed else {
+                return Err(ConfigError::new(
+                    "PRODUCT_PLANS",
+                    format!(
+                        "has a malformed entry {entry:?}; expected product_id=plan,product_id=plan"
+                    ),
+                ));
+            };
+            if by_product
+                .insert(product.to_owned(), plan.to_owned())
+                .is_some()
+            {
+                return Err(ConfigError::new(
+                    "PRODUCT_PLANS",
+                    format!("names product {product:?} twice"),
+                ));
+            }
+        }
+        if !is_token(default_plan) {
+            return Err(ConfigError::new(
+                "DEFAULT_PLAN",
+                "must be a single word such as professional",
+            ));
+        }
+        Ok(Self {
+            by_product,
+            default_plan: default_plan.to_owned(),
+        })
+    }
+
+    /// Reads `PRODUCT_PLANS` and `DEFAULT_PLAN` (default `professional`).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let default_plan = env
+            .optional("DEFAULT_PLAN")
+            .unwrap_or_else(|| "professional".to_owned());
+        Self::parse(
+            &env.optional("PRODUCT_PLANS").unwrap_or_default(),
+            &default_plan,
+        )
+    }
+
+    /// The plan for a product, or the default plan.
+    pub fn plan_for(&self, product_id: Option<&str>) -> &str {
+        product_id
+            .and_then(|id| self.by_product.get(id))
+            .map_or(&self.default_plan, |plan| plan)
+    }
+
+    /// The plan for products not listed.
+    pub fn default_plan(&self) -> &str {
+        &self.default_plan
+    }
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Configuration of `POST /api/webhooks/dodo`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `DODO_WEBHOOK_SECRET`: one or more `whsec_` secrets.
+    pub secrets: WebhookSecrets,
+    /// Product → plan.
+    pub plans: PlanCatalog,
+    /// Tables.
+    pub store: StoreConfig,
+    /// `CLAIM_TTL_SECONDS` (default 600): how long a paid payment's one-time claim stays open.
+    pub claim_ttl_seconds: i64,
+    /// `SUBSCRIPTION_GRACE_SECONDS` (default 3 days): access kept past a subscription's
+    /// paid period while a renewal is retried.
+    pub grace_seconds: i64,
+}
+
+impl WebhookConfig {
+    /// Reads and validates the webhook function's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secrets =
+            WebhookSecrets::parse(&env.required("DODO_WEBHOOK_SECRET")?).map_err(|error| {
+                let problem = match error {
+                    WebhookSecretError::Empty => "is empty".to_owned(),
+                    other => {
+                        format!("{other} (each space-separated secret looks like whsec_<base64>)")
+                    }
+                };
+                ConfigError::new("DODO_WEBHOOK_SECRET", problem)
+            })?;
+        if secrets
+            .keys()
+            .iter()
+            .any(|key| key.len() < MIN_WEBHOOK_KEY_BYTES)
+        {
+            return Err(ConfigError::new(
+                "DODO_WEBHOOK_SECRET",
+                format!(
+                    "is too weak: each key must decode to at least {MIN_WEBHOOK_KEY_BYTES} bytes"
+                ),
+            ));
+        }
+        Ok(Self {
+            secrets,
+            plans: PlanCatalog::from_env(env)?,
+            store: StoreConfig::from_env(env)?,
+            claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
+            grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
+        })
+    }
+}
+
+/// How the `llmxt_pro` cookie is signed and set.
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    /// `ENTITLEMENT_SECRET`, at least 32 bytes.
+    pub secret: Secret,
+    /// `COOKIE_MAX_AGE_SECONDS` (default 30 days): token lifetime and `Max-Age`.
+    pub lifetime_seconds: i64,
+    /// `COOKIE_DOMAIN`: widen the cookie to a parent domain.
+    pub domain: Option<String>,
+}
+
+impl CookieConfig {
+    /// Reads the cookie settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secret = env
+            .signing_secret("ENTITLEMENT_SECRET")?
+            .ok_or_else(|| ConfigError::new("ENTITLEMENT_SECRET", "is required but not set"))?;
+        let domain = env.optional("COOKIE_DOMAIN");
+        if let Some(domain) = &domain
+            && !domain
+                .trim_start_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(ConfigError::new(
+                "COOKIE_DOMAIN",
+                "must be a bare domain such as example.com",
+            ));
+        }
+        Ok(Self {
+            secret,
+            lifetime_seconds: env.seconds(
+                "COOKIE_MAX_AGE_SECONDS",
+                30 * 86_400,
+                60,
+                400 * 86_400,
+            )?,
+            domain,
+        })
+    }
+}
+
+/// `NEXT_PUBLIC_SITE_URL`: the only place buyers are redirected to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SiteUrl(String);
+
+impl SiteUrl {
+    /// Accepts `https://host[:port][/path]`, or `http://` for localhost only; no query,
+    /// fragment or credentials.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: &str| ConfigError::new("NEXT_PUBLIC_SITE_URL", problem.to_owned());
+        let rest = if let Some(rest) = text.strip_prefix("https://") {
+            rest
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            if !matches!(host, "localhost" | "127.0.0.1") && !host.ends_with(".localhost") {
+                return Err(invalid(
+                    "must use https:// (http:// is allowed for localhost only)",
+                ));
+            }
+            rest
+        } else {
+            return Err(invalid("must be an absolute https:// URL"));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let bad_char = |c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\' | '"' | '<' | '>')
+        };
+        if authority.is_empty() || authority.contains('@') || text.chars().any(bad_char) {
+            return Err(invalid(
+                "must be a plain URL with a host and no query, fragment or credentials",
+            ));
+        }
+        let mut base = text.trim_end_matches('/').to_owned();
+        if !rest.contains('/') || rest.trim_end_matches('/') == authority {
+            base.push('/');
+        }
+        Ok(Self(base))
+    }
+
+    /// The site URL as configured (ends with `/` when it has no path).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The site URL with `?upgrade={outcome}` added.
+    pub fn with_upgrade_outcome(&self, outcome: &str) -> String {
+        format!("{}?upgrade={outcome}", self.0)
+    }
+}
+
+impl fmt::Debug for SiteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SiteUrl({})", self.0)
+    }
+}
+
+/// Configuration of `GET /upgrade/success`.
+#[derive(Debug, Clone)]
+pub struct SuccessConfig {
+    /// Cookie signing and attributes.
+    pub cookie: CookieConfig,
+    /// `NEXT_PUBLIC_SITE_URL`.
+    pub site_url: SiteUrl,
+    /// `NEXT_PUBLIC_CHECKOUT_URL`, offered again when a payment failed or expired.
+    pub checkout_url: Option<String>,
+    /// `ENTITLEMENT_ALLOW_UNVERIFIED`: dev mode, grants without a payment.
+    pub allow_unverified: bool,
+    /// Plans, for dev-mode grants.
+    pub plans: PlanCatalog,
+    /// Tables.
+    pub store: StoreConfig,
+}
+
+impl SuccessConfig {
+    /// Reads and validates the success function's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let checkout_url = env.optional("NEXT_PUBLIC_CHECKOUT_URL");
+        if let Some(url) = &checkout_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::new(
+                "NEXT_PUBLIC_CHECKOUT_URL",
+                "must be an absolute http(s) URL",
+            ));
+        }
+        Ok(Self {
+            cookie: CookieConfig::from_env(env)?,
+            site_url: SiteUrl::parse(&env.required("NEXT_PUBLIC_SITE_URL")?)?,
+            checkout_url,
+            allow_unverified: env.flag("ENTITLEMENT_ALLOW_UNVERIFIED", false)?,
+            plans: PlanCatalog::from_env(env)?,
+            store: StoreConfig::from_env(env)?,
+        })
+    }
+}
+
+/// Configuration of `GET /api/entitlement`.
+#[derive(Debug, Clone)]
+pub struct EntitlementConfig {
+    /// Cookie verification key and attributes (for clearing a bad cookie).
+    pub cookie: CookieConfig,
+    /// `HMAC_SECRET`: verifies server-to-server requests; without it email lookups are refused.
+    pub hmac_secret: Option<Secret>,
+    /// `REQUIRE_HMAC_SIGNATURE` (default true): every request must be signed.
+    pub require_signature: bool,
+    /// `ENTITLEMENT_DB_BUDGET_MS` (default 400): how long the database may take before the
+    /// answer falls back to the cookie.
+    pub db_budget_ms: u64,
+    /// Tables.
+    pub store: StoreConfig,
+}
+
+impl EntitlementConfig {
+    /// Reads and validates the entitlement function's variables.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let require_signature = env.flag("REQUIRE_HMAC_SIGNATURE", true)?;
+        let hmac_secret = env.signing_secret("HMAC_SECRET")?;
+        if require_signature && hmac_secret.is_none() {
+            return Err(ConfigError::new(
+                "HMAC_SECRET",
+                "is required while REQUIRE_HMAC_SIGNATURE=true",
+            ));
+        }
+        let db_budget_ms = env.seconds("ENTITLEMENT_DB_BUDGET_MS", 400, 50, 900)?;
+        Ok(Self {
+            cookie: CookieConfig::from_env(env)?,
+            hmac_secret,
+            require_signature,
+            db_budget_ms: u64::try_from(db_budget_ms).unwrap_or(400),
+            store: StoreConfig::from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const STRONG: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    fn webhook_error(pairs: &[(&str, &str)]) -> String {
+        WebhookConfig::from_env(&env(pairs))
+            .expect_err("should fail")
+            .to_string()
+    }
+
+    #[test]
+    fn webhook_config_reads_defaults() {
+        let config =
+            WebhookConfig::from_env(&env(&[("DODO_WEBHOOK_SECRET", GOOD_SECRET)])).expect("valid");
+        assert_eq!(config.store.entitlements_table, "llmxt-entitlements");
+        assert_eq!(config.store.payments_table, "llmxt-payments");
+        assert_eq!(config.claim_ttl_seconds, 600);
+        assert_eq!(config.plans.plan_for(Some("pdt_x")), "professional");
+        assert_eq!(config.secrets.keys().len(), 1);
+    }
+
+    #[test]
+    fn webhook_secret_problems_name_the_variable() {
+        assert!(webhook_error(&[]).contains("DODO_WEBHOOK_SECRET is required"));
+        assert!(
+            webhook_error(&[("DODO_WEBHOOK_SECRET", "  ")])
+                .contains("DODO_WEBHOOK_SECRET is required")
+        );
+        assert!(
+            webhook_error(&[("DODO_WEBHOOK_SECRET", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")])
+                .contains("whsec_")
+        );
+        assert!(
+            webhook_error(&[("DODO_WEBHOOK_SECRET", "whsec_!!!not-base64!!!")]).contains("base64")
+        );
+        assert!(
+            webhook_error(&[("DODO_WEBHOOK_SECRET", "whsec_c2VjcmV0Cg==")]).contains("too weak")
+        );
+        assert!(
+            webhook_error(&[("DODO_WEBHOOK_SECRET", &format!("{GOOD_SECRET} whsec_"))])
+                .contains("DODO_WEBHOOK_SECRET")
+        );
+    }
+
+    #[test]
+    fn rotation_accepts_several_secrets() {
+        let both = format!("{GOOD_SECRET} whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+        let config =
+            WebhookConfig::from_env(&env(&[("DODO_WEBHOOK_SECRET", &both)])).expect("valid");
+        assert_eq!(config.secrets.keys().len(), 2);
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let config =
+            WebhookConfig::from_env(&env(&[("DODO_WEBHOOK_SECRET", GOOD_SECRET)])).expect("valid");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("MfKQ9r8"), "{printed}");
+        let cookie =
+            CookieConfig::from_env(&env(&[("ENTITLEMENT_SECRET", STRONG)])).expect("valid");
+        assert!(!format!("{cookie:?}").contains(STRONG));
+    }
+
+    #[test]
+    fn product_plans_parse_and_reject_malformed_lists() {
+        let plans =
+            PlanCatalog::parse("pdt_a=professional, pdt_b=enterprise", "starter").expect("valid");
+        assert_eq!(plans.plan_for(Some("pdt_b")), "enterprise");
+        assert_eq!(plans.plan_for(Some("pdt_zzz")), "starter");
+        assert_eq!(plans.plan_for(None), "starter");
+        for bad in [
+            "pdt_a",
+            "pdt_a=",
+            "=pro",
+            "pdt_a=pro=x",
+            "pdt a=pro",
+            "pdt_a=pro,pdt_a=ent",
+        ] {
+            let error = PlanCatalog::parse(bad, "professional").expect_err(bad);
+            assert_eq!(error.variable, "PRODUCT_PLANS", "{bad}");
+        }
+        assert_eq!(
+            PlanCatalog::parse("", "pro plan")
+                .expect_err("space")
+                .variable,
+            "DEFAULT_PLAN"
+        );
+    }
+
+    #[test]
+    fn entitlement_secret_must_be_strong() {
+        let error =
+            CookieConfig::from_env(&env(&[("ENTITLEMENT_SECRET", "short")])).expect_err("weak");
+        assert_eq!(error.variable, "ENTITLEMENT_SECRET");
+        assert!(error.to_string().contains("at least 32 bytes"));
+        let error = CookieConfig::from_env(&env(&[])).expect_err("missing");
+        assert_eq!(error.variable, "ENTITLEMENT_SECRET");
+    }
+
+    #[test]
+    fn entitlement_config_requires_hmac_secret_by_default() {
+        let error = EntitlementConfig::from_env(&env(&[("ENTITLEMENT_SECRET", STRONG)]))
+            .expect_err("no hmac");
+        assert_eq!(error.variable, "HMAC_SECRET");
+        let relaxed = EntitlementConfig::from_env(&env(&[
+            ("ENTITLEMENT_SECRET", STRONG),
+            ("REQUIRE_HMAC_SIGNATURE", "false"),
+        ]))
+        .expect("valid");
+        assert!(!relaxed.require_signature);
+        assert!(relaxed.hmac_secret.is_none());
+        let error = EntitlementConfig::from_env(&env(&[
+            ("ENTITLEMENT_SECRET", STRONG),
+            ("HMAC_SECRET", "weak"),
+        ]))
+        .expect_err("weak");
+        assert_eq!(error.variable, "HMAC_SECRET");
+        let error = EntitlementConfig::from_env(&env(&[
+            ("ENTITLEMENT_SECRET", STRONG),
+            ("HMAC_SECRET", STRONG),
+            ("REQUIRE_HMAC_SIGNATURE", "maybe"),
+        ]))
+        .expect_err("bad flag");
+        assert_eq!(error.variable, "REQUIRE_HMAC_SIGNATURE");
+    }
+
+    #[test]
+    fn site_url_allows_only_safe_targets() {
+        assert_eq!(
+            SiteUrl::parse("https://example.com").expect("ok").as_str(),
+            "https://example.com/"
+        );
+        assert_eq!(
+            SiteUrl::parse("https://example.com/").expect("ok").as_str(),
+            "https://example.com/"
+        );
+        assert_eq!(
+            SiteUrl::parse("https://example.com/app/")
+                .expect("ok")
+                .with_upgrade_outcome("success"),
+            "https://example.com/app?upgrade=success"
+        );
+        assert_eq!(
+            SiteUrl::parse("http://127.0.0.1:3000")
+                .expect("ok")
+                .with_upgrade_outcome("expired"),
+            "http://127.0.0.1:3000/?upgrade=expired"
+        );
+        for bad in [
+            "example.com",
+            "http://example.com",
+            "https://",
+            "https://user@evil.com",
+            "https://example.com/?x=1",
+            "https://example.com/#top",
+            "https://exa mple.com",
+            "javascript:alert(1)",
+            "https://example.com\\@evil.com",
+        ] {
+            assert_eq!(
+                SiteUrl::parse(bad).expect_err(bad).variable,
+                "NEXT_PUBLIC_SITE_URL",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn success_config_requires_site_url() {
+        let error =
+            SuccessConfig::from_env(&env(&[("ENTITLEMENT_SECRET", STRONG)])).expect_err("no site");
+        assert_eq!(error.variable, "NEXT_PUBLIC_SITE_URL");
+        let config = SuccessConfig::from_env(&env(&[
+            ("ENTITLEMENT_SECRET", STRONG),
+            ("NEXT_PUBLIC_SITE_URL", "https://example.com"),
+        ]))
+        .expect("valid");
+        assert!(!config.allow_unverified);
+    }
+
+    #[test]
+    fn numeric_knobs_are_bounded() {
+        let error = WebhookConfig::from_env(&env(&[
+            ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
+            ("CLAIM_TTL_SECONDS", "5"),
+        ]))
+        .expect_err("too short");
+        assert_eq!(error.variable, "CLAIM_TTL_SECONDS");
+    }
+}

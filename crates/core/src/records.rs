@@ -1,0 +1,548 @@
+//! What is stored, and how each record maps to a DynamoDB item.
+//!
+//! The payments table holds four kinds of item, told apart by their key:
+//! `pay_…` (a payment, indexed by `email-index`), `subscription#sub_…` (a subscription's
+//! freshness and the payment holding its claim), and `webhook#msg_…` (a delivery, for
+//! deduplication, removed by DynamoDB's TTL). Subscription and webhook items carry no `email`
+//! attribute, so the sparse `email-index` lists payments only. Every record carries a
+//! `version` that each writer bumps, so read-decide-write cycles never lose an update.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::email::Email;
+use crate::time::{format_rfc3339, parse_rfc3339_seconds};
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Key prefix of subscription items in the payments table.
+pub const SUBSCRIPTION_KEY_PREFIX: &str = "subscription#";
+/// Key prefix of delivery (deduplication) items in the payments table.
+pub const DELIVERY_KEY_PREFIX: &str = "webhook#";
+/// Name of the TTL attribute in the payments table.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// A stored item could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored item is missing or has a bad {attribute}")]
+pub struct CorruptItem {
+    /// The attribute at fault.
+    pub attribute: &'static str,
+}
+
+/// Orders snapshots of one object: the delivery's `webhook-timestamp`, then the event's own
+/// `timestamp`. Stored as a zero-padded string, so it also sorts in DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Freshness {
+    /// `webhook-timestamp`, unix seconds.
+    pub webhook_timestamp: i64,
+    /// The event's `timestamp`, unix microseconds (0 when absent).
+    pub event_timestamp_micros: i64,
+}
+
+impl Freshness {
+    fn encode(self) -> String {
+        format!(
+            "{:012}.{:019}",
+            self.webhook_timestamp.max(0),
+            self.event_timestamp_micros.max(0)
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (webhook, event) = text.split_once('.')?;
+        Some(Self {
+            webhook_timestamp: webhook.parse().ok()?,
+            event_timestamp_micros: event.parse().ok()?,
+        })
+    }
+}
+
+/// A payment as last reported by Dodo, with its claim and refund/dispute state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaymentRecord {
+    /// `payment_id` (partition key).
+    pub payment_id: String,
+    /// The buyer, when Dodo told us.
+    pub email: Option<Email>,
+    /// Dodo's status (`succeeded`, `failed`, …), or `unknown` before any payment event.
+    pub status: String,
+    /// The product bought.
+    pub product_id: Option<String>,
+    /// The plan the product maps to.
+    pub plan: Option<String>,
+    /// The subscription this payment belongs to.
+    pub subscription_id: Option<String>,
+    /// Amount in the smallest currency unit.
+    pub total_amount: Option<i64>,
+    /// Currency code.
+    pub currency: Option<String>,
+    /// When the payment was created (unix seconds; `email-index` sort key as RFC 3339).
+    pub created_at: i64,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+    /// Freshness of the last applied payment snapshot.
+    pub freshness: Option<Freshness>,
+    /// When the one-time claim closes (unix seconds); absent until the payment succeeds.
+    pub claim_expires_at: Option<i64>,
+    /// When the claim was redeemed (unix seconds).
+    pub claim_redeemed_at: Option<i64>,
+    /// `refunded` once a full refund succeeded.
+    pub refund_status: Option<String>,
+    /// The refund that refunded it.
+    pub refund_id: Option<String>,
+    /// Latest dispute status (`dispute_opened`, `dispute_lost`, …).
+    pub dispute_status: Option<String>,
+    /// Freshness of the delivery that set `dispute_status`.
+    pub dispute_freshness: Option<Freshness>,
+    /// Set (to the reason) when this payment must no longer grant access.
+    pub access_revoked: Option<String>,
+    /// Something an operator must look at, e.g. `missing_email`.
+    pub attention: Option<String>,
+    /// The `webhook-id` that last changed it.
+    pub last_webhook_id: Option<String>,
+    /// Optimistic-concurrency version, bumped by every write.
+    pub version: i64,
+}
+
+impl PaymentRecord {
+    /// Reads a payment item.
+    pub fn from_item(item: &Item) -> Result<Self, CorruptItem> {
+        Ok(Self {
+            payment_id: req_s(item, "payment_id")?,
+            email: opt_s(item, "email").and_then(|e| Email::parse(&e).ok()),
+            status: opt_s(item, "status").unwrap_or_else(|| "unknown".to_owned()),
+            product_id: opt_s(item, "product_id"),
+            plan: opt_s(item, "plan"),
+            subscription_id: opt_s(item, "subscription_id"),
+            total_amount: opt_n(item, "total_amount"),
+            currency: opt_s(item, "currency"),
+            created_at: opt_s(item, "created_at")
+                .and_then(|t| parse_rfc3339_seconds(&t))
+                .unwrap_or(0),
+            updated_at: opt_s(item, "updated_at")
+                .and_then(|t| parse_rfc3339_seconds(&t))
+                .unwrap_or(0),
+            freshness: opt_s(item, "freshness").and_then(|f| Freshness::decode(&f)),
+            claim_expires_at: opt_n(item, "claim_expires_at"),
+            claim_redeemed_at: opt_n(item, "claim_redeemed_at"),
+            refund_status: opt_s(item, "refund_status"),
+            refund_id: opt_s(item, "refund_id"),
+            dispute_status: opt_s(item, "dispute_status"),
+            dispute_freshness: opt_s(item, "dispute_freshness").and_then(|f| Freshness::decode(&f)),
+            access_revoked: opt_s(item, "access_revoked"),
+            attention: opt_s(item, "attention"),
+            last_webhook_id: opt_s(item, "last_webhook_id"),
+            version: opt_n(item, "version").unwrap_or(0),
+        })
+    }
+
+    /// Writes a payment item.
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        put_s(&mut item, "payment_id", Some(&self.payment_id));
+        put_s(&mut item, "email", self.email.as_ref().map(Email::as_str));
+        put_s(&mut item, "status", Some(&self.status));
+        put_s(&mut item, "product_id", self.product_id.as_deref());
+        put_s(&mut item, "plan", self.plan.as_deref());
+        put_s(
+            &mut item,
+            "subscription_id",
+            self.subscription_id.as_deref(),
+        );
+        put_n(&mut item, "total_amount", self.total_amount);
+        put_s(&mut item, "currency", self.currency.as_deref());
+        put_s(
+            &mut item,
+            "created_at",
+            Some(&format_rfc3339(self.created_at)),
+        );
+        put_s(
+            &mut item,
+            "updated_at",
+            Some(&format_rfc3339(self.updated_at)),
+        );
+        put_s(
+            &mut item,
+            "freshness",
+            self.freshness.map(Freshness::encode).as_deref(),
+        );
+        put_n(&mut item, "claim_expires_at", self.claim_expires_at);
+        put_n(&mut item, "claim_redeemed_at", self.claim_redeemed_at);
+        put_s(&mut item, "refund_status", self.refund_status.as_deref());
+        put_s(&mut item, "refund_id", self.refund_id.as_deref());
+        put_s(&mut item, "dispute_status", self.dispute_status.as_deref());
+        put_s(
+            &mut item,
+            "dispute_freshness",
+            self.dispute_freshness.map(Freshness::encode).as_deref(),
+        );
+        put_s(&mut item, "access_revoked", self.access_revoked.as_deref());
+        put_s(&mut item, "attention", self.attention.as_deref());
+        put_s(
+            &mut item,
+            "last_webhook_id",
+            self.last_webhook_id.as_deref(),
+        );
+        put_n(&mut item, "version", Some(self.version));
+        item
+    }
+}
+
+/// A subscription's latest state, kept for ordering its snapshots and to find its claim.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubscriptionRecord {
+    /// `subscription_id`.
+    pub subscription_id: String,
+    /// The buyer, when known (stored as `customer_email`, outside `email-index`).
+    pub email: Option<Email>,
+    /// Dodo's status, or `unknown` before any subscription event.
+    pub status: String,
+    /// The subscribed product.
+    pub product_id: Option<String>,
+    /// End of the paid period (unix seconds).
+    pub next_billing_date: Option<i64>,
+    /// Freshness of the last applied subscription snapshot.
+    pub freshness: Option<Freshness>,
+    /// The payment whose one-time claim `/upgrade/success?subscription_id=` redeems.
+    pub claim_payment_id: Option<String>,
+    /// Set when a refund or lost dispute revoked access: the end of the paid period that was
+    /// revoked. Only a snapshot paid beyond it grants again.
+    pub revoked_period_end: Option<i64>,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl SubscriptionRecord {
+    /// The payments-table key of a subscription.
+    pub fn key(subscription_id: &str) -> String {
+        format!("{SUBSCRIPTION_KEY_PREFIX}{subscription_id}")
+    }
+
+    /// Reads a subscription item.
+    pub fn from_item(item: &Item) -> Result<Self, CorruptItem> {
+        Ok(Self {
+            subscription_id: req_s(item, "subscription_id")?,
+            email: opt_s(item, "customer_email").and_then(|e| Email::parse(&e).ok()),
+            status: opt_s(item, "status").unwrap_or_else(|| "unknown".to_owned()),
+            product_id: opt_s(item, "product_id"),
+            next_billing_date: opt_n(item, "next_billing_date"),
+            freshness: opt_s(item, "freshness").and_then(|f| Freshness::decode(&f)),
+            claim_payment_id: opt_s(item, "claim_payment_id"),
+            revoked_period_end: opt_n(item, "revoked_period_end"),
+            updated_at: opt_s(item, "updated_at")
+                .and_then(|t| parse_rfc3339_seconds(&t))
+                .unwrap_or(0),
+            version: opt_n(item, "version").unwrap_or(0),
+        })
+    }
+
+    /// Writes a subscription item.
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        put_s(
+            &mut item,
+            "payment_id",
+            Some(&Self::key(&self.subscription_id)),
+        );
+        put_s(&mut item, "record_type", Some("subscription"));
+        put_s(&mut item, "subscription_id", Some(&self.subscription_id));
+        put_s(
+            &mut item,
+            "customer_email",
+            self.email.as_ref().map(Email::as_str),
+        );
+        put_s(&mut item, "status", Some(&self.status));
+        put_s(&mut item, "product_id", self.product_id.as_deref());
+        put_n(&mut item, "next_billing_date", self.next_billing_date);
+        put_s(
+            &mut item,
+            "freshness",
+            self.freshness.map(Freshness::encode).as_deref(),
+        );
+        put_s(
+            &mut item,
+            "claim_payment_id",
+            self.claim_payment_id.as_deref(),
+        );
+        put_n(&mut item, "revoked_period_end", self.revoked_period_end);
+        put_s(
+            &mut item,
+            "updated_at",
+            Some(&format_rfc3339(self.updated_at)),
+        );
+        put_n(&mut item, "version", Some(self.version));
+        item
+    }
+}
+
+/// Entitlement states.
+pub mod status {
+    /// Paid and in force.
+    pub const ACTIVE: &str = "active";
+    /// Cancelled, but paid until `expires_at`.
+    pub const CANCELLED: &str = "cancelled";
+    /// Ended (subscription expired or failed).
+    pub const EXPIRED: &str = "expired";
+    /// Taken away (refund, lost dispute, operator).
+    pub const REVOKED: &str = "revoked";
+}
+
+/// Where an entitlement came from.
+pub mod source {
+    /// A one-time payment.
+    pub const PAYMENT: &str = "payment";
+    /// A subscription.
+    pub const SUBSCRIPTION: &str = "subscription";
+    /// An operator.
+    pub const MANUAL: &str = "manual";
+}
+
+/// Whether an email has Pro, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Partition key.
+    pub email: Email,
+    /// One of [`status`].
+    pub status: String,
+    /// The plan (`professional`, …).
+    pub plan: String,
+    /// End of access (unix seconds); `None` for a lifetime purchase.
+    pub expires_at: Option<i64>,
+    /// One of [`source`].
+    pub source: String,
+    /// The payment that granted it.
+    pub payment_id: Option<String>,
+    /// The subscription that granted it.
+    pub subscription_id: Option<String>,
+    /// The product bought.
+    pub product_id: Option<String>,
+    /// Why it is in this state (`refunded`, `on_hold`, an operator's words, …).
+    pub reason: Option<String>,
+    /// Who changed it by hand, for manual changes.
+    pub changed_by: Option<String>,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl Entitlement {
+    /// A blank entitlement for `email`, to be filled in by a grant.
+    pub fn new(email: Email) -> Self {
+        Self {
+            email,
+            status: String::new(),
+            plan: String::new(),
+            expires_at: None,
+            source: String::new(),
+            payment_id: None,
+            subscription_id: None,
+            product_id: None,
+            reason: None,
+            changed_by: None,
+            updated_at: 0,
+            version: 0,
+        }
+    }
+
+    /// Pro access: status `active` or `cancelled`, and not past `expires_at`.
+    pub fn is_pro(&self, now: i64) -> bool {
+        matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
+            && self.expires_at.is_none_or(|expires| expires > now)
+    }
+
+    /// Reads an entitlement item.
+    pub fn from_item(item: &Item) -> Result<Self, CorruptItem> {
+        let email =
+            Email::parse(&req_s(item, "email")?).map_err(|_| CorruptItem { attribute: "email" })?;
+        Ok(Self {
+            email,
+            status: req_s(item, "status")?,
+            plan: opt_s(item, "plan").unwrap_or_default(),
+            expires_at: opt_n(item, "expires_at"),
+            source: opt_s(item, "source").unwrap_or_default(),
+            payment_id: opt_s(item, "payment_id"),
+            subscription_id: opt_s(item, "subscription_id"),
+            product_id: opt_s(item, "product_id"),
+            reason: opt_s(item, "reason"),
+            changed_by: opt_s(item, "changed_by"),
+            updated_at: opt_s(item, "updated_at")
+                .and_then(|t| parse_rfc3339_seconds(&t))
+                .unwrap_or(0),
+            version: opt_n(item, "version").unwrap_or(0),
+        })
+    }
+
+    /// Writes an entitlement item.
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        put_s(&mut item, "email", Some(self.email.as_str()));
+        put_s(&mut item, "status", Some(&self.status));
+        put_s(&mut item, "plan", Some(&self.plan));
+        put_n(&mut item, "expires_at", self.expires_at);
+        put_s(&mut item, "source", Some(&self.source));
+        put_s(&mut item, "payment_id", self.payment_id.as_deref());
+        put_s(
+            &mut item,
+            "subscription_id",
+            self.subscription_id.as_deref(),
+        );
+        put_s(&mut item, "product_id", self.product_id.as_deref());
+        put_s(&mut item, "reason", self.reason.as_deref());
+        put_s(&mut item, "changed_by", self.changed_by.as_deref());
+        put_s(
+            &mut item,
+            "updated_at",
+            Some(&format_rfc3339(self.updated_at)),
+        );
+        put_n(&mut item, "version", Some(self.version));
+        item
+    }
+}
+
+/// A processed delivery, kept at least 7 days to recognise redeliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// `webhook-id`.
+    pub webhook_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// When it was processed (unix seconds).
+    pub processed_at: i64,
+    /// When DynamoDB may delete it (unix seconds, the TTL attribute).
+    pub expires_at: i64,
+}
+
+impl DeliveryRecord {
+    /// How long a delivery is remembered: 8 days, over Dodo's ~27 h of retries and the
+    /// 7 days promised.
+    pub const RETENTION_SECONDS: i64 = 8 * 86_400;
+
+    /// The payments-table key of a delivery.
+    pub fn key(webhook_id: &str) -> String {
+        format!("{DELIVERY_KEY_PREFIX}{webhook_id}")
+    }
+
+    /// Writes a delivery item.
+    pub fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        put_s(&mut item, "payment_id", Some(&Self::key(&self.webhook_id)));
+        put_s(&mut item, "record_type", Some("webhook"));
+        put_s(&mut item, "event_type", Some(&self.event_type));
+        put_s(
+            &mut item,
+            "processed_at",
+            Some(&format_rfc3339(self.processed_at)),
+        );
+        put_n(&mut item, TTL_ATTRIBUTE, Some(self.expires_at));
+        item
+    }
+}
+
+fn put_s(item: &mut Item, name: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        item.insert(name.to_owned(), AttributeValue::S(value.to_owned()));
+    }
+}
+
+fn put_n(item: &mut Item, name: &str, value: Option<i64>) {
+    if let Some(value) = value {
+        item.insert(name.to_owned(), AttributeValue::N(value.to_string()));
+    }
+}
+
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn req_s(item: &Item, name: &'static str) -> Result<String, CorruptItem> {
+    opt_s(item, name).ok_or(CorruptItem { attribute: name })
+}
+
+fn opt_n(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_orders_by_webhook_then_event_time_and_round_trips() {
+        let a = Freshness {
+            webhook_timestamp: 100,
+            event_timestamp_micros: 900,
+        };
+        let b = Freshness {
+            webhook_timestamp: 101,
+            event_timestamp_micros: 1,
+        };
+        let c = Freshness {
+            webhook_timestamp: 101,
+            event_timestamp_micros: 2,
+        };
+        assert!(a < b && b < c);
+        assert!(a.encode() < b.encode() && b.encode() < c.encode());
+        assert_eq!(Freshness::decode(&c.encode()), Some(c));
+    }
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let payment = PaymentRecord {
+            payment_id: "pay_1".into(),
+            email: Email::parse("a@b.co").ok(),
+            status: "succeeded".into(),
+            created_at: 1_768_067_753,
+            updated_at: 1_768_067_754,
+            freshness: Some(Freshness {
+                webhook_timestamp: 5,
+                event_timestamp_micros: 6,
+            }),
+            claim_expires_at: Some(1_768_068_353),
+            version: 3,
+            ..PaymentRecord::default()
+        };
+        assert_eq!(PaymentRecord::from_item(&payment.to_item()), Ok(payment));
+        let entitlement = Entitlement {
+            status: status::ACTIVE.into(),
+            plan: "professional".into(),
+            expires_at: Some(10),
+            source: source::SUBSCRIPTION.into(),
+            subscription_id: Some("sub_1".into()),
+            updated_at: 1_768_067_753,
+            version: 1,
+            ..Entitlement::new(Email::parse("a@b.co").expect("valid"))
+        };
+        assert_eq!(
+            Entitlement::from_item(&entitlement.to_item()),
+            Ok(entitlement)
+        );
+    }
+
+    #[test]
+    fn pro_needs_an_active_status_and_an_unexpired_date() {
+        let mut entitlement = Entitlement {
+            status: status::ACTIVE.into(),
+            ..Entitlement::new(Email::parse("a@b.co").expect("valid"))
+        };
+        assert!(entitlement.is_pro(100));
+        entitlement.expires_at = Some(100);
+        assert!(!entitlement.is_pro(100));
+        assert!(entitlement.is_pro(99));
+        entitlement.status = status::CANCELLED.into();
+        assert!(entitlement.is_pro(99));
+        entitlement.status = status::REVOKED.into();
+        assert!(!entitlement.is_pro(99));
+    }
+}

@@ -1,0 +1,644 @@
+//! The DynamoDB store: both tables, deduplicated transactional commits, claim redemption.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::config::StoreConfig;
+use crate::email::Email;
+use crate::policy::Changes;
+use crate::records::{
+    CorruptItem, DeliveryRecord, Entitlement, Item, PaymentRecord, SubscriptionRecord,
+    TTL_ATTRIBUTE,
+};
+use crate::time::format_rfc3339;
+
+/// Name of the payments table's index by buyer.
+pub const EMAIL_INDEX: &str = "email-index";
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB could not be reached, timed out, throttled or failed: try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A table does not exist.
+    #[error("table {0} does not exist (run scripts/setup-dynamodb-tables.sh)")]
+    MissingTable(String),
+    /// A stored item is not in the shape we write.
+    #[error("corrupt item: {0}")]
+    Corrupt(#[from] CorruptItem),
+    /// Concurrent writers kept winning; gave up.
+    #[error("too much contention on the same records")]
+    Contention,
+}
+
+impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> From<SdkError<E, R>>
+    for StoreError
+{
+    fn from(error: SdkError<E, R>) -> Self {
+        if error.code() == Some("ResourceNotFoundException") {
+            let message = error.message().unwrap_or("requested table").to_owned();
+            return Self::MissingTable(message);
+        }
+        Self::Unavailable(DisplayErrorContext(&error).to_string())
+    }
+}
+
+/// How patient the client is: the webhook can wait (Dodo allows 15 s), the entitlement API
+/// must answer well under a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientProfile {
+    /// Whole operation, retries included.
+    pub operation_timeout: Duration,
+    /// One attempt.
+    pub attempt_timeout: Duration,
+    /// TCP/TLS connect.
+    pub connect_timeout: Duration,
+    /// Attempts, the first included.
+    pub max_attempts: u32,
+}
+
+impl ClientProfile {
+    /// For the webhook and tools: a few seconds, three attempts.
+    pub fn patient() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(8),
+            attempt_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
+            max_attempts: 3,
+        }
+    }
+
+    /// For user-facing reads: everything, retry included, within `budget`.
+    pub fn within(budget: Duration) -> Self {
+        Self {
+            operation_timeout: budget,
+            attempt_timeout: budget / 2,
+            connect_timeout: budget / 2,
+            max_attempts: 2,
+        }
+    }
+}
+
+/// What happened to a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Everything was written.
+    Committed,
+    /// This delivery was already committed; nothing was written.
+    Duplicate,
+    /// A record changed since it was read; nothing was written. Read again and retry.
+    Conflict,
+}
+
+/// Result of trying to redeem a payment's one-time claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This caller won the claim.
+    Redeemed(PaymentRecord),
+    /// No successful, attributable payment is stored yet (the webhook may still come).
+    Pending,
+    /// Someone already redeemed it.
+    AlreadyClaimed,
+    /// The claim window closed before anyone redeemed it.
+    Expired,
+    /// The payment failed, was cancelled, refunded or lost a dispute.
+    Failed,
+}
+
+/// Both tables, through one DynamoDB client built at start.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    config: StoreConfig,
+}
+
+impl Store {
+    /// Builds the client: region from `AWS_REGION`, credentials from the usual chain, or fixed
+    /// local credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local.
+    pub async fn connect(config: &StoreConfig, profile: ClientProfile) -> Self {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(profile.operation_timeout)
+            .operation_attempt_timeout(profile.attempt_timeout)
+            .connect_timeout(profile.connect_timeout)
+            .build();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client)
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(profile.max_attempts));
+        if let Some(endpoint) = &config.endpoint {
+            let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+            loader = loader
+                .endpoint_url(endpoint)
+                .region(Region::new(region))
+                .credentials_provider(Credentials::new(
+                    "local",
+                    "local",
+                    None,
+                    None,
+                    "dynamodb-local",
+                ));
+        }
+        Self::new(Client::new(&loader.load().await), config.clone())
+    }
+
+    /// Wraps an existing client.
+    pub fn new(client: Client, config: StoreConfig) -> Self {
+        Self { client, config }
+    }
+
+    /// The table names in use.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn get(&self, table: &str, key: &str, value: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(value.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item)
+    }
+
+    /// A payment, read consistently.
+    pub async fn get_payment(&self, payment_id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let item = self
+            .get(&self.config.payments_table, "payment_id", payment_id)
+            .await?;
+        Ok(item.as_ref().map(PaymentRecord::from_item).transpose()?)
+    }
+
+    /// A subscription's record, read consistently.
+    pub async fn get_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let key = SubscriptionRecord::key(subscription_id);
+        let item = self
+            .get(&self.config.payments_table, "payment_id", &key)
+            .await?;
+        Ok(item
+            .as_ref()
+            .map(SubscriptionRecord::from_item)
+            .transpose()?)
+    }
+
+    /// An entitlement, read consistently.
+    pub async fn get_entitlement(&self, email: &Email) -> Result<Option<Entitlement>, StoreError> {
+        let item = self
+            .get(&self.config.entitlements_table, "email", email.as_str())
+            .await?;
+        Ok(item.as_ref().map(Entitlement::from_item).transpose()?)
+    }
+
+    /// Whether a delivery with this `webhook-id` was already committed.
+    pub async fn delivery_seen(&self, webhook_id: &str) -> Result<bool, StoreError> {
+        let key = DeliveryRecord::key(webhook_id);
+        Ok(self
+            .get(&self.config.payments_table, "payment_id", &key)
+            .await?
+            .is_some())
+    }
+
+    /// An email's payments, newest first, through `email-index`.
+    pub async fn payments_for_email(
+        &self,
+        email: &Email,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let mut payments = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.config.payments_table)
+                .index_name(EMAIL_INDEX)
+                .key_condition_expression("email = :email")
+                .expression_attribute_values(":email", AttributeValue::S(email.as_str().to_owned()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in output.items() {
+                payments.push(PaymentRecord::from_item(item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(payments);
+            }
+        }
+    }
+
+    /// Writes the delivery record and every changed record in one transaction: all or nothing.
+    /// Each record is written only if its version is still the one that was read.
+    pub async fn commit(
+        &self,
+        delivery: &DeliveryRecord,
+        changes: &Changes,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![put(
+            &self.config.payments_table,
+            delivery.to_item(),
+            "attribute_not_exists(payment_id)",
+            None,
+        )];
+        if let Some(payment) = &changes.payment {
+            let next = PaymentRecord {
+                version: payment.version + 1,
+                ..payment.clone()
+            };
+            items.push(versioned_put(
+                &self.config.payments_table,
+                "payment_id",
+                next.to_item(),
+                payment.version,
+            ));
+        }
+        if let Some(subscription) = &changes.subscription {
+            let next = SubscriptionRecord {
+                version: subscription.version + 1,
+                ..subscription.clone()
+            };
+            items.push(versioned_put(
+                &self.config.payments_table,
+                "payment_id",
+                next.to_item(),
+                subscription.version,
+            ));
+        }
+        if let Some(entitlement) = &changes.entitlement {
+            let next = Entitlement {
+                version: entitlement.version + 1,
+                ..entitlement.clone()
+            };
+            items.push(versioned_put(
+                &self.config.entitlements_table,
+                "email",
+                next.to_item(),
+                entitlement.version,
+            ));
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+                let cancelled = match error.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+                        e.cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None").to_owned())
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                };
+                match cancelled {
+                    Some(codes)
+                        if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+                    {
+                        Ok(CommitOutcome::Duplicate)
+                    }
+                    Some(codes)
+                        if codes.iter().any(|c| {
+                            c == "ConditionalCheckFailed" || c == "TransactionConflict"
+                        }) =>
+                    {
+                        Ok(CommitOutcome::Conflict)
+                    }
+                    _ => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// Replaces an entitlement if its version is still `entitlement.version` (operator tools,
+    /// dev mode).
+    pub async fn put_entitlement(
+        &self,
+        entitlement: &Entitlement,
+    ) -> Result<CommitOutcome, StoreError> {
+        let next = Entitlement {
+            version: entitlement.version + 1,
+            ..entitlement.clone()
+        };
+        let (condition, values) = version_condition("email", entitlement.version);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.config.entitlements_table)
+            .set_item(Some(next.to_item()))
+            .condition_expression(condition)
+            .set_expression_attribute_names(values.as_ref().map(|_| version_name()))
+            .set_expression_attribute_values(values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Committed),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(CommitOutcome::Conflict)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The payment whose claim a subscription's success redirect redeems.
+    pub async fn claim_payment_for_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get_subscription(subscription_id)
+            .await?
+            .and_then(|subscription| subscription.claim_payment_id))
+    }
+
+    /// Redeems a payment's one-time claim at `now`: of any number of concurrent callers,
+    /// exactly one gets [`ClaimOutcome::Redeemed`].
+    pub async fn redeem_claim(
+        &self,
+        payment_id: &str,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key("payment_id", AttributeValue::S(payment_id.to_owned()))
+            .update_expression("SET claim_redeemed_at = :now, updated_at = :now_text, #version = #version + :one")
+            .condition_expression(
+                "attribute_exists(email) AND #status = :succeeded AND attribute_not_exists(access_revoked) \
+                 AND attribute_exists(claim_expires_at) AND attribute_not_exists(claim_redeemed_at) \
+                 AND claim_expires_at > :now",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":now_text", AttributeValue::S(format_rfc3339(now)))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":succeeded", AttributeValue::S("succeeded".to_owned()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                Ok(ClaimOutcome::Redeemed(PaymentRecord::from_item(&item)?))
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let payment = self.get_payment(payment_id).await?;
+                Ok(classify_unredeemable(payment.as_ref(), now))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Creates both tables (with `email-index` and TTL) if they do not exist; waits until
+    /// they are active. Against AWS it also turns on point-in-time recovery.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        for spec in table_specs(&self.config) {
+            let mut request = self
+                .client
+                .create_table()
+                .table_name(&spec.name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key(spec.partition_key, KeyType::Hash));
+            for attribute in spec.attributes {
+                request = request.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(*attribute)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                );
+            }
+            if let Some((index, hash, range)) = spec.index {
+                request = request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key(hash, KeyType::Hash))
+                        .key_schema(key(range, KeyType::Range))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                );
+            }
+            match request.send().await {
+                Ok(_) => {}
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(error) => return Err(error.into()),
+            }
+            self.wait_until_active(&spec.name).await?;
+            if let Some(attribute) = spec.ttl_attribute {
+                self.enable_ttl(&spec.name, attribute).await?;
+            }
+            if self.config.endpoint.is_none() {
+                self.client
+                    .update_continuous_backups()
+                    .table_name(&spec.name)
+                    .point_in_time_recovery_specification(
+                        aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                            .point_in_time_recovery_enabled(true)
+                            .build()
+                            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                    )
+                    .send()
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_until_active(&self, table: &str) -> Result<(), StoreError> {
+        for _ in 0..120 {
+            let description = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await?;
+            let status = description
+                .table()
+                .and_then(|t| t.table_status())
+                .map(|s| s.as_str().to_owned());
+            if status.as_deref() == Some("ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {table} did not become active"
+        )))
+    }
+
+    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<(), StoreError> {
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await?;
+        let enabled = current
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status())
+            .is_some_and(|s| matches!(s.as_str(), "ENABLED" | "ENABLING"));
+        if !enabled {
+            self.client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(attribute)
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                )
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The shape of one table, shared by table creation and the template check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Table name.
+    pub name: String,
+    /// Partition key (string).
+    pub partition_key: &'static str,
+    /// Every key attribute (all strings).
+    pub attributes: &'static [&'static str],
+    /// Global secondary index: name, partition key, sort key (projection ALL).
+    pub index: Option<(&'static str, &'static str, &'static str)>,
+    /// TTL attribute.
+    pub ttl_attribute: Option<&'static str>,
+}
+
+/// Both tables' definitions.
+pub fn table_specs(config: &StoreConfig) -> [TableSpec; 2] {
+    [
+        TableSpec {
+            name: config.entitlements_table.clone(),
+            partition_key: "email",
+            attributes: &["email"],
+            index: None,
+            ttl_attribute: None,
+        },
+        TableSpec {
+            name: config.payments_table.clone(),
+            partition_key: "payment_id",
+            attributes: &["payment_id", "email", "created_at"],
+            index: Some((EMAIL_INDEX, "email", "created_at")),
+            ttl_attribute: Some(TTL_ATTRIBUTE),
+        },
+    ]
+}
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .unwrap_or_else(|_| unreachable!("name and key type are both set"))
+}
+
+fn version_name() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([("#version".to_owned(), "version".to_owned())])
+}
+
+fn version_condition(partition_key: &str, version: i64) -> (String, Option<Item>) {
+    if version == 0 {
+        (format!("attribute_not_exists({partition_key})"), None)
+    } else {
+        (
+            "#version = :expected_version".to_owned(),
+            Some(Item::from([(
+                ":expected_version".to_owned(),
+                AttributeValue::N(version.to_string()),
+            )])),
+        )
+    }
+}
+
+fn versioned_put(
+    table: &str,
+    partition_key: &str,
+    item: Item,
+    read_version: i64,
+) -> TransactWriteItem {
+    let (condition, values) = version_condition(partition_key, read_version);
+    put(table, item, &condition, values)
+}
+
+fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> TransactWriteItem {
+    let names = values.as_ref().map(|_| version_name());
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names(names)
+        .set_expression_attribute_values(values)
+        .build()
+        .unwrap_or_else(|_| unreachable!("table name and item are both set"));
+    TransactWriteItem::builder().put(put).build()
+}
+
+fn classify_unredeemable(payment: Option<&PaymentRecord>, now: i64) -> ClaimOutcome {
+    let Some(payment) = payment else {
+        return ClaimOutcome::Pending;
+    };
+    if payment.access_revoked.is_some() || matches!(payment.status.as_str(), "failed" | "cancelled")
+    {
+        return ClaimOutcome::Failed;
+    }
+    if payment.claim_redeemed_at.is_some() {
+        return ClaimOutcome::AlreadyClaimed;
+    }
+    match payment.claim_expires_at {
+        Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,
+        _ => ClaimOutcome::Pending,
+    }
+}
