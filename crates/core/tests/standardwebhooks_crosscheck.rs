@@ -13,7 +13,9 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 fn python() -> PathBuf {
     let path = std::env::var_os("LLMXT_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/venv/bin/python"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/venv/bin/python")
+        });
     let has_package = Command::new(&path)
         .args(["-c", "import standardwebhooks"])
         .status()
@@ -34,7 +36,12 @@ fn run_python(script: &str, input: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start python");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     let output = child.wait_with_output().expect("python ran");
     assert!(output.status.success(), "python failed");
     String::from_utf8(output.stdout).expect("utf-8")
@@ -44,11 +51,15 @@ fn bodies() -> Vec<String> {
     let mut bodies = vec![
         String::new(),
         r#"{"test": 2432232314}"#.to_owned(),
-        r#"{"type":"payment.succeeded","data":{"customer":{"email":"zoë@example.com"}}}"#.to_owned(),
+        r#"{"type":"payment.succeeded","data":{"customer":{"email":"zoë@example.com"}}}"#
+            .to_owned(),
         "{\n  \"pretty\": true,\n  \"tabs\":\t\"x\"\n}".to_owned(),
     ];
     for n in 0..40 {
-        bodies.push(format!(r#"{{"n":{n},"text":"{}","emoji":"✓"}}"#, "ab\\\"c".repeat(n)));
+        bodies.push(format!(
+            r#"{{"n":{n},"text":"{}","emoji":"✓"}}"#,
+            "ab\\\"c".repeat(n)
+        ));
     }
     bodies
 }
@@ -68,18 +79,31 @@ for i, (body, ts) in enumerate(cases):
 print(json.dumps(out))
 "#;
     let cases: Vec<(String, i64)> = bodies().into_iter().map(|b| (b, now)).collect();
-    let signatures: Vec<String> =
-        serde_json::from_str(&run_python(script, &serde_json::to_string(&cases).expect("json"))).expect("json out");
+    let signatures: Vec<String> = serde_json::from_str(&run_python(
+        script,
+        &serde_json::to_string(&cases).expect("json"),
+    ))
+    .expect("json out");
     assert_eq!(signatures.len(), cases.len());
     let secrets = WebhookSecrets::parse(SECRET).expect("secret");
     let ts = now.to_string();
     for (i, ((body, _), signature)) in cases.iter().zip(&signatures).enumerate() {
         let id = format!("msg_{i}");
-        let headers = WebhookHeaders { id: Some(&id), timestamp: Some(&ts), signature: Some(signature) };
-        assert!(verify(&secrets, headers, body.as_bytes(), now).is_ok(), "case {i}: {body:?}");
+        let headers = WebhookHeaders {
+            id: Some(&id),
+            timestamp: Some(&ts),
+            signature: Some(signature),
+        };
+        assert!(
+            verify(&secrets, headers, body.as_bytes(), now).is_ok(),
+            "case {i}: {body:?}"
+        );
         let mut tampered = body.clone().into_bytes();
         tampered.push(b' ');
-        assert!(verify(&secrets, headers, &tampered, now).is_err(), "tampered case {i}");
+        assert!(
+            verify(&secrets, headers, &tampered, now).is_err(),
+            "tampered case {i}"
+        );
     }
 }
 
@@ -116,13 +140,22 @@ for msg_id, body, signature, ts in json.load(sys.stdin):
     results.append([ok, tampered_ok])
 print(json.dumps(results))
 "#;
-    let input: Vec<(&str, &str, &str, String)> =
-        cases.iter().map(|(id, body, sig)| (id.as_str(), body.as_str(), sig.as_str(), now.to_string())).collect();
-    let results: Vec<(bool, bool)> =
-        serde_json::from_str(&run_python(script, &serde_json::to_string(&input).expect("json"))).expect("json out");
+    let input: Vec<(&str, &str, &str, String)> = cases
+        .iter()
+        .map(|(id, body, sig)| (id.as_str(), body.as_str(), sig.as_str(), now.to_string()))
+        .collect();
+    let results: Vec<(bool, bool)> = serde_json::from_str(&run_python(
+        script,
+        &serde_json::to_string(&input).expect("json"),
+    ))
+    .expect("json out");
     assert_eq!(results.len(), cases.len());
     for (i, (ok, tampered_ok)) in results.into_iter().enumerate() {
-        assert!(ok, "python rejected our signature for case {i}: {:?}", cases[i].1);
+        assert!(
+            ok,
+            "python rejected our signature for case {i}: {:?}",
+            cases[i].1
+        );
         assert!(!tampered_ok, "python accepted a tampered body for case {i}");
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use llmxt_core::email::Email;
 use llmxt_core::policy::Changes;
-use llmxt_core::records::{DeliveryRecord, Entitlement, Freshness, PaymentRecord, SubscriptionRecord, source, status};
+use llmxt_core::records::{
+    DeliveryRecord, Entitlement, Freshness, PaymentRecord, SubscriptionRecord, source, status,
+};
 use llmxt_core::store::{ClaimOutcome, ClientProfile, CommitOutcome, Store, StoreError};
 use llmxt_testkit::{fresh_store, table_sizes, unique_store_config};
 
@@ -32,7 +34,10 @@ fn paid(payment_id: &str, buyer: &str, claim_expires_at: Option<i64>) -> Payment
         plan: Some("professional".to_owned()),
         created_at: NOW - 60,
         updated_at: NOW,
-        freshness: Some(Freshness { webhook_timestamp: NOW, event_timestamp_micros: 1 }),
+        freshness: Some(Freshness {
+            webhook_timestamp: NOW,
+            event_timestamp_micros: 1,
+        }),
         claim_expires_at,
         ..PaymentRecord::default()
     }
@@ -50,8 +55,14 @@ fn active(buyer: &str) -> Entitlement {
 }
 
 async fn commit_payment(store: &Store, webhook_id: &str, payment: PaymentRecord) {
-    let changes = Changes { payment: Some(payment), ..Changes::default() };
-    assert_eq!(store.commit(&delivery(webhook_id), &changes).await.unwrap(), CommitOutcome::Committed);
+    let changes = Changes {
+        payment: Some(payment),
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.commit(&delivery(webhook_id), &changes).await.unwrap(),
+        CommitOutcome::Committed
+    );
 }
 
 #[tokio::test]
@@ -59,13 +70,29 @@ async fn create_tables_is_idempotent_with_index_and_ttl() {
     let store = fresh_store().await;
     store.create_tables().await.expect("second run succeeds");
     let payments = store.config().payments_table.clone();
-    let description = store.client().describe_table().table_name(&payments).send().await.unwrap();
+    let description = store
+        .client()
+        .describe_table()
+        .table_name(&payments)
+        .send()
+        .await
+        .unwrap();
     let table = description.table().unwrap();
     let index = &table.global_secondary_indexes()[0];
     assert_eq!(index.index_name(), Some("email-index"));
-    let keys: Vec<_> = index.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    let keys: Vec<_> = index
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
     assert_eq!(keys, ["email", "created_at"]);
-    let ttl = store.client().describe_time_to_live().table_name(&payments).send().await.unwrap();
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name(&payments)
+        .send()
+        .await
+        .unwrap();
     let ttl = ttl.time_to_live_description().unwrap();
     assert_eq!(ttl.attribute_name(), Some("ttl"));
 }
@@ -74,7 +101,13 @@ async fn create_tables_is_idempotent_with_index_and_ttl() {
 async fn records_round_trip_and_missing_ones_are_none() {
     let store = fresh_store().await;
     assert_eq!(store.get_payment("pay_missing").await.unwrap(), None);
-    assert_eq!(store.get_entitlement(&email("nobody@example.com")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_entitlement(&email("nobody@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(!store.delivery_seen("msg_1").await.unwrap());
 
     let subscription = SubscriptionRecord {
@@ -89,15 +122,29 @@ async fn records_round_trip_and_missing_ones_are_none() {
         entitlement: Some(active("buyer@example.com")),
         attention: None,
     };
-    assert_eq!(store.commit(&delivery("msg_1"), &changes).await.unwrap(), CommitOutcome::Committed);
+    assert_eq!(
+        store.commit(&delivery("msg_1"), &changes).await.unwrap(),
+        CommitOutcome::Committed
+    );
 
     let payment = store.get_payment("pay_1").await.unwrap().unwrap();
     assert_eq!(payment.email.unwrap().as_str(), "buyer@example.com");
     assert_eq!(payment.version, 1, "every write bumps the version");
     assert_eq!(payment.claim_expires_at, Some(NOW + 600));
-    let entitlement = store.get_entitlement(&email("buyer@example.com")).await.unwrap().unwrap();
+    let entitlement = store
+        .get_entitlement(&email("buyer@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(entitlement.is_pro(NOW));
-    assert_eq!(store.claim_payment_for_subscription("sub_1").await.unwrap().as_deref(), Some("pay_1"));
+    assert_eq!(
+        store
+            .claim_payment_for_subscription("sub_1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pay_1")
+    );
     assert!(store.delivery_seen("msg_1").await.unwrap());
 }
 
@@ -108,7 +155,12 @@ async fn payments_for_email_uses_the_index_newest_first_and_lists_only_payments(
     older.created_at = NOW - 1000;
     commit_payment(&store, "msg_a", older).await;
     commit_payment(&store, "msg_b", paid("pay_new", "buyer@example.com", None)).await;
-    commit_payment(&store, "msg_c", paid("pay_other", "other@example.com", None)).await;
+    commit_payment(
+        &store,
+        "msg_c",
+        paid("pay_other", "other@example.com", None),
+    )
+    .await;
     // Eventually consistent index: DynamoDB Local updates it synchronously.
     let found: Vec<String> = store
         .payments_for_email(&email("buyer@example.com"))
@@ -126,9 +178,18 @@ async fn a_delivery_commits_once() {
     commit_payment(&store, "msg_1", paid("pay_1", "buyer@example.com", None)).await;
     let mut changed = store.get_payment("pay_1").await.unwrap().unwrap();
     changed.status = "failed".to_owned();
-    let changes = Changes { payment: Some(changed), ..Changes::default() };
-    assert_eq!(store.commit(&delivery("msg_1"), &changes).await.unwrap(), CommitOutcome::Duplicate);
-    assert_eq!(store.get_payment("pay_1").await.unwrap().unwrap().status, "succeeded");
+    let changes = Changes {
+        payment: Some(changed),
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.commit(&delivery("msg_1"), &changes).await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    assert_eq!(
+        store.get_payment("pay_1").await.unwrap().unwrap().status,
+        "succeeded"
+    );
 }
 
 #[tokio::test]
@@ -144,31 +205,86 @@ async fn a_stale_version_conflicts_and_a_failed_transaction_writes_nothing() {
         entitlement: Some(active("buyer@example.com")),
         ..Changes::default()
     };
-    assert_eq!(store.commit(&delivery("msg_2"), &changes).await.unwrap(), CommitOutcome::Conflict);
-    assert_eq!(table_sizes(&store).await, (entitlements_before, payments_before));
+    assert_eq!(
+        store.commit(&delivery("msg_2"), &changes).await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        table_sizes(&store).await,
+        (entitlements_before, payments_before)
+    );
     assert!(!store.delivery_seen("msg_2").await.unwrap());
-    assert_eq!(store.get_payment("pay_1").await.unwrap().unwrap().claim_expires_at, None);
-    assert_eq!(store.get_entitlement(&email("buyer@example.com")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_payment("pay_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .claim_expires_at,
+        None
+    );
+    assert_eq!(
+        store
+            .get_entitlement(&email("buyer@example.com"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
 async fn versioned_entitlement_put_detects_concurrent_changes() {
     let store = fresh_store().await;
-    assert_eq!(store.put_entitlement(&active("a@example.com")).await.unwrap(), CommitOutcome::Committed);
-    let stored = store.get_entitlement(&email("a@example.com")).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .put_entitlement(&active("a@example.com"))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    let stored = store
+        .get_entitlement(&email("a@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.version, 1);
-    assert_eq!(store.put_entitlement(&active("a@example.com")).await.unwrap(), CommitOutcome::Conflict);
+    assert_eq!(
+        store
+            .put_entitlement(&active("a@example.com"))
+            .await
+            .unwrap(),
+        CommitOutcome::Conflict
+    );
     let mut revoked = stored.clone();
     revoked.status = status::REVOKED.to_owned();
-    assert_eq!(store.put_entitlement(&revoked).await.unwrap(), CommitOutcome::Committed);
-    assert_eq!(store.put_entitlement(&revoked).await.unwrap(), CommitOutcome::Conflict);
-    assert_eq!(store.get_entitlement(&email("a@example.com")).await.unwrap().unwrap().status, "revoked");
+    assert_eq!(
+        store.put_entitlement(&revoked).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(
+        store.put_entitlement(&revoked).await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        store
+            .get_entitlement(&email("a@example.com"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "revoked"
+    );
 }
 
 #[tokio::test]
 async fn fifty_concurrent_redemptions_have_exactly_one_winner() {
     let store = Arc::new(fresh_store().await);
-    commit_payment(&store, "msg_1", paid("pay_1", "buyer@example.com", Some(NOW + 600))).await;
+    commit_payment(
+        &store,
+        "msg_1",
+        paid("pay_1", "buyer@example.com", Some(NOW + 600)),
+    )
+    .await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -194,38 +310,81 @@ async fn fifty_concurrent_redemptions_have_exactly_one_winner() {
 #[tokio::test]
 async fn unredeemable_claims_say_why() {
     let store = fresh_store().await;
-    assert_eq!(store.redeem_claim("pay_none", NOW).await.unwrap(), ClaimOutcome::Pending);
+    assert_eq!(
+        store.redeem_claim("pay_none", NOW).await.unwrap(),
+        ClaimOutcome::Pending
+    );
 
-    commit_payment(&store, "m1", paid("pay_expired", "a@example.com", Some(NOW))).await;
-    assert_eq!(store.redeem_claim("pay_expired", NOW).await.unwrap(), ClaimOutcome::Expired);
+    commit_payment(
+        &store,
+        "m1",
+        paid("pay_expired", "a@example.com", Some(NOW)),
+    )
+    .await;
+    assert_eq!(
+        store.redeem_claim("pay_expired", NOW).await.unwrap(),
+        ClaimOutcome::Expired
+    );
 
     let mut failed = paid("pay_failed", "a@example.com", None);
     failed.status = "failed".to_owned();
     commit_payment(&store, "m2", failed).await;
-    assert_eq!(store.redeem_claim("pay_failed", NOW).await.unwrap(), ClaimOutcome::Failed);
+    assert_eq!(
+        store.redeem_claim("pay_failed", NOW).await.unwrap(),
+        ClaimOutcome::Failed
+    );
 
     let mut processing = paid("pay_processing", "a@example.com", None);
     processing.status = "processing".to_owned();
     commit_payment(&store, "m3", processing).await;
-    assert_eq!(store.redeem_claim("pay_processing", NOW).await.unwrap(), ClaimOutcome::Pending);
+    assert_eq!(
+        store.redeem_claim("pay_processing", NOW).await.unwrap(),
+        ClaimOutcome::Pending
+    );
 
     let mut refunded = paid("pay_refunded", "a@example.com", Some(NOW + 600));
     refunded.access_revoked = Some("refunded".to_owned());
     commit_payment(&store, "m4", refunded).await;
-    assert_eq!(store.redeem_claim("pay_refunded", NOW).await.unwrap(), ClaimOutcome::Failed);
+    assert_eq!(
+        store.redeem_claim("pay_refunded", NOW).await.unwrap(),
+        ClaimOutcome::Failed
+    );
 
     let mut anonymous = paid("pay_anonymous", "a@example.com", Some(NOW + 600));
     anonymous.email = None;
     commit_payment(&store, "m5", anonymous).await;
-    assert_eq!(store.redeem_claim("pay_anonymous", NOW).await.unwrap(), ClaimOutcome::Pending);
+    assert_eq!(
+        store.redeem_claim("pay_anonymous", NOW).await.unwrap(),
+        ClaimOutcome::Pending
+    );
 
-    commit_payment(&store, "m6", paid("pay_ok", "a@example.com", Some(NOW + 600))).await;
-    assert!(matches!(store.redeem_claim("pay_ok", NOW).await.unwrap(), ClaimOutcome::Redeemed(_)));
-    assert_eq!(store.redeem_claim("pay_ok", NOW + 1).await.unwrap(), ClaimOutcome::AlreadyClaimed);
+    commit_payment(
+        &store,
+        "m6",
+        paid("pay_ok", "a@example.com", Some(NOW + 600)),
+    )
+    .await;
+    assert!(matches!(
+        store.redeem_claim("pay_ok", NOW).await.unwrap(),
+        ClaimOutcome::Redeemed(_)
+    ));
+    assert_eq!(
+        store.redeem_claim("pay_ok", NOW + 1).await.unwrap(),
+        ClaimOutcome::AlreadyClaimed
+    );
     // Redeeming changed the version, so a writer holding the old copy conflicts instead of
     // silently re-opening the claim.
-    let changes = Changes { payment: Some(PaymentRecord { version: 1, ..paid("pay_ok", "a@example.com", Some(NOW + 600)) }), ..Changes::default() };
-    assert_eq!(store.commit(&delivery("m7"), &changes).await.unwrap(), CommitOutcome::Conflict);
+    let changes = Changes {
+        payment: Some(PaymentRecord {
+            version: 1,
+            ..paid("pay_ok", "a@example.com", Some(NOW + 600))
+        }),
+        ..Changes::default()
+    };
+    assert_eq!(
+        store.commit(&delivery("m7"), &changes).await.unwrap(),
+        CommitOutcome::Conflict
+    );
 }
 
 #[tokio::test]
@@ -240,13 +399,24 @@ async fn a_missing_table_is_a_typed_error() {
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable_quickly() {
     let mut config = unique_store_config();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     config.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
-    let store = Store::connect(&config, ClientProfile::within(std::time::Duration::from_millis(300))).await;
+    let store = Store::connect(
+        &config,
+        ClientProfile::within(std::time::Duration::from_millis(300)),
+    )
+    .await;
     let started = std::time::Instant::now();
     match store.get_entitlement(&email("a@example.com")).await {
         Err(StoreError::Unavailable(_)) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the client timeouts");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "bounded by the client timeouts"
+    );
 }

@@ -31,12 +31,14 @@ pub fn repo_root() -> PathBuf {
 /// A file under `fixtures/`, as text.
 pub fn fixture(relative: &str) -> String {
     let path = repo_root().join("fixtures").join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
 }
 
 /// A Dodo fixture re-serialised compactly, with `edit` applied to its JSON first.
 pub fn dodo_body(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
-    let mut value: serde_json::Value = serde_json::from_str(&fixture(&format!("dodo/{name}.json"))).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&fixture(&format!("dodo/{name}.json"))).unwrap();
     edit(&mut value);
     serde_json::to_string(&value).unwrap()
 }
@@ -86,7 +88,11 @@ pub fn unique_store_config() -> StoreConfig {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let suffix = format!("{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let suffix = format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
     StoreConfig {
         entitlements_table: format!("test-entitlements-{suffix}"),
         payments_table: format!("test-payments-{suffix}"),
@@ -97,12 +103,18 @@ pub fn unique_store_config() -> StoreConfig {
 /// A store on fresh, empty tables in DynamoDB Local.
 pub async fn fresh_store() -> Store {
     let store = Store::connect(&unique_store_config(), ClientProfile::patient()).await;
-    store.create_tables().await.expect("create test tables in DynamoDB Local");
+    store
+        .create_tables()
+        .await
+        .expect("create test tables in DynamoDB Local");
     store
 }
 
 /// Every item of a table, for asserting that nothing else was written.
-pub async fn scan_all(store: &Store, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+pub async fn scan_all(
+    store: &Store,
+    table: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
     let output = store
         .client()
         .scan()
