@@ -134,3 +134,214 @@ pub async fn table_sizes(store: &Store) -> (usize, usize) {
         scan_all(store, &config.payments_table).await.len(),
     )
 }
+
+/// Fixed clock of the sample events in `events/` (2026-01-10T17:55:53Z).
+pub const EVENTS_TIME: i64 = 1_768_067_753;
+
+/// An API Gateway HTTP API (v2) event, as Lambda receives it.
+pub struct ApiGatewayEvent<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path, e.g. `/api/webhooks/dodo`.
+    pub path: &'a str,
+    /// Raw query string without `?`.
+    pub query: &'a str,
+    /// Headers (lower-case names).
+    pub headers: Vec<(&'a str, String)>,
+    /// Cookies (`name=value`).
+    pub cookies: Vec<String>,
+    /// Body.
+    pub body: Option<String>,
+}
+
+impl ApiGatewayEvent<'_> {
+    /// The event JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut headers = serde_json::Map::new();
+        headers.insert("host".into(), "pro.example.com".into());
+        headers.insert("x-forwarded-proto".into(), "https".into());
+        for (name, value) in &self.headers {
+            headers.insert((*name).to_owned(), value.clone().into());
+        }
+        let mut event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("{} {}", self.method, self.path),
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abcdef1234",
+                "domainName": "pro.example.com",
+                "domainPrefix": "pro",
+                "http": {
+                    "method": self.method,
+                    "path": self.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "203.0.113.10",
+                    "userAgent": "llmxt-events"
+                },
+                "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                "routeKey": format!("{} {}", self.method, self.path),
+                "stage": "$default",
+                "time": "10/Jan/2026:17:55:53 +0000",
+                "timeEpoch": EVENTS_TIME * 1000
+            },
+            "isBase64Encoded": false
+        });
+        if !self.cookies.is_empty() {
+            event["cookies"] = serde_json::json!(self.cookies);
+        }
+        if let Some(body) = &self.body {
+            event["body"] = body.clone().into();
+        }
+        event
+    }
+}
+
+/// A request as `lambda_http` builds it from an event file's JSON.
+pub fn request_from_event(event_json: &str) -> lambda_http::Request {
+    lambda_http::request::from_str(event_json).expect("a valid API Gateway v2 event")
+}
+
+/// A file under `events/`, as text.
+pub fn event_file(name: &str) -> String {
+    let path = repo_root().join("events").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A signed webhook delivery as an API Gateway event.
+pub fn webhook_event(
+    id: &str,
+    timestamp: i64,
+    body: &str,
+    signature: Option<String>,
+) -> serde_json::Value {
+    let signature = signature.unwrap_or_else(|| sign_webhook(id, timestamp, body));
+    ApiGatewayEvent {
+        method: "POST",
+        path: "/api/webhooks/dodo",
+        query: "",
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("webhook-id", id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ],
+        cookies: Vec::new(),
+        body: Some(body.to_owned()),
+    }
+    .to_json()
+}
+
+/// Response body as text.
+pub fn response_text(response: &lambda_http::Response<lambda_http::Body>) -> String {
+    String::from_utf8_lossy(response.body().as_ref()).into_owned()
+}
+
+/// Response body as JSON.
+pub fn response_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|_| panic!("not JSON: {}", response_text(response)))
+}
+
+/// The test server-to-server key.
+pub fn hmac_secret() -> Secret {
+    Secret::new(TEST_HMAC_SECRET.as_bytes().to_vec())
+}
+
+/// Every sample event of `events/`, generated from the fixtures with the documented test
+/// secrets at [`EVENTS_TIME`]. A test keeps the committed files equal to this.
+pub fn sample_events() -> Vec<(&'static str, serde_json::Value)> {
+    use llmxt_core::request_signature::{SignedRequest, sign as sign_request};
+    use llmxt_core::token::TokenSigner;
+
+    let t = EVENTS_TIME;
+    let payment = dodo_body("payment.succeeded.cli-generator", |_| {});
+    let subscription = dodo_body("subscription.active.cli-generator", |_| {});
+    let refund = dodo_body("refund.succeeded.cli-generator", |_| {});
+    let get = |path: &'static str,
+               query: &'static str,
+               headers: Vec<(&'static str, String)>,
+               cookies: Vec<String>| {
+        ApiGatewayEvent {
+            method: "GET",
+            path,
+            query,
+            headers,
+            cookies,
+            body: None,
+        }
+        .to_json()
+    };
+    let buyer = llmxt_core::email::Email::parse("john.doe@example.com").unwrap();
+    let cookie =
+        TokenSigner::new(entitlement_secret()).issue(&buyer, "professional", t, 30 * 86_400);
+    let email_query = "email=john.doe%40example.com";
+    let signature = sign_request(
+        &hmac_secret(),
+        t,
+        SignedRequest {
+            method: "GET",
+            path_and_query: "/api/entitlement?email=john.doe%40example.com",
+            body: b"",
+        },
+    );
+    vec![
+        (
+            "webhook-payment-succeeded.json",
+            webhook_event("msg_events_payment", t, &payment, None),
+        ),
+        (
+            "webhook-subscription-active.json",
+            webhook_event("msg_events_subscription", t + 1, &subscription, None),
+        ),
+        (
+            "webhook-refund-succeeded.json",
+            webhook_event("msg_events_refund", t + 2, &refund, None),
+        ),
+        (
+            "webhook-bad-signature.json",
+            webhook_event(
+                "msg_events_bad",
+                t,
+                &payment,
+                Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_owned()),
+            ),
+        ),
+        (
+            "webhook-stale-timestamp.json",
+            webhook_event("msg_events_stale", t - 3600, &payment, None),
+        ),
+        (
+            "success-redirect.json",
+            get(
+                "/upgrade/success",
+                "payment_id=pay_test&status=succeeded",
+                vec![],
+                vec![],
+            ),
+        ),
+        (
+            "entitlement-cookie.json",
+            get(
+                "/api/entitlement",
+                "",
+                vec![],
+                vec![format!("llmxt_pro={cookie}")],
+            ),
+        ),
+        (
+            "entitlement-email-signed.json",
+            get(
+                "/api/entitlement",
+                email_query,
+                vec![
+                    ("x-llmxt-timestamp", t.to_string()),
+                    ("x-llmxt-signature", signature),
+                ],
+                vec![],
+            ),
+        ),
+    ]
+}

@@ -1,0 +1,190 @@
+//! What the three functions share at the HTTP edge: reading requests, building responses,
+//! and the one mapping from errors to status codes.
+#![forbid(unsafe_code)]
+
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use llmxt_core::config::ConfigError;
+use serde_json::{Value, json};
+
+/// Every error a function answers with, mapped to its status in [`ApiError::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input (`400`).
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// Missing or invalid signature (`401`).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Wrong HTTP method (`405`).
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// Body over the limit (`413`).
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Storage failed or is unreachable; the caller should retry (`503`).
+    #[error("temporarily unavailable, retry later")]
+    Unavailable,
+    /// Anything else on our side (`500`).
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short JSON body with a safe message: `{"error": "..."}`.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = json_response(self.status(), &json!({ "error": self.to_string() }));
+        if let Self::MethodNotAllowed(allowed) = self {
+            response
+                .headers_mut()
+                .insert("allow", HeaderValue::from_static(allowed));
+        }
+        response
+    }
+}
+
+impl From<&llmxt_core::store::StoreError> for ApiError {
+    fn from(error: &llmxt_core::store::StoreError) -> Self {
+        use llmxt_core::store::StoreError;
+        match error {
+            StoreError::Unavailable(_) | StoreError::Contention => Self::Unavailable,
+            StoreError::MissingTable(_) | StoreError::Corrupt(_) => Self::Internal,
+        }
+    }
+}
+
+/// A JSON response that is never cached.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An HTML response that is never cached and runs no scripts.
+pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(html));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A `302` to `location`, optionally setting a cookie. `location` must be built from
+/// configuration, never from the request.
+pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::FOUND;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(LOCATION, value);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if let Some(cookie) = set_cookie {
+        add_set_cookie(headers, cookie);
+    }
+    response
+}
+
+/// Appends a `Set-Cookie` header.
+pub fn add_set_cookie(headers: &mut HeaderMap, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        headers.append(SET_COOKIE, value);
+    }
+}
+
+/// A header's value, when present and visible ASCII.
+pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The raw request body.
+pub fn body_bytes(request: &Request) -> &[u8] {
+    request.body().as_ref()
+}
+
+/// One query parameter, percent-decoded; `None` when absent or given more than once
+/// (an ambiguous query is not guessed at).
+pub fn query_param(request: &Request, name: &str) -> Option<String> {
+    let params = request.query_string_parameters_ref()?;
+    match params.all(name) {
+        Some(values) if values.len() == 1 => values.first().map(|v| (*v).to_owned()),
+        _ => None,
+    }
+}
+
+/// Path and query exactly as received (still percent-encoded), for request signatures.
+pub fn path_and_query(request: &Request) -> String {
+    let raw_path = request.raw_http_path();
+    let path = if raw_path.is_empty() {
+        request.uri().path()
+    } else {
+        raw_path
+    };
+    match request.uri().query() {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// The value of one cookie from the `Cookie` header(s).
+pub fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// Whether the client prefers JSON (`Accept: application/json`).
+pub fn wants_json(request: &Request) -> bool {
+    header(request, "accept").is_some_and(|accept| accept.contains("application/json"))
+}
+
+/// Sets up JSON-capable logging as the Lambda runtime recommends (`AWS_LAMBDA_LOG_FORMAT`,
+/// `AWS_LAMBDA_LOG_LEVEL`, or `RUST_LOG`).
+pub fn init_tracing() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// Returns the configuration, or logs the one-line reason and exits: a function with bad
+/// configuration must not start.
+pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
+    match config {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(variable = error.variable, "{error}");
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+}
