@@ -188,3 +188,65 @@ pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
         }
     }
 }
+
+/// Name of the entitlement cookie.
+pub const COOKIE_NAME: &str = "llmxt_pro";
+
+/// `Set-Cookie` value for the entitlement token: first-party, HttpOnly, Secure, Lax.
+pub fn entitlement_cookie(token: &str, max_age_seconds: i64, domain: Option<&str>) -> String {
+    let mut cookie = format!(
+        "{COOKIE_NAME}={token}; Max-Age={max_age_seconds}; Path=/; HttpOnly; Secure; SameSite=Lax"
+    );
+    if let Some(domain) = domain {
+        cookie.push_str("; Domain=");
+        cookie.push_str(domain);
+    }
+    cookie
+}
+
+/// `Set-Cookie` value that deletes the entitlement cookie.
+pub fn cleared_entitlement_cookie(domain: Option<&str>) -> String {
+    entitlement_cookie("", 0, domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_attributes() {
+        assert_eq!(
+            entitlement_cookie("abc", 60, None),
+            "llmxt_pro=abc; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+        assert_eq!(
+            cleared_entitlement_cookie(Some("example.com")),
+            "llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax; Domain=example.com"
+        );
+    }
+
+    #[test]
+    fn status_mapping() {
+        assert_eq!(ApiError::BadRequest("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::Unauthorized("x").status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            ApiError::MethodNotAllowed("GET").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            ApiError::PayloadTooLarge.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::Unavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::Internal.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! `GET /api/entitlement`: answers whether a visitor (by cookie) or an email (by a signed
+//! server-to-server request) has Pro. The database decides; only when it is unreachable or
+//! slower than its budget does a validly signed, unexpired cookie answer alone.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use llmxt_core::config::EntitlementConfig;
+use llmxt_core::email::Email;
+use llmxt_core::records::{Entitlement, status};
+use llmxt_core::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
+use llmxt_core::store::{ClientProfile, Store, StoreError};
+use llmxt_core::time::format_rfc3339;
+use llmxt_core::token::{EntitlementClaims, TokenSigner};
+use llmxt_http::{
+    ApiError, COOKIE_NAME, add_set_cookie, body_bytes, cleared_entitlement_cookie, cookie, header,
+    json_response, path_and_query, query_param,
+};
+use serde_json::{Value, json};
+
+/// What the handler needs, built once at cold start.
+#[derive(Debug, Clone)]
+pub struct EntitlementDeps {
+    /// Validated configuration.
+    pub config: EntitlementConfig,
+    /// The tables, through a client whose timeouts fit the budget.
+    pub store: Store,
+    /// Verifies cookies.
+    pub signer: TokenSigner,
+}
+
+impl EntitlementDeps {
+    /// Wraps a store.
+    pub fn new(config: EntitlementConfig, store: Store) -> Self {
+        let signer = TokenSigner::new(config.cookie.secret.clone());
+        Self {
+            config,
+            store,
+            signer,
+        }
+    }
+
+    /// Builds a DynamoDB client whose timeouts and retries fit within the budget.
+    pub async fn connect(config: EntitlementConfig) -> Self {
+        let profile = ClientProfile::within(budget(&config));
+        let store = Store::connect(&config.store, profile).await;
+        Self::new(config, store)
+    }
+}
+
+fn budget(config: &EntitlementConfig) -> Duration {
+    Duration::from_millis(config.db_budget_ms)
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Database,
+    Cookie,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
+/// Handles one request received at `now` (unix seconds).
+pub async fn handle(deps: &EntitlementDeps, request: Request, now: i64) -> Response<Body> {
+    match answer(deps, &request, now).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(status = error.status().as_u16(), reason = %error, "entitlement request rejected");
+            error.into_response()
+        }
+    }
+}
+
+async fn answer(
+    deps: &EntitlementDeps,
+    request: &Request,
+    now: i64,
+) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed("GET"));
+    }
+    let email_query = query_param(request, "email");
+    if email_query.is_some() || deps.config.require_signature {
+        verify_signature(deps, request, now)?;
+    }
+    if let Some(raw) = email_query {
+        let email =
+            Email::parse(&raw).map_err(|_| ApiError::BadRequest("email is not a valid address"))?;
+        return match lookup(deps, &email).await {
+            Ok(entitlement) => {
+                tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
+                Ok(from_database(entitlement.as_ref(), now))
+            }
+            Err(error) => {
+                tracing::error!(email = %email, error = %error, "entitlement by email: database unavailable, failing closed");
+                Err(ApiError::Unavailable)
+            }
+        };
+    }
+
+    let Some(token) = cookie(request, COOKIE_NAME).filter(|t| !t.is_empty()) else {
+        return Ok(not_pro(Source::Cookie));
+    };
+    let claims = match deps.signer.verify(token, now) {
+        Ok(claims) => claims,
+        Err(error) => {
+            tracing::info!(reason = %error, "entitlement cookie rejected and cleared");
+            let mut response = not_pro(Source::Cookie);
+            let cleared = cleared_entitlement_cookie(deps.config.cookie.domain.as_deref());
+            add_set_cookie(response.headers_mut(), &cleared);
+            return Ok(response);
+        }
+    };
+    let Ok(email) = Email::parse(&claims.email) else {
+        return Ok(not_pro(Source::Cookie));
+    };
+    match lookup(deps, &email).await {
+        Ok(entitlement) => {
+            tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by cookie");
+            Ok(from_database(entitlement.as_ref(), now))
+        }
+        Err(error) => {
+            tracing::warn!(email = %email, error = %error, "database unavailable: failing open on a valid cookie");
+            Ok(from_cookie(&claims))
+        }
+    }
+}
+
+fn verify_signature(deps: &EntitlementDeps, request: &Request, now: i64) -> Result<(), ApiError> {
+    let Some(secret) = &deps.config.hmac_secret else {
+        return Err(ApiError::Unauthorized("signed requests are not configured"));
+    };
+    let target = path_and_query(request);
+    let signed = SignedRequest {
+        method: request.method().as_str(),
+        path_and_query: &target,
+        body: body_bytes(request),
+    };
+    request_signature::verify(
+        secret,
+        header(request, TIMESTAMP_HEADER),
+        header(request, SIGNATURE_HEADER),
+        signed,
+        now,
+    )
+    .map_err(|_| ApiError::Unauthorized("invalid request signature"))
+}
+
+/// Reads the entitlement within the budget; a timeout is the same as unavailable.
+async fn lookup(deps: &EntitlementDeps, email: &Email) -> Result<Option<Entitlement>, StoreError> {
+    match tokio::time::timeout(budget(&deps.config), deps.store.get_entitlement(email)).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "no answer within {} ms",
+            deps.config.db_budget_ms
+        ))),
+    }
+}
+
+fn is_pro(entitlement: Option<&Entitlement>, now: i64) -> bool {
+    entitlement.is_some_and(|e| e.is_pro(now))
+}
+
+fn from_database(entitlement: Option<&Entitlement>, now: i64) -> Response<Body> {
+    let Some(entitlement) = entitlement else {
+        return not_pro(Source::Database);
+    };
+    body(
+        entitlement.is_pro(now),
+        Some(&entitlement.plan),
+        Some(&entitlement.status),
+        entitlement.expires_at,
+        Source::Database,
+    )
+}
+
+fn from_cookie(claims: &EntitlementClaims) -> Response<Body> {
+    body(
+        true,
+        Some(&claims.plan),
+        Some(status::ACTIVE),
+        Some(claims.exp),
+        Source::Cookie,
+    )
+}
+
+fn not_pro(source: Source) -> Response<Body> {
+    body(false, None, None, None, source)
+}
+
+fn body(
+    pro: bool,
+    plan: Option<&str>,
+    state: Option<&str>,
+    expires_at: Option<i64>,
+    source: Source,
+) -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::OK,
+        &json!({
+            "pro": pro,
+            "plan": plan,
+            "status": state,
+            "expires_at": expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
+            "source": source.as_str(),
+        }),
+    );
+    response.headers_mut().insert(
+        "vary",
+        lambda_http::http::HeaderValue::from_static("cookie"),
+    );
+    response
+}

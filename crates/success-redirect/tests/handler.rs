@@ -1,0 +1,402 @@
+//! The success redirect in-process, fed API Gateway events, against DynamoDB Local; the
+//! payment lands through the real webhook handler.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use llmxt_core::config::{Env, SuccessConfig, WebhookConfig};
+use llmxt_core::email::Email;
+use llmxt_core::store::{ClientProfile, Store};
+use llmxt_core::token::TokenSigner;
+use llmxt_testkit::{
+    ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body,
+    entitlement_secret, event_file, fresh_store, request_from_event, response_json, response_text,
+    unique_store_config, webhook_event,
+};
+use serde_json::json;
+use success_redirect::{MAX_ATTEMPTS, SuccessDeps, handle};
+
+const SITE: &str = "https://pro.example.com";
+const NOW: i64 = EVENTS_TIME + 5;
+
+fn success_config(extra: &[(&str, &str)]) -> SuccessConfig {
+    let mut pairs = vec![
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+        ("NEXT_PUBLIC_SITE_URL", SITE),
+        (
+            "NEXT_PUBLIC_CHECKOUT_URL",
+            "https://checkout.example.com/buy/pdt_test",
+        ),
+        ("PRODUCT_PLANS", "pdt_test=professional"),
+    ];
+    pairs.extend_from_slice(extra);
+    SuccessConfig::from_env(&Env::from_pairs(
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    ))
+    .unwrap()
+}
+
+async fn setup() -> (SuccessDeps, webhook::WebhookDeps) {
+    let store = fresh_store().await;
+    let webhook_config = WebhookConfig::from_env(&Env::from_pairs([
+        ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+        ("PRODUCT_PLANS", "pdt_test=professional"),
+    ]))
+    .unwrap();
+    let hook = webhook::WebhookDeps {
+        config: webhook_config,
+        store: store.clone(),
+    };
+    (SuccessDeps::new(success_config(&[]), store), hook)
+}
+
+async fn deliver(hook: &webhook::WebhookDeps, id: &str, body: &str) {
+    let event = webhook_event(id, NOW, body, None);
+    let response = webhook::handle(hook, request_from_event(&event.to_string()), NOW).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response_text(&response)
+    );
+}
+
+fn get(query: &str, headers: Vec<(&'static str, String)>) -> String {
+    ApiGatewayEvent {
+        method: "GET",
+        path: "/upgrade/success",
+        query,
+        headers,
+        cookies: vec![],
+        body: None,
+    }
+    .to_json()
+    .to_string()
+}
+
+async fn visit(deps: &SuccessDeps, query: &str, now: i64) -> Response<Body> {
+    handle(deps, request_from_event(&get(query, vec![])), now).await
+}
+
+fn location(response: &Response<Body>) -> &str {
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or("")
+}
+
+fn set_cookie(response: &Response<Body>) -> Option<String> {
+    response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_paid_claim_sets_the_cookie_once() {
+    let (deps, hook) = setup().await;
+    deliver(
+        &hook,
+        "msg_1",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let response = handle(
+        &deps,
+        request_from_event(&event_file("success-redirect.json")),
+        NOW,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=success"
+    );
+    let cookie = set_cookie(&response).unwrap();
+    let lifetime = 30 * 86_400;
+    assert!(
+        cookie.ends_with(&format!(
+            "; Max-Age={lifetime}; Path=/; HttpOnly; Secure; SameSite=Lax"
+        )),
+        "{cookie}"
+    );
+    let token = cookie
+        .trim_start_matches("llmxt_pro=")
+        .split(';')
+        .next()
+        .unwrap();
+    let claims = TokenSigner::new(entitlement_secret())
+        .verify(token, NOW)
+        .unwrap();
+    assert_eq!(
+        (claims.email.as_str(), claims.plan.as_str(), claims.exp),
+        ("john.doe@example.com", "professional", NOW + lifetime)
+    );
+
+    let again = visit(&deps, "payment_id=pay_test&status=succeeded", NOW + 1).await;
+    assert_eq!(
+        location(&again),
+        "https://pro.example.com/?upgrade=already_claimed"
+    );
+    assert_eq!(set_cookie(&again), None);
+}
+
+#[tokio::test]
+async fn the_query_alone_grants_nothing() {
+    let (deps, _) = setup().await;
+    let response = visit(&deps, "payment_id=pay_forged&status=succeeded", NOW).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response_text(&response).contains("Confirming your payment"));
+    assert_eq!(set_cookie(&response), None);
+}
+
+#[tokio::test]
+async fn the_pending_page_retries_and_completes_once_the_webhook_lands() {
+    let (deps, hook) = setup().await;
+    let response = visit(&deps, "payment_id=pay_test&status=succeeded", NOW).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response_text(&response);
+    assert!(html.contains("Confirming your payment…"));
+    assert!(
+        html.contains(
+            "<meta http-equiv=\"refresh\" content=\"2;url=?payment_id=pay_test&attempt=1\">"
+        ),
+        "{html}"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+
+    let json_request = get(
+        "payment_id=pay_test",
+        vec![("accept", "application/json".to_owned())],
+    );
+    let response = handle(&deps, request_from_event(&json_request), NOW).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        response_json(&response),
+        json!({"status": "pending", "retry_after": 2})
+    );
+
+    deliver(
+        &hook,
+        "msg_1",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let response = visit(&deps, "payment_id=pay_test&attempt=3", NOW + 6).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=success"
+    );
+    assert!(set_cookie(&response).is_some());
+}
+
+#[tokio::test]
+async fn after_about_a_minute_the_pending_page_explains() {
+    let (deps, _) = setup().await;
+    let response = visit(
+        &deps,
+        &format!("payment_id=pay_test&attempt={MAX_ATTEMPTS}"),
+        NOW,
+    )
+    .await;
+    let html = response_text(&response);
+    assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
+    assert!(html.contains("contact support"));
+    assert!(html.contains("https://checkout.example.com/buy/pdt_test"));
+}
+
+#[tokio::test]
+async fn an_expired_claim_redirects_without_a_cookie() {
+    let (deps, hook) = setup().await;
+    deliver(
+        &hook,
+        "msg_1",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let response = visit(&deps, "payment_id=pay_test", NOW + 600).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=expired"
+    );
+    assert_eq!(set_cookie(&response), None);
+}
+
+#[tokio::test]
+async fn a_failed_payment_redirects_with_failed() {
+    let (deps, hook) = setup().await;
+    let failed = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["type"] = json!("payment.failed");
+        v["data"]["status"] = json!("failed");
+    });
+    deliver(&hook, "msg_1", &failed).await;
+    let response = visit(&deps, "payment_id=pay_test&status=failed", NOW).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=failed"
+    );
+    // Dodo's own failed status, before any webhook.
+    let response = visit(&deps, "payment_id=pay_other&status=failed", NOW).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=failed"
+    );
+    assert_eq!(set_cookie(&response), None);
+}
+
+#[tokio::test]
+async fn a_subscription_redirect_finds_its_claim() {
+    let (deps, hook) = setup().await;
+    let first = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["subscription_id"] = json!("sub_test");
+        v["data"]["product_cart"] = json!(null);
+    });
+    let pending = visit(&deps, "subscription_id=sub_test&status=active", NOW).await;
+    assert!(response_text(&pending).contains("Confirming"));
+    deliver(&hook, "msg_1", &first).await;
+    let response = visit(&deps, "subscription_id=sub_test&status=active", NOW).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=success"
+    );
+    assert!(set_cookie(&response).is_some());
+}
+
+#[tokio::test]
+async fn fifty_concurrent_redirects_give_one_cookie() {
+    let (deps, hook) = setup().await;
+    deliver(
+        &hook,
+        "msg_1",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let deps = Arc::new(deps);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let deps = Arc::clone(&deps);
+            tokio::spawn(async move { visit(&deps, "payment_id=pay_test", NOW).await })
+        })
+        .collect();
+    let mut cookies = 0;
+    for task in tasks {
+        let response = task.await.unwrap();
+        if set_cookie(&response).is_some() {
+            cookies += 1;
+        } else {
+            assert_eq!(
+                location(&response),
+                "https://pro.example.com/?upgrade=already_claimed"
+            );
+        }
+    }
+    assert_eq!(cookies, 1);
+}
+
+#[tokio::test]
+async fn redirects_only_ever_go_to_the_site() {
+    let (deps, _) = setup().await;
+    for query in [
+        "payment_id=//evil.example/x",
+        "payment_id=https%3A%2F%2Fevil.example",
+        "payment_id=pay%0d%0aLocation:%20https://evil.example",
+        "payment_id=pay_1&payment_id=pay_2",
+        "",
+        "subscription_id=%3Cscript%3E",
+    ] {
+        let response = visit(&deps, query, NOW).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(location(&response), "", "{query}");
+        assert!(
+            !response_text(&response).contains("evil.example"),
+            "{query}"
+        );
+    }
+    let response = visit(
+        &deps,
+        "payment_id=pay_x&status=failed&redirect=https://evil.example&next=//evil.example",
+        NOW,
+    )
+    .await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=failed"
+    );
+}
+
+#[tokio::test]
+async fn other_methods_are_405() {
+    let (deps, _) = setup().await;
+    let event = ApiGatewayEvent {
+        method: "POST",
+        path: "/upgrade/success",
+        query: "payment_id=pay_test",
+        headers: vec![],
+        cookies: vec![],
+        body: Some(String::new()),
+    };
+    let response = handle(&deps, request_from_event(&event.to_json().to_string()), NOW).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn dev_mode_grants_without_a_payment() {
+    let store = fresh_store().await;
+    let deps = SuccessDeps::new(
+        success_config(&[
+            ("ENTITLEMENT_ALLOW_UNVERIFIED", "true"),
+            ("DEFAULT_PLAN", "starter"),
+        ]),
+        store,
+    );
+    let response = visit(&deps, "email=Dev.Person%40Example.com", NOW).await;
+    assert_eq!(
+        location(&response),
+        "https://pro.example.com/?upgrade=success"
+    );
+    let cookie = set_cookie(&response).unwrap();
+    let token = cookie
+        .trim_start_matches("llmxt_pro=")
+        .split(';')
+        .next()
+        .unwrap();
+    let claims = TokenSigner::new(entitlement_secret())
+        .verify(token, NOW)
+        .unwrap();
+    assert_eq!(
+        (claims.email.as_str(), claims.plan.as_str()),
+        ("dev.person@example.com", "starter")
+    );
+    let stored = deps
+        .store
+        .get_entitlement(&Email::parse("dev.person@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.is_pro(NOW));
+    assert_eq!(stored.source, "manual");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_shows_the_retrying_page() {
+    let mut store_config = unique_store_config();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    store_config.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
+    let store = Store::connect(
+        &store_config,
+        ClientProfile::within(std::time::Duration::from_millis(300)),
+    )
+    .await;
+    let deps = SuccessDeps::new(success_config(&[]), store);
+    let response = visit(&deps, "payment_id=pay_test", NOW).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response_text(&response).contains("http-equiv=\"refresh\""));
+    assert_eq!(set_cookie(&response), None);
+}
