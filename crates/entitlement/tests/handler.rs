@@ -1,0 +1,438 @@
+//! The entitlement API in-process, fed API Gateway events, against DynamoDB Local.
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use entitlement::{EntitlementDeps, handle};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use llmxt_core::config::{EntitlementConfig, Env};
+use llmxt_core::crypto::hmac_sha256;
+use llmxt_core::email::Email;
+use llmxt_core::records::{Entitlement, source, status};
+use llmxt_core::request_signature::{SignedRequest, sign};
+use llmxt_core::secret::Secret;
+use llmxt_core::store::{ClientProfile, Store};
+use llmxt_core::token::TokenSigner;
+use llmxt_testkit::{
+    ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, entitlement_secret,
+    event_file, fresh_store, hmac_secret, request_from_event, response_json, unique_store_config,
+};
+use serde_json::json;
+
+const NOW: i64 = EVENTS_TIME + 60;
+const BUYER: &str = "john.doe@example.com";
+
+fn config(require_signature: bool) -> EntitlementConfig {
+    let require = if require_signature { "true" } else { "false" };
+    EntitlementConfig::from_env(&Env::from_pairs([
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+        ("HMAC_SECRET", TEST_HMAC_SECRET),
+        ("REQUIRE_HMAC_SIGNATURE", require),
+    ]))
+    .unwrap()
+}
+
+async fn deps(require_signature: bool) -> EntitlementDeps {
+    EntitlementDeps::new(config(require_signature), fresh_store().await)
+}
+
+async fn grant(store: &Store, email: &str, state: &str, expires_at: Option<i64>) {
+    let entitlement = Entitlement {
+        status: state.to_owned(),
+        plan: "professional".to_owned(),
+        expires_at,
+        source: source::PAYMENT.to_owned(),
+        payment_id: Some("pay_test".to_owned()),
+        updated_at: NOW,
+        ..Entitlement::new(Email::parse(email).unwrap())
+    };
+    store.put_entitlement(&entitlement).await.unwrap();
+}
+
+fn token_for(email: &str, lifetime: i64) -> String {
+    TokenSigner::new(entitlement_secret()).issue(
+        &Email::parse(email).unwrap(),
+        "professional",
+        NOW,
+        lifetime,
+    )
+}
+
+fn request(query: &str, headers: Vec<(&'static str, String)>, cookies: Vec<String>) -> String {
+    ApiGatewayEvent {
+        method: "GET",
+        path: "/api/entitlement",
+        query,
+        headers,
+        cookies,
+        body: None,
+    }
+    .to_json()
+    .to_string()
+}
+
+fn signed_headers(
+    secret: &Secret,
+    timestamp: i64,
+    path_and_query: &str,
+) -> Vec<(&'static str, String)> {
+    let signature = sign(
+        secret,
+        timestamp,
+        SignedRequest {
+            method: "GET",
+            path_and_query,
+            body: b"",
+        },
+    );
+    vec![
+        ("x-llmxt-timestamp", timestamp.to_string()),
+        ("x-llmxt-signature", signature),
+    ]
+}
+
+async fn ask(deps: &EntitlementDeps, event: &str) -> Response<Body> {
+    handle(deps, request_from_event(event), NOW).await
+}
+
+async fn ask_with_cookie(deps: &EntitlementDeps, token: &str) -> Response<Body> {
+    ask(
+        deps,
+        &request("", vec![], vec![format!("llmxt_pro={token}")]),
+    )
+    .await
+}
+
+fn cleared(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get("set-cookie")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("llmxt_pro=; Max-Age=0"))
+}
+
+#[tokio::test]
+async fn a_valid_cookie_with_an_active_entitlement_is_pro_from_the_database() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let response = ask(&deps, &event_file("entitlement-cookie.json")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(
+        response_json(&response),
+        json!({"pro": true, "plan": "professional", "status": "active", "expires_at": null, "source": "database"})
+    );
+}
+
+#[tokio::test]
+async fn the_database_decides_over_the_cookie() {
+    let deps = deps(false).await;
+    let token = token_for(BUYER, 3600);
+    grant(&deps.store, BUYER, status::REVOKED, None).await;
+    let body = response_json(&ask_with_cookie(&deps, &token).await);
+    assert_eq!(
+        (
+            body["pro"].clone(),
+            body["status"].clone(),
+            body["source"].clone()
+        ),
+        (json!(false), json!("revoked"), json!("database"))
+    );
+
+    let expired_user = "expired@example.com";
+    grant(&deps.store, expired_user, status::ACTIVE, Some(NOW - 1)).await;
+    let body = response_json(&ask_with_cookie(&deps, &token_for(expired_user, 3600)).await);
+    assert_eq!(body["pro"], json!(false));
+    assert_eq!(
+        body["expires_at"],
+        json!(llmxt_core::time::format_rfc3339(NOW - 1))
+    );
+
+    let unknown =
+        response_json(&ask_with_cookie(&deps, &token_for("stranger@example.com", 3600)).await);
+    assert_eq!(
+        unknown,
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "source": "database"})
+    );
+}
+
+#[tokio::test]
+async fn no_cookie_is_not_pro() {
+    let deps = deps(false).await;
+    let response = ask(&deps, &request("", vec![], vec![])).await;
+    assert_eq!(
+        response_json(&response),
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "source": "cookie"})
+    );
+    assert!(!cleared(&response));
+}
+
+#[tokio::test]
+async fn bad_cookies_are_not_pro_and_are_cleared() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let good = token_for(BUYER, 3600);
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let claims = format!(
+        r#"{{"sub":"{BUYER}","plan":"enterprise","iat":{NOW},"exp":{}}}"#,
+        NOW + 3600
+    );
+    parts[1] = URL_SAFE_NO_PAD.encode(&claims);
+    let tampered = parts.join(".");
+    let header = |alg: &str| URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+    let payload = URL_SAFE_NO_PAD.encode(&claims);
+    let alg_none = format!("{}.{payload}.", header("none"));
+    let hs512 = {
+        use hmac::{Hmac, Mac};
+        let input = format!("{}.{payload}", header("HS512"));
+        let mut mac =
+            Hmac::<sha2::Sha512>::new_from_slice(TEST_ENTITLEMENT_SECRET.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    };
+    let other_key = {
+        let input = format!("{}.{payload}", header("HS256"));
+        let mac = hmac_sha256(b"another-key-another-key-another-key!", &[input.as_bytes()]);
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
+    };
+    let expired = TokenSigner::new(entitlement_secret()).issue(
+        &Email::parse(BUYER).unwrap(),
+        "professional",
+        NOW - 7200,
+        3600,
+    );
+    let legacy = STANDARD.encode(BUYER);
+    for (name, token) in [
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("HS512", hs512),
+        ("another key", other_key),
+        ("expired", expired),
+        ("legacy base64 email", legacy),
+        ("garbage", "%%%".to_owned()),
+    ] {
+        let response = ask_with_cookie(&deps, &token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(response_json(&response)["pro"], json!(false), "{name}");
+        assert!(cleared(&response), "{name} cookie should be cleared");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_email_lookup_answers_from_the_database() {
+    let deps = deps(true).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let request = request_from_event(&event_file("entitlement-email-signed.json"));
+    let response = handle(&deps, request, EVENTS_TIME + 10).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    assert_eq!(response_json(&response)["source"], json!("database"));
+}
+
+#[tokio::test]
+async fn an_email_lookup_always_needs_a_valid_signature() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let path = "/api/entitlement?email=john.doe%40example.com";
+    let wrong_secret = Secret::new(b"wrong-secret-wrong-secret-wrong-secret".to_vec());
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "unsigned",
+            request("email=john.doe%40example.com", vec![], vec![]),
+        ),
+        (
+            "wrong secret",
+            request(
+                "email=john.doe%40example.com",
+                signed_headers(&wrong_secret, NOW, path),
+                vec![],
+            ),
+        ),
+        (
+            "stale timestamp",
+            request(
+                "email=john.doe%40example.com",
+                signed_headers(&hmac_secret(), NOW - 301, path),
+                vec![],
+            ),
+        ),
+        (
+            "future timestamp",
+            request(
+                "email=john.doe%40example.com",
+                signed_headers(&hmac_secret(), NOW + 301, path),
+                vec![],
+            ),
+        ),
+        (
+            "altered query",
+            request(
+                "email=other%40example.com",
+                signed_headers(&hmac_secret(), NOW, path),
+                vec![],
+            ),
+        ),
+        (
+            "replayed on another path",
+            ApiGatewayEvent {
+                method: "GET",
+                path: "/api/other",
+                query: "email=john.doe%40example.com",
+                headers: signed_headers(
+                    &hmac_secret(),
+                    NOW,
+                    "/api/entitlement?email=john.doe%40example.com",
+                ),
+                cookies: vec![],
+                body: None,
+            }
+            .to_json()
+            .to_string(),
+        ),
+    ];
+    for (name, event) in cases {
+        let response = ask(&deps, &event).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(
+            response_json(&response),
+            json!({"error": "invalid request signature"}),
+            "{name}"
+        );
+    }
+    let ok = ask(
+        &deps,
+        &request(
+            "email=john.doe%40example.com",
+            signed_headers(&hmac_secret(), NOW, path),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(response_json(&ok)["pro"], json!(true));
+}
+
+#[tokio::test]
+async fn with_require_signature_even_cookie_requests_must_be_signed() {
+    let deps = deps(true).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let cookie = vec![format!("llmxt_pro={}", token_for(BUYER, 3600))];
+    let unsigned = ask(&deps, &request("", vec![], cookie.clone())).await;
+    assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+    let signed = ask(
+        &deps,
+        &request(
+            "",
+            signed_headers(&hmac_secret(), NOW, "/api/entitlement"),
+            cookie,
+        ),
+    )
+    .await;
+    assert_eq!(response_json(&signed)["pro"], json!(true));
+}
+
+#[tokio::test]
+async fn an_invalid_email_is_400() {
+    let deps = deps(false).await;
+    let path = "/api/entitlement?email=not-an-email";
+    let response = ask(
+        &deps,
+        &request(
+            "email=not-an-email",
+            signed_headers(&hmac_secret(), NOW, path),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn other_methods_are_405() {
+    let deps = deps(false).await;
+    let event = ApiGatewayEvent {
+        method: "POST",
+        path: "/api/entitlement",
+        query: "",
+        headers: vec![],
+        cookies: vec![],
+        body: Some("{}".into()),
+    };
+    assert_eq!(
+        ask(&deps, &event.to_json().to_string()).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+async fn deps_with_endpoint(endpoint: String) -> EntitlementDeps {
+    let mut store_config = unique_store_config();
+    store_config.endpoint = Some(endpoint);
+    let config = config(false);
+    let store = Store::connect(
+        &store_config,
+        ClientProfile::within(std::time::Duration::from_millis(config.db_budget_ms)),
+    )
+    .await;
+    EntitlementDeps::new(config, store)
+}
+
+async fn check_fail_open(deps: &EntitlementDeps) {
+    let started = std::time::Instant::now();
+    let response = ask_with_cookie(deps, &token_for(BUYER, 3600)).await;
+    let body = response_json(&response);
+    assert_eq!(
+        (body["pro"].clone(), body["source"].clone()),
+        (json!(true), json!("cookie")),
+        "{body}"
+    );
+    assert_eq!(
+        body["expires_at"],
+        json!(llmxt_core::time::format_rfc3339(NOW + 3600))
+    );
+    // A hang guard, not a speed test: the budget itself is enforced by a timeout in the code.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    let invalid = ask_with_cookie(deps, "not.a.token").await;
+    assert_eq!(response_json(&invalid)["pro"], json!(false));
+    let path = "/api/entitlement?email=john.doe%40example.com";
+    let by_email = ask(
+        deps,
+        &request(
+            "email=john.doe%40example.com",
+            signed_headers(&hmac_secret(), NOW, path),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(
+        by_email.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "email lookups fail closed"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_open_for_a_valid_cookie_only() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    check_fail_open(&deps_with_endpoint(format!("http://127.0.0.1:{closed_port}")).await).await;
+}
+
+#[tokio::test]
+async fn a_database_that_never_answers_fails_open_within_the_budget() {
+    // Accepts connections and never replies.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    check_fail_open(&deps_with_endpoint(format!("http://127.0.0.1:{port}")).await).await;
+}
