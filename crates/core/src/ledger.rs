@@ -2,7 +2,7 @@
 
 use crate::email::Email;
 use crate::events::{DodoEvent, DodoObject};
-use crate::policy::{self, Changes, Decision, DeliveryContext, PolicySettings, Stored};
+use crate::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
 use crate::records::{DeliveryRecord, Freshness};
 use crate::store::{CommitOutcome, Store, StoreError};
 
@@ -90,11 +90,11 @@ pub async fn apply_delivery(
             }
             DodoObject::Refund(r) => policy::decide_refund(context, r, &stored),
             DodoObject::Dispute(d) => policy::decide_dispute(context, d, &stored),
-            DodoObject::Unhandled | DodoObject::Unusable(_) => Decision::Apply(Changes::default()),
+            DodoObject::Unhandled | DodoObject::Unusable(_) => Decision::Apply(Box::default()),
         };
         let changes = match decision {
             Decision::Stale => return Ok(Outcome::Stale),
-            Decision::Apply(changes) => changes,
+            Decision::Apply(changes) => *changes,
         };
         match store.commit(&record, &changes).await? {
             CommitOutcome::Committed => {

@@ -78,7 +78,7 @@ pub enum Decision {
     /// A newer snapshot of the object is already stored; nothing changes.
     Stale,
     /// Write these changes.
-    Apply(Changes),
+    Apply(Box<Changes>),
 }
 
 /// The buyer to whom a delivery's entitlement change applies.
@@ -163,7 +163,7 @@ pub fn decide_payment(
         changes.entitlement = grant_from_payment(&payment, &email, stored, delivery);
     }
     changes.payment = Some(payment);
-    Decision::Apply(changes)
+    Decision::Apply(Box::new(changes))
 }
 
 fn grant_from_payment(
@@ -218,7 +218,7 @@ pub fn decide_refund(
     stored: &Stored,
 ) -> Decision {
     if !snapshot.is_full_and_succeeded() {
-        return Decision::Apply(Changes::default());
+        return Decision::Apply(Box::default());
     }
     let mut payment = stored
         .payment
@@ -234,7 +234,7 @@ pub fn decide_refund(
     let mut changes = Changes::default();
     revoke_granted_by(&payment, stored, delivery, &mut changes);
     changes.payment = Some(payment);
-    Decision::Apply(changes)
+    Decision::Apply(Box::new(changes))
 }
 
 /// Applies a dispute. A lost or accepted dispute revokes; others are recorded.
@@ -267,7 +267,7 @@ pub fn decide_dispute(
     }
     touch_payment(&mut payment, delivery);
     changes.payment = Some(payment);
-    Decision::Apply(changes)
+    Decision::Apply(Box::new(changes))
 }
 
 /// Revokes the entitlement when this payment (or its subscription) granted it, and stops the
@@ -411,7 +411,7 @@ pub fn decide_subscription(
         (_, None) => {}
     }
     changes.subscription = Some(subscription);
-    Decision::Apply(changes)
+    Decision::Apply(Box::new(changes))
 }
 
 fn is_stale(stored: Option<Freshness>, incoming: Freshness) -> bool {

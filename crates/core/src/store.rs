@@ -105,7 +105,7 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
     /// This caller won the claim.
-    Redeemed(PaymentRecord),
+    Redeemed(Box<PaymentRecord>),
     /// No successful, attributable payment is stored yet (the webhook may still come).
     Pending,
     /// Someone already redeemed it.
@@ -414,7 +414,9 @@ impl Store {
         match result {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
-                Ok(ClaimOutcome::Redeemed(PaymentRecord::from_item(&item)?))
+                Ok(ClaimOutcome::Redeemed(Box::new(PaymentRecord::from_item(
+                    &item,
+                )?)))
             }
             Err(error)
                 if error
