@@ -1,0 +1,14 @@
+//! Command-line entry point of `llmxt-admin`.
+#![forbid(unsafe_code)]
+
+use llmxt_core::config::Env;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut stdout = std::io::stdout();
+    if let Err(error) = llmxt_admin::run(&args, &Env::process(), &mut stdout).await {
+        eprintln!("llmxt-admin: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

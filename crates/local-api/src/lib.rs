@@ -1,0 +1,142 @@
+//! A local HTTP server for development and end-to-end tests. It routes to the very handler
+//! functions the Lambdas run — there is no second implementation — and serves a minimal
+//! page at `/` where a local buyer lands.
+#![forbid(unsafe_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use lambda_http::http::{self, StatusCode};
+use lambda_http::{Body, RequestExt};
+use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
+use llmxt_core::time::unix_now;
+use tokio::net::TcpListener;
+
+/// Largest body the server reads (Lambda's own request limit is 6 MB).
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+/// The three functions' dependencies.
+pub struct LocalApi {
+    webhook: webhook::WebhookDeps,
+    success: success_redirect::SuccessDeps,
+    entitlement: entitlement::EntitlementDeps,
+}
+
+impl LocalApi {
+    /// Reads every function's configuration and builds their clients.
+    pub async fn from_env(env: &Env) -> Result<Self, llmxt_core::config::ConfigError> {
+        let webhook_config = WebhookConfig::from_env(env)?;
+        let success_config = SuccessConfig::from_env(env)?;
+        let entitlement_config = EntitlementConfig::from_env(env)?;
+        Ok(Self {
+            webhook: webhook::WebhookDeps::connect(webhook_config).await,
+            success: success_redirect::SuccessDeps::connect(success_config).await,
+            entitlement: entitlement::EntitlementDeps::connect(entitlement_config).await,
+        })
+    }
+
+    /// Routes one request to its handler.
+    pub async fn route(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        let now = unix_now();
+        match request.uri().path() {
+            "/api/webhooks/dodo" => webhook::handle(&self.webhook, request, now).await,
+            "/upgrade/success" => success_redirect::handle(&self.success, request, now).await,
+            "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
+            "/" => static_file("text/html; charset=utf-8", HOME_PAGE),
+            "/app.js" => static_file("text/javascript; charset=utf-8", HOME_SCRIPT),
+            _ => {
+                let mut response = lambda_http::Response::new(Body::from("not found"));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        }
+    }
+}
+
+/// Serves `api` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(api: Arc<LocalApi>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let api = Arc::clone(&api);
+                let service = service_fn(move |request| {
+                    let api = Arc::clone(&api);
+                    async move { Ok::<_, Infallible>(handle(&api, request, peer).await) }
+                });
+                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(error = %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    graceful.shutdown().await;
+}
+
+async fn handle(api: &LocalApi, request: http::Request<Incoming>, peer: SocketAddr) -> http::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let request = to_lambda_request(parts, bytes);
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = api.route(request).await;
+    tracing::debug!(%peer, %method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "local request");
+    let (parts, body) = response.into_parts();
+    http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
+}
+
+/// Builds the request `lambda_http` would hand the handler for the same HTTP request.
+pub fn to_lambda_request(parts: http::request::Parts, body: Bytes) -> lambda_http::Request {
+    let raw_path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or_default().to_owned();
+    let body = match String::from_utf8(body.to_vec()) {
+        Ok(text) if text.is_empty() => Body::Empty,
+        Ok(text) => Body::Text(text),
+        Err(error) => Body::Binary(error.into_bytes()),
+    };
+    let query_map: lambda_http::aws_lambda_events::query_map::QueryMap =
+        query.parse().unwrap_or_default();
+    lambda_http::Request::from_parts(parts, body)
+        .with_raw_http_path(raw_path)
+        .with_query_string_parameters(query_map)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+fn static_file(content_type: &'static str, content: &'static str) -> lambda_http::Response<Body> {
+    let mut response = llmxt_http::html_response(StatusCode::OK, content.to_owned());
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    headers.insert(
+        "content-security-policy",
+        http::HeaderValue::from_static("default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// The local landing page: shows whether this browser is Pro, as the real site would.
+pub const HOME_PAGE: &str = include_str!("home.html");
+/// Its script: asks `/api/entitlement` and shows the answer.
+pub const HOME_SCRIPT: &str = include_str!("app.js");
