@@ -6,7 +6,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ -f .env ]; then set -a; . ./.env; set +a; fi
+if [ ! -f .env ]; then
+  cp .env.example .env
+  echo "dev.sh: created .env from .env.example (edit it to change settings)" >&2
+fi
+. scripts/lib.sh
+load_env_file .env
 
 export PORT=${PORT:-3000}
 ddb_port=${DYNAMODB_LOCAL_PORT:-8000}

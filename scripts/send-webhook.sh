@@ -10,7 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ -f .env ]; then set -a; . ./.env; set +a; fi
+. scripts/lib.sh
+load_env_file .env
 
 event=${1:-}
 [ -n "$event" ] || { sed -n '2,11p' "$0" >&2; exit 2; }

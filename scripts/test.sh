@@ -28,3 +28,18 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== browser end-to-end (headless Chromium)"
+chromium_path=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$chromium_path" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium for the browser test" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+  else
+    echo "Chromium is needed at $chromium_path for the browser test: apt-get install chromium (or set CHROMIUM_PATH)" >&2
+    exit 1
+  fi
+fi
+cargo build --quiet --locked -p local-api -p llmxt-admin
+(cd e2e && npm ci --silent --no-audit --no-fund && CHROMIUM_PATH="$chromium_path" node --test)

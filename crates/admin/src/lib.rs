@@ -70,11 +70,16 @@ impl Options {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn required(&self, name: &str) -> Result<&str, AdminError> {
-        self.get(name).ok_or_else(|| AdminError::Usage(format!("--{name} is required")))
+        self.get(name)
+            .ok_or_else(|| AdminError::Usage(format!("--{name} is required")))
     }
 }
 
@@ -92,22 +97,36 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             let store = connect(env).await?;
             store.create_tables().await?;
             let config = store.config();
-            writeln!(out, "tables ready: {} and {}", config.entitlements_table, config.payments_table).map_err(io)?;
+            writeln!(
+                out,
+                "tables ready: {} and {}",
+                config.entitlements_table, config.payments_table
+            )
+            .map_err(io)?;
             Ok(())
         }
         "sign-webhook" => {
-            let secrets = WebhookSecrets::parse(&env.optional("DODO_WEBHOOK_SECRET").unwrap_or_default()).map_err(|e| {
-                ConfigError { variable: "DODO_WEBHOOK_SECRET", problem: e.to_string() }
-            })?;
+            let secrets =
+                WebhookSecrets::parse(&env.optional("DODO_WEBHOOK_SECRET").unwrap_or_default())
+                    .map_err(|e| ConfigError {
+                        variable: "DODO_WEBHOOK_SECRET",
+                        problem: e.to_string(),
+                    })?;
             let id = options.required("id")?;
             let timestamp: i64 = options
                 .required("timestamp")?
                 .parse()
                 .map_err(|_| AdminError::Usage("--timestamp must be unix seconds".to_owned()))?;
             let path = options.required("body-file")?;
-            let body = std::fs::read(path).map_err(|e| AdminError::Io(format!("cannot read {path}: {e}")))?;
+            let body = std::fs::read(path)
+                .map_err(|e| AdminError::Io(format!("cannot read {path}: {e}")))?;
             let key = &secrets.keys()[0];
-            writeln!(out, "{}", webhook_signature::sign(key, id, timestamp, &body)).map_err(io)?;
+            writeln!(
+                out,
+                "{}",
+                webhook_signature::sign(key, id, timestamp, &body)
+            )
+            .map_err(io)?;
             Ok(())
         }
         "help" | "--help" | "-h" => writeln!(out, "{USAGE}").map_err(io),

@@ -61,7 +61,11 @@ impl LocalApi {
 }
 
 /// Serves `api` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
-pub async fn serve(api: Arc<LocalApi>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    api: Arc<LocalApi>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -87,7 +91,11 @@ pub async fn serve(api: Arc<LocalApi>, listener: TcpListener, shutdown: impl std
     graceful.shutdown().await;
 }
 
-async fn handle(api: &LocalApi, request: http::Request<Incoming>, peer: SocketAddr) -> http::Response<Full<Bytes>> {
+async fn handle(
+    api: &LocalApi,
+    request: http::Request<Incoming>,
+    peer: SocketAddr,
+) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -128,10 +136,15 @@ fn plain(status: StatusCode, text: &'static str) -> http::Response<Full<Bytes>> 
 fn static_file(content_type: &'static str, content: &'static str) -> lambda_http::Response<Body> {
     let mut response = llmxt_http::html_response(StatusCode::OK, content.to_owned());
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     headers.insert(
         "content-security-policy",
-        http::HeaderValue::from_static("default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+        http::HeaderValue::from_static(
+            "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
     );
     response
 }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod runtime_api;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -253,10 +255,14 @@ pub fn hmac_secret() -> Secret {
 /// Every sample event of `events/`, generated from the fixtures with the documented test
 /// secrets at [`EVENTS_TIME`]. A test keeps the committed files equal to this.
 pub fn sample_events() -> Vec<(&'static str, serde_json::Value)> {
+    sample_events_at(EVENTS_TIME)
+}
+
+/// The same events, signed at time `t` (to feed binaries that read the real clock).
+pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
     use llmxt_core::request_signature::{SignedRequest, sign as sign_request};
     use llmxt_core::token::TokenSigner;
 
-    let t = EVENTS_TIME;
     let payment = dodo_body("payment.succeeded.cli-generator", |_| {});
     let subscription = dodo_body("subscription.active.cli-generator", |_| {});
     let refund = dodo_body("refund.succeeded.cli-generator", |_| {});
@@ -344,4 +350,55 @@ pub fn sample_events() -> Vec<(&'static str, serde_json::Value)> {
             ),
         ),
     ]
+}
+
+/// Environment for a function binary using the test secrets and `store`'s tables.
+pub fn function_env(store: &Store) -> Vec<(&'static str, String)> {
+    let config = store.config();
+    vec![
+        ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET.to_owned()),
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET.to_owned()),
+        ("HMAC_SECRET", TEST_HMAC_SECRET.to_owned()),
+        ("REQUIRE_HMAC_SIGNATURE", "false".to_owned()),
+        ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com".to_owned()),
+        ("PRODUCT_PLANS", "pdt_test=professional".to_owned()),
+        ("ENTITLEMENTS_TABLE", config.entitlements_table.clone()),
+        ("PAYMENTS_TABLE", config.payments_table.clone()),
+        (
+            "DYNAMODB_ENDPOINT",
+            config.endpoint.clone().unwrap_or_default(),
+        ),
+    ]
+}
+
+/// Runs `events` (name, event JSON) through a function binary's real runtime loop and
+/// returns each API Gateway response as JSON.
+pub async fn invoke_binary(
+    binary: &str,
+    env: &[(&str, String)],
+    events: &[(&str, String)],
+) -> Vec<serde_json::Value> {
+    let api = runtime_api::RuntimeApi::start().await;
+    let _function = api.spawn_function(binary, env);
+    let mut responses = Vec::new();
+    for (name, event) in events {
+        let body = api
+            .invoke(name, event, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        responses.push(
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: not JSON: {body}")),
+        );
+    }
+    responses
+}
+
+/// Starts a function binary with `env` and returns its exit code and stderr; for checking
+/// that bad configuration stops it at start.
+pub async fn start_failure(binary: &str, env: &[(&str, String)]) -> (Option<i32>, String) {
+    let api = runtime_api::RuntimeApi::start().await;
+    let process = api.spawn_function(binary, env);
+    tokio::task::spawn_blocking(move || process.wait_exit())
+        .await
+        .unwrap()
 }

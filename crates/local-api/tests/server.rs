@@ -1,0 +1,125 @@
+//! local-api over real HTTP: routes reach the real handlers; unknown paths are 404; it stops
+//! cleanly when asked.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use llmxt_core::config::Env;
+use llmxt_core::time::unix_now;
+use llmxt_testkit::{dodo_body, fresh_store, function_env, sign_webhook};
+
+async fn raw_request(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn routes_reach_the_handlers_and_shutdown_is_clean() {
+    let store = fresh_store().await;
+    let env = Env::from_pairs(
+        function_env(&store)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let api = Arc::new(local_api::LocalApi::from_env(&env).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local_api::serve(api, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let body = dodo_body("payment.succeeded.cli-generator", |_| {});
+    let now = unix_now();
+    let webhook = format!(
+        "POST /api/webhooks/dodo HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-type: application/json\r\n\
+         webhook-id: msg_local\r\nwebhook-timestamp: {now}\r\nwebhook-signature: {}\r\ncontent-length: {}\r\n\r\n{body}",
+        sign_webhook("msg_local", now, &body),
+        body.len()
+    );
+    let response = raw_request(port, &webhook).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with(r#"{"outcome":"processed"}"#),
+        "{response}"
+    );
+
+    let success = raw_request(port, "GET /upgrade/success?payment_id=pay_test&status=succeeded HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await;
+    assert!(success.starts_with("HTTP/1.1 302"), "{success}");
+    assert!(
+        success.contains("location: https://pro.example.com/?upgrade=success"),
+        "{success}"
+    );
+    let token = success
+        .split("llmxt_pro=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+
+    let check = raw_request(port, &format!("GET /api/entitlement HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncookie: llmxt_pro={token}\r\n\r\n")).await;
+    assert!(check.contains(r#""pro":true"#), "{check}");
+
+    let signed_email = {
+        let path = "/api/entitlement?email=john.doe%40example.com";
+        let signature = llmxt_core::request_signature::sign(
+            &llmxt_testkit::hmac_secret(),
+            now,
+            llmxt_core::request_signature::SignedRequest {
+                method: "GET",
+                path_and_query: path,
+                body: b"",
+            },
+        );
+        raw_request(port, &format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\nx-llmxt-timestamp: {now}\r\nx-llmxt-signature: {signature}\r\n\r\n")).await
+    };
+    assert!(
+        signed_email.contains(r#""pro":true"#),
+        "path and query reach the signature check as sent: {signed_email}"
+    );
+
+    let home = raw_request(
+        port,
+        "GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        home.starts_with("HTTP/1.1 200") && home.contains("/app.js"),
+        "{home}"
+    );
+    let missing = raw_request(
+        port,
+        "GET /nope HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}
+
+#[tokio::test]
+async fn refuses_to_start_with_incomplete_configuration() {
+    let env = Env::from_pairs([("DODO_WEBHOOK_SECRET", llmxt_testkit::TEST_WEBHOOK_SECRET)]);
+    let error = local_api::LocalApi::from_env(&env)
+        .await
+        .err()
+        .expect("incomplete");
+    assert_eq!(error.variable, "ENTITLEMENT_SECRET");
+}

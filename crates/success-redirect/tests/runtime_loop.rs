@@ -1,0 +1,82 @@
+//! The real `success-redirect` binary through its real Lambda runtime loop.
+#![allow(clippy::unwrap_used)]
+
+use llmxt_core::config::PlanCatalog;
+use llmxt_core::events::parse_event;
+use llmxt_core::ledger::{Delivery, apply_delivery};
+use llmxt_core::policy::PolicySettings;
+use llmxt_core::time::unix_now;
+use llmxt_testkit::{
+    dodo_body, event_file, fresh_store, function_env, invoke_binary, start_failure,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_success-redirect");
+
+#[tokio::test]
+async fn the_success_event_through_the_runtime_loop() {
+    let store = fresh_store().await;
+    let event = event_file("success-redirect.json");
+    let env = function_env(&store);
+
+    let pending = invoke_binary(BINARY, &env, &[("before-webhook", event.clone())]).await;
+    assert_eq!(pending[0]["statusCode"], 200);
+    assert!(
+        pending[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Confirming your payment")
+    );
+
+    let now = unix_now();
+    let plans = PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
+    let settings = PolicySettings {
+        plans: &plans,
+        claim_ttl_seconds: 600,
+        grace_seconds: 0,
+    };
+    let payment =
+        parse_event(dodo_body("payment.succeeded.cli-generator", |_| {}).as_bytes()).unwrap();
+    let delivery = Delivery {
+        webhook_id: "msg_runtime",
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    apply_delivery(&store, settings, delivery, &payment)
+        .await
+        .unwrap();
+
+    let responses = invoke_binary(
+        BINARY,
+        &env,
+        &[("after-webhook", event.clone()), ("replay", event)],
+    )
+    .await;
+    assert_eq!(responses[0]["statusCode"], 302);
+    assert_eq!(
+        responses[0]["headers"]["location"],
+        "https://pro.example.com/?upgrade=success"
+    );
+    let cookies = responses[0]["cookies"].as_array().unwrap();
+    assert!(
+        cookies[0].as_str().unwrap().starts_with("llmxt_pro="),
+        "{cookies:?}"
+    );
+    assert_eq!(
+        responses[1]["headers"]["location"],
+        "https://pro.example.com/?upgrade=already_claimed"
+    );
+}
+
+#[tokio::test]
+async fn refuses_to_start_with_a_weak_cookie_secret() {
+    let store = fresh_store().await;
+    let mut env = function_env(&store);
+    env.retain(|(name, _)| *name != "ENTITLEMENT_SECRET");
+    env.push(("ENTITLEMENT_SECRET", "short".to_owned()));
+    let (code, stderr) = start_failure(BINARY, &env).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("ENTITLEMENT_SECRET is too weak"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,158 @@
+// The buyer's journey in a real headless Chromium, against local-api (the real handlers)
+// and DynamoDB Local. Needs LLMXT_TEST_DYNAMODB_ENDPOINT and the debug binaries
+// (scripts/test.sh provides both).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "target", "debug", name);
+const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
+const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const suffix = `${process.pid}-${Date.now()}`;
+let server;
+let browser;
+let site;
+let env;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+async function waitForServer(url) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`local-api did not answer at ${url}`);
+}
+
+// Sends a payment.succeeded for `paymentId`, signed by llmxt-admin (our one signing code).
+async function deliverPayment(paymentId, email) {
+  const fixture = JSON.parse(readFileSync(join(root, "fixtures/dodo/payment.succeeded.cli-generator.json"), "utf8"));
+  fixture.data.payment_id = paymentId;
+  fixture.data.customer.email = email;
+  fixture.timestamp = new Date().toISOString();
+  const body = JSON.stringify(fixture);
+  const file = join(mkdtempSync(join(tmpdir(), "llmxt-e2e-")), "body.json");
+  writeFileSync(file, body);
+  const id = `msg_e2e_${paymentId}`;
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const signature = execFileSync(bin("llmxt-admin"), ["sign-webhook", "--id", id, "--timestamp", timestamp, "--body-file", file], { env })
+    .toString()
+    .trim();
+  const response = await fetch(`${site}/api/webhooks/dodo`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature },
+    body,
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
+before(async () => {
+  assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
+  for (const name of ["local-api", "llmxt-admin"]) {
+    assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin (scripts/test.sh does)`);
+  }
+  assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`);
+  const port = await freePort();
+  site = `http://localhost:${port}`;
+  env = {
+    ...process.env,
+    PORT: String(port),
+    AWS_REGION: "us-east-1",
+    DYNAMODB_ENDPOINT: endpoint,
+    ENTITLEMENTS_TABLE: `e2e-entitlements-${suffix}`,
+    PAYMENTS_TABLE: `e2e-payments-${suffix}`,
+    DODO_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ENTITLEMENT_SECRET: "e2e-entitlement-secret-0123456789abcdef",
+    HMAC_SECRET: "e2e-hmac-secret-0123456789abcdef012345",
+    REQUIRE_HMAC_SIGNATURE: "false",
+    NEXT_PUBLIC_SITE_URL: site,
+    PRODUCT_PLANS: "pdt_test=professional",
+    RUST_LOG: "warn",
+  };
+  execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
+  server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+  await waitForServer(`${site}/`);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) {
+    server.kill("SIGINT");
+    await new Promise((resolve) => server.once("exit", resolve));
+  }
+});
+
+async function proStatus(page) {
+  const status = page.locator("#status");
+  await status.filter({ hasNotText: "checking" }).waitFor();
+  return status.textContent();
+}
+
+test("paid buyer comes back, gets an HttpOnly cookie, and the page says Pro", async () => {
+  await deliverPayment("pay_e2e_paid", "buyer1@example.com");
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_paid&status=succeeded`);
+  assert.equal(new URL(page.url()).search, "?upgrade=success");
+  const cookies = await context.cookies();
+  const cookie = cookies.find((c) => c.name === "llmxt_pro");
+  assert.ok(cookie, "the cookie is set");
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.secure, true);
+  assert.equal(cookie.sameSite, "Lax");
+  assert.equal(cookie.path, "/");
+  assert.equal(await page.evaluate(() => document.cookie.includes("llmxt_pro")), false, "invisible to page JavaScript");
+  assert.equal(await proStatus(page), "Pro (professional)");
+  await context.close();
+});
+
+test("the pending page completes by itself once the webhook lands", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_late&status=succeeded`);
+  assert.match(await page.textContent("h1"), /Confirming your payment/);
+  await deliverPayment("pay_e2e_late", "buyer2@example.com");
+  await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await proStatus(page), "Pro (professional)");
+  await context.close();
+});
+
+test("replaying the success URL in another browser gives no Pro", async () => {
+  await deliverPayment("pay_e2e_replay", "buyer3@example.com");
+  const first = await browser.newContext();
+  const firstPage = await first.newPage();
+  await firstPage.goto(`${site}/upgrade/success?payment_id=pay_e2e_replay&status=succeeded`);
+  assert.equal(await proStatus(firstPage), "Pro (professional)");
+  const second = await browser.newContext();
+  const page = await second.newPage();
+  await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_replay&status=succeeded`);
+  assert.equal(new URL(page.url()).search, "?upgrade=already_claimed");
+  assert.equal((await second.cookies()).some((c) => c.name === "llmxt_pro"), false);
+  assert.equal(await proStatus(page), "Not Pro");
+  await first.close();
+  await second.close();
+});

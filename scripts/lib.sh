@@ -1,0 +1,13 @@
+# Shared by the scripts: load .env without overriding variables already set in the
+# environment (so `PORT=3100 scripts/dev.sh` wins over PORT in .env).
+load_env_file() {
+  local file=$1 line key value
+  [ -f "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    key=${line%%=*}
+    value=${line#*=}
+    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [ -z "${!key+x}" ]; then export "$key=$value"; fi
+  done <"$file"
+}
