@@ -5,13 +5,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Python with the reference standardwebhooks package, for the signature cross-check.
+# Python tools: the reference standardwebhooks package (signature cross-check), SAM CLI and
+# cfn-lint (template validation), pytest (template tests). Reinstalled when the list changes.
 venv="$root/.cache/venv"
-if ! "$venv/bin/python" -c "import standardwebhooks" 2>/dev/null; then
-  python3 -m venv "$venv"
+stamp="$venv/.requirements"
+if ! cmp -s scripts/requirements-test.txt "$stamp" 2>/dev/null; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt "$stamp"
 fi
 export LLMXT_TEST_PYTHON="$venv/bin/python"
+export SAM_CLI_TELEMETRY=0
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 trap 'scripts/dynamodb-local.sh stop "$port"' EXIT
@@ -29,6 +33,13 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+cargo build --quiet --locked -p local-api -p llmxt-admin
+
+echo "== template: sam validate --lint, cfn-lint, checks against the code"
+"$venv/bin/sam" validate --lint --region us-east-1
+"$venv/bin/cfn-lint" template.yaml
+"$venv/bin/pytest" -q tests/template
+
 echo "== browser end-to-end (headless Chromium)"
 chromium_path=${CHROMIUM_PATH:-/usr/bin/chromium}
 if [ ! -x "$chromium_path" ]; then
@@ -41,5 +52,4 @@ if [ ! -x "$chromium_path" ]; then
     exit 1
   fi
 fi
-cargo build --quiet --locked -p local-api -p llmxt-admin
 (cd e2e && npm ci --silent --no-audit --no-fund && CHROMIUM_PATH="$chromium_path" node --test)

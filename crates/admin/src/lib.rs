@@ -15,6 +15,10 @@ commands:
   create-tables                          create both tables (idempotent), with email-index and TTL
   sign-webhook --id ID --timestamp UNIX --body-file FILE
                                          print the webhook-signature for a body (DODO_WEBHOOK_SECRET)
+  check-config webhook|success-redirect|entitlement
+                                         validate a function's environment as it would at start;
+                                         prints the variables it reads as JSON
+  table-specs                            print both tables' definitions as JSON
 
 environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT, DODO_WEBHOOK_SECRET";
 
@@ -89,7 +93,8 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
         return Err(AdminError::Usage("no command given".to_owned()));
     };
     let options = Options::parse(rest)?;
-    if let Some(extra) = options.positional.first() {
+    let takes_positional = matches!(command.as_str(), "check-config");
+    if let (false, Some(extra)) = (takes_positional, options.positional.first()) {
         return Err(AdminError::Usage(format!("unexpected argument {extra:?}")));
     }
     match command.as_str() {
@@ -129,9 +134,57 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             .map_err(io)?;
             Ok(())
         }
+        "check-config" => {
+            let [function] = options.positional.as_slice() else {
+                return Err(AdminError::Usage(
+                    "check-config takes one function name".to_owned(),
+                ));
+            };
+            let reads = check_config(function, env)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "function": function, "reads": reads })
+            )
+            .map_err(io)
+        }
+        "table-specs" => {
+            let config = StoreConfig::from_env(env)?;
+            let specs: Vec<serde_json::Value> = llmxt_core::store::table_specs(&config)
+                .iter()
+                .map(|spec| {
+                    serde_json::json!({
+                        "name": spec.name,
+                        "partition_key": spec.partition_key,
+                        "attributes": spec.attributes,
+                        "index": spec.index.map(|(name, hash, range)| serde_json::json!({"name": name, "hash": hash, "range": range})),
+                        "ttl_attribute": spec.ttl_attribute,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::Value::from(specs)).map_err(io)
+        }
         "help" | "--help" | "-h" => writeln!(out, "{USAGE}").map_err(io),
         other => Err(AdminError::Usage(format!("unknown command {other:?}"))),
     }
+}
+
+/// Loads a function's configuration from `env` exactly as the function does at start, and
+/// returns the names of the variables it read.
+pub fn check_config(function: &str, env: &Env) -> Result<Vec<String>, AdminError> {
+    use llmxt_core::config::{EntitlementConfig, SuccessConfig, WebhookConfig};
+    let (env, names) = Env::recording(env);
+    match function {
+        "webhook" => WebhookConfig::from_env(&env).map(drop)?,
+        "success-redirect" => SuccessConfig::from_env(&env).map(drop)?,
+        "entitlement" => EntitlementConfig::from_env(&env).map(drop)?,
+        other => return Err(AdminError::Usage(format!("unknown function {other:?}"))),
+    }
+    let names = names
+        .lock()
+        .map(|n| n.iter().cloned().collect())
+        .unwrap_or_default();
+    Ok(names)
 }
 
 async fn connect(env: &Env) -> Result<Store, AdminError> {

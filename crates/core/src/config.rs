@@ -39,17 +39,20 @@ impl ConfigError {
 }
 
 /// Where configuration values come from: the process environment, or a map in tests.
+#[derive(Clone)]
 pub struct Env {
     lookup: Lookup,
 }
 
-type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Names of the variables read through [`Env::recording`].
+pub type ReadNames = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
 
 impl Env {
     /// Reads the process environment.
     pub fn process() -> Self {
         Self {
-            lookup: Box::new(|name| std::env::var(name).ok()),
+            lookup: std::sync::Arc::new(|name| std::env::var(name).ok()),
         }
     }
 
@@ -62,8 +65,25 @@ impl Env {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         Self {
-            lookup: Box::new(move |name| map.get(name).cloned()),
+            lookup: std::sync::Arc::new(move |name| map.get(name).cloned()),
         }
+    }
+
+    /// Wraps `inner` so that the name of every variable read is recorded (sorted, unique),
+    /// e.g. to check that a deployment sets what a function reads.
+    pub fn recording(inner: &Env) -> (Self, ReadNames) {
+        let names = ReadNames::default();
+        let recorded = std::sync::Arc::clone(&names);
+        let inner = inner.clone();
+        let env = Self {
+            lookup: std::sync::Arc::new(move |name| {
+                if let Ok(mut names) = recorded.lock() {
+                    names.insert(name.to_owned());
+                }
+                (inner.lookup)(name)
+            }),
+        };
+        (env, names)
     }
 
     /// A set, non-blank value, trimmed.

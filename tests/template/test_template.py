@@ -1,0 +1,192 @@
+"""template.yaml checked against the code: table definitions, each function's environment
+(loaded by the function's own config code) and least-privilege IAM."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = ROOT / "target" / "debug" / "llmxt-admin"
+
+# Valid stand-ins for parameters that have no default.
+SAMPLE_PARAMETERS = {
+    "DodoWebhookSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "EntitlementSecret": "sample-entitlement-secret-0123456789abcdef",
+    "HmacSecret": "sample-hmac-secret-0123456789abcdef012345",
+    "SiteUrl": "https://pro.example.com",
+}
+
+FUNCTIONS = {
+    "WebhookFunction": "webhook",
+    "SuccessRedirectFunction": "success-redirect",
+    "EntitlementFunction": "entitlement",
+}
+
+# (action, table resource) pairs each function may use, and no more.
+EXPECTED_ACCESS = {
+    "WebhookFunction": {
+        ("dynamodb:GetItem", "PaymentsTable"),
+        ("dynamodb:PutItem", "PaymentsTable"),
+        ("dynamodb:GetItem", "EntitlementsTable"),
+        ("dynamodb:PutItem", "EntitlementsTable"),
+    },
+    "SuccessRedirectFunction": {
+        ("dynamodb:GetItem", "PaymentsTable"),
+        ("dynamodb:UpdateItem", "PaymentsTable"),
+    },
+    "EntitlementFunction": {("dynamodb:GetItem", "EntitlementsTable")},
+}
+DEV_MODE_ACCESS = {("dynamodb:GetItem", "EntitlementsTable"), ("dynamodb:PutItem", "EntitlementsTable")}
+
+
+@pytest.fixture(scope="module")
+def template():
+    parsed, problems = decode(str(ROOT / "template.yaml"))
+    assert not problems, problems
+    return parsed
+
+
+def admin(*args, env=None):
+    assert ADMIN.exists(), f"{ADMIN} is missing: cargo build -p llmxt-admin (scripts/test.sh does)"
+    return subprocess.run([str(ADMIN), *args], env=env, capture_output=True, text=True)
+
+
+def resolve(value, template):
+    """Resolves the !Ref values used in environments to what a deployment would pass."""
+    if isinstance(value, dict) and "Ref" in value:
+        name = value["Ref"]
+        resources = template["Resources"]
+        if name in resources and resources[name]["Type"] == "AWS::DynamoDB::Table":
+            table = resources[name]["Properties"]["TableName"]
+            return resolve(table, template)
+        parameter = template["Parameters"][name]
+        return SAMPLE_PARAMETERS.get(name, parameter.get("Default"))
+    assert isinstance(value, str), f"unexpected environment value {value!r}"
+    return value
+
+
+def test_tables_match_the_store_definitions(template):
+    env = {"PATH": os.environ.get("PATH", "")}
+    result = admin("table-specs", env=env)
+    assert result.returncode == 0, result.stderr
+    specs = {spec["name"]: spec for spec in json.loads(result.stdout)}
+    resources = template["Resources"]
+    for logical in ("EntitlementsTable", "PaymentsTable"):
+        props = resources[logical]["Properties"]
+        spec = specs[resolve(props["TableName"], template)]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["KeySchema"] == [{"AttributeName": spec["partition_key"], "KeyType": "HASH"}]
+        attributes = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+        assert attributes == {name: "S" for name in spec["attributes"]}
+        indexes = props.get("GlobalSecondaryIndexes", [])
+        if spec["index"]:
+            index = spec["index"]
+            assert indexes == [
+                {
+                    "IndexName": index["name"],
+                    "KeySchema": [
+                        {"AttributeName": index["hash"], "KeyType": "HASH"},
+                        {"AttributeName": index["range"], "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ]
+        else:
+            assert indexes == []
+        ttl = props.get("TimeToLiveSpecification")
+        if spec["ttl_attribute"]:
+            assert ttl == {"AttributeName": spec["ttl_attribute"], "Enabled": True}
+        else:
+            assert ttl is None
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert resources[logical]["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_function_environment_starts_the_function(template, logical):
+    variables = template["Resources"][logical]["Properties"]["Environment"]["Variables"]
+    env = {"PATH": os.environ.get("PATH", "")}
+    env.update({name: resolve(value, template) for name, value in variables.items()})
+    result = admin("check-config", FUNCTIONS[logical], env=env)
+    assert result.returncode == 0, f"{logical} would refuse to start: {result.stderr}"
+    reads = set(json.loads(result.stdout)["reads"])
+    unread = set(variables) - reads
+    assert not unread, f"{logical} sets variables its code never reads: {unread}"
+
+
+def statements(template, logical):
+    found = []
+    for policy in template["Resources"][logical]["Properties"]["Policies"]:
+        for statement in policy["Statement"]:
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                condition, when_true, when_false = statement["Fn::If"]
+                found.append((condition, when_true))
+                assert when_false == {"Ref": "AWS::NoValue"}
+            else:
+                found.append((None, statement))
+    return found
+
+
+def access_pairs(statement):
+    assert statement["Effect"] == "Allow"
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    pairs = set()
+    for action in actions:
+        assert "*" not in action, f"wildcard action {action}"
+        for resource in resources:
+            assert isinstance(resource, dict) and "Fn::GetAtt" in resource, f"resource must be one table: {resource}"
+            logical, attribute = resource["Fn::GetAtt"]
+            assert attribute == "Arn"
+            pairs.add((action, logical))
+    return pairs
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_each_function_gets_only_what_it_uses(template, logical):
+    always, conditional = set(), {}
+    for condition, statement in statements(template, logical):
+        if condition is None:
+            always |= access_pairs(statement)
+        else:
+            conditional.setdefault(condition, set()).update(access_pairs(statement))
+    assert always == EXPECTED_ACCESS[logical]
+    expected_conditional = {"DevMode": DEV_MODE_ACCESS} if logical == "SuccessRedirectFunction" else {}
+    assert conditional == expected_conditional
+
+
+def test_secrets_are_noecho_and_prod_refuses_dev_mode(template):
+    parameters = template["Parameters"]
+    for name in ("DodoWebhookSecret", "EntitlementSecret", "HmacSecret"):
+        assert parameters[name].get("NoEcho") is True, name
+    rule = template["Rules"]["ProdRefusesDevMode"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "AllowUnverified"}, "false"]}
+
+
+def test_functions_are_arm64_al2023_rust_builds(template):
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "provided.al2023"
+    assert globals_["Architectures"] == ["arm64"]
+    for logical, binary in FUNCTIONS.items():
+        resource = template["Resources"][logical]
+        assert resource["Metadata"] == {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": binary}}
+        assert resource["Properties"]["CodeUri"] == "."
+
+
+def test_routes(template):
+    routes = {}
+    for logical in FUNCTIONS:
+        for event in template["Resources"][logical]["Properties"]["Events"].values():
+            assert event["Type"] == "HttpApi"
+            routes[event["Properties"]["Path"]] = logical
+    assert routes == {
+        "/api/webhooks/dodo": "WebhookFunction",
+        "/upgrade/success": "SuccessRedirectFunction",
+        "/api/entitlement": "EntitlementFunction",
+    }
