@@ -3,15 +3,33 @@
 
 use std::io::Write;
 
-use llmxt_core::config::{ConfigError, Env, StoreConfig};
+use llmxt_core::config::{ConfigError, CookieConfig, Env, PlanCatalog, StoreConfig};
+use llmxt_core::email::Email;
+use llmxt_core::operator::{self, Actor};
+use llmxt_core::records::{Entitlement, PaymentRecord};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
+use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
+use llmxt_core::token::TokenSigner;
 use llmxt_core::webhook_signature::{self, WebhookSecrets};
+use serde_json::{Value, json};
+
+/// Name of the entitlement cookie.
+pub const COOKIE_NAME: &str = "llmxt_pro";
 
 /// Usage text.
 pub const USAGE: &str = "\
 usage: llmxt-admin <command> [options]
 
 commands:
+  show EMAIL [--json]                    the entitlement (with its history) and the email's payments
+  payments [--since 24h] [--attention] [--max-scan N] [--json]
+                                         recent payments (a scan reading at most N items, default 10000);
+                                         --attention: only those an operator must look at
+  grant EMAIL --plan PLAN [--until DATE] --reason TEXT [--by NAME]
+                                         give access by hand (DATE: 2026-12-31 or RFC 3339)
+  revoke EMAIL --reason TEXT [--by NAME] take access away, and the purchase that granted it
+  mint-cookie EMAIL [--plan PLAN] [--days N]
+                                         print an llmxt_pro cookie signed with ENTITLEMENT_SECRET
   create-tables                          create both tables (idempotent), with email-index and TTL
   sign-webhook --id ID --timestamp UNIX --body-file FILE
                                          print the webhook-signature for a body (DODO_WEBHOOK_SECRET)
@@ -20,7 +38,9 @@ commands:
                                          prints the variables it reads as JSON
   table-specs                            print both tables' definitions as JSON
 
-environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT, DODO_WEBHOOK_SECRET";
+--by defaults to LLMXT_OPERATOR, then USER.
+environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
+             DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, DEFAULT_PLAN";
 
 /// Why a command failed; printed as one line, exit code 1 (2 for usage errors).
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +69,9 @@ impl AdminError {
     }
 }
 
+/// Options that take no value.
+const FLAGS: &[&str] = &["json", "attention"];
+
 /// Parsed `--name value` options after the command.
 struct Options {
     values: Vec<(String, String)>,
@@ -62,6 +85,10 @@ impl Options {
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
             if let Some(name) = arg.strip_prefix("--") {
+                if FLAGS.contains(&name) {
+                    values.push((name.to_owned(), String::new()));
+                    continue;
+                }
                 let value = iter
                     .next()
                     .ok_or_else(|| AdminError::Usage(format!("--{name} needs a value")))?;
@@ -81,6 +108,10 @@ impl Options {
             .map(|(_, v)| v.as_str())
     }
 
+    fn flag(&self, name: &str) -> bool {
+        self.values.iter().any(|(n, _)| n == name)
+    }
+
     fn required(&self, name: &str) -> Result<&str, AdminError> {
         self.get(name)
             .ok_or_else(|| AdminError::Usage(format!("--{name} is required")))
@@ -93,7 +124,10 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
         return Err(AdminError::Usage("no command given".to_owned()));
     };
     let options = Options::parse(rest)?;
-    let takes_positional = matches!(command.as_str(), "check-config");
+    let takes_positional = matches!(
+        command.as_str(),
+        "check-config" | "show" | "grant" | "revoke" | "mint-cookie"
+    );
     if let (false, Some(extra)) = (takes_positional, options.positional.first()) {
         return Err(AdminError::Usage(format!("unexpected argument {extra:?}")));
     }
@@ -133,6 +167,84 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             )
             .map_err(io)?;
             Ok(())
+        }
+        "show" => {
+            let email = one_email(&options)?;
+            let store = connect(env).await?;
+            show(&store, &email, options.flag("json"), out).await
+        }
+        "payments" => {
+            let since = parse_since(options.get("since").unwrap_or("24h"), now())?;
+            let max_scan: i32 = options
+                .get("max-scan")
+                .unwrap_or("10000")
+                .parse()
+                .map_err(|_| AdminError::Usage("--max-scan must be a number".to_owned()))?;
+            let store = connect(env).await?;
+            let (mut payments, complete) = store.recent_payments(since, max_scan).await?;
+            if options.flag("attention") {
+                payments.retain(|p| p.attention.is_some());
+            }
+            print_payments(&payments, options.flag("json"), out)?;
+            if !complete {
+                writeln!(
+                    out,
+                    "(stopped after scanning {max_scan} items: raise --max-scan to read further)"
+                )
+                .map_err(io)?;
+            }
+            Ok(())
+        }
+        "grant" => {
+            let email = one_email(&options)?;
+            let plan = options.required("plan")?;
+            let reason = options.required("reason")?;
+            let until = options.get("until").map(parse_date).transpose()?;
+            let by = operator(&options, env)?;
+            let store = connect(env).await?;
+            let actor = Actor {
+                by: &by,
+                now: now(),
+            };
+            let granted = operator::grant(&store, &email, plan, until, reason, actor).await?;
+            writeln!(
+                out,
+                "granted {} to {} until {} (by {by})",
+                granted.plan,
+                email.as_str(),
+                until.map_or("no end".to_owned(), format_rfc3339)
+            )
+            .map_err(io)
+        }
+        "revoke" => {
+            let email = one_email(&options)?;
+            let reason = options.required("reason")?;
+            let by = operator(&options, env)?;
+            let store = connect(env).await?;
+            let actor = Actor {
+                by: &by,
+                now: now(),
+            };
+            operator::revoke(&store, &email, reason, actor).await?;
+            writeln!(out, "revoked {} (by {by}): {reason}", email.as_str()).map_err(io)
+        }
+        "mint-cookie" => {
+            let email = one_email(&options)?;
+            let cookie = CookieConfig::from_env(env)?;
+            let plan = match options.get("plan") {
+                Some(plan) => plan.to_owned(),
+                None => PlanCatalog::from_env(env)?.default_plan().to_owned(),
+            };
+            let days: i64 = options
+                .get("days")
+                .map_or(Ok(cookie.lifetime_seconds / 86_400), str::parse)
+                .map_err(|_| AdminError::Usage("--days must be a whole number".to_owned()))?;
+            if !(1..=400).contains(&days) {
+                return Err(AdminError::Usage("--days must be from 1 to 400".to_owned()));
+            }
+            let token =
+                TokenSigner::new(cookie.secret.clone()).issue(&email, &plan, now(), days * 86_400);
+            writeln!(out, "{COOKIE_NAME}={token}").map_err(io)
         }
         "check-config" => {
             let [function] = options.positional.as_slice() else {
@@ -185,6 +297,202 @@ pub fn check_config(function: &str, env: &Env) -> Result<Vec<String>, AdminError
         .map(|n| n.iter().cloned().collect())
         .unwrap_or_default();
     Ok(names)
+}
+
+fn now() -> i64 {
+    unix_now()
+}
+
+fn one_email(options: &Options) -> Result<Email, AdminError> {
+    let [raw] = options.positional.as_slice() else {
+        return Err(AdminError::Usage("give one EMAIL".to_owned()));
+    };
+    Email::parse(raw).map_err(|_| AdminError::Usage(format!("{raw:?} is not an email address")))
+}
+
+fn operator(options: &Options, env: &Env) -> Result<String, AdminError> {
+    options
+        .get("by")
+        .map(str::to_owned)
+        .or_else(|| env.optional("LLMXT_OPERATOR"))
+        .or_else(|| env.optional("USER"))
+        .ok_or_else(|| {
+            AdminError::Usage("say who you are with --by NAME (or set LLMXT_OPERATOR)".to_owned())
+        })
+}
+
+/// `2026-12-31` (midnight UTC) or an RFC 3339 date-time, to unix seconds.
+fn parse_date(text: &str) -> Result<i64, AdminError> {
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    parse_rfc3339_seconds(&full)
+        .ok_or_else(|| AdminError::Usage(format!("--until {text:?} is not a date (2026-12-31)")))
+}
+
+/// `24h`, `7d`, `30m` before `now`.
+fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
+    let invalid = || {
+        AdminError::Usage(format!(
+            "--since {text:?} is not a duration like 24h, 7d or 30m"
+        ))
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let amount: i64 = number.parse().map_err(|_| invalid())?;
+    let seconds = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    Ok(now - amount.saturating_mul(seconds))
+}
+
+async fn show(
+    store: &Store,
+    email: &Email,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let entitlement = store.get_entitlement(email).await?;
+    let payments = store.payments_for_email(email).await?;
+    if entitlement.is_none() && payments.is_empty() {
+        return Err(StoreError::NotFound(format!(
+            "no entitlement and no payments for {}",
+            email.as_str()
+        ))
+        .into());
+    }
+    let now = now();
+    if as_json {
+        let value = json!({
+            "email": email.as_str(),
+            "pro": entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
+            "entitlement": entitlement.as_ref().map(entitlement_json),
+            "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
+        });
+        return writeln!(out, "{value:#}").map_err(io);
+    }
+    writeln!(out, "{}", email.as_str()).map_err(io)?;
+    match &entitlement {
+        None => writeln!(out, "  entitlement: none").map_err(io)?,
+        Some(e) => {
+            writeln!(
+                out,
+                "  entitlement: {} — {} plan {}, until {}, source {}{}{}",
+                if e.is_pro(now) { "PRO" } else { "not pro" },
+                e.status,
+                e.plan,
+                e.expires_at.map_or("no end".to_owned(), format_rfc3339),
+                e.source,
+                e.payment_id
+                    .as_ref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default(),
+                e.reason
+                    .as_ref()
+                    .map(|r| format!(", reason: {r}"))
+                    .unwrap_or_default(),
+            )
+            .map_err(io)?;
+            for change in &e.history {
+                writeln!(
+                    out,
+                    "    {}  {:<9} by {}{}",
+                    format_rfc3339(change.at),
+                    change.status,
+                    change.by,
+                    change
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
+                )
+                .map_err(io)?;
+            }
+        }
+    }
+    writeln!(out, "  payments: {}", payments.len()).map_err(io)?;
+    print_payment_lines(&payments, out)
+}
+
+fn print_payments(
+    payments: &[PaymentRecord],
+    as_json: bool,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    if as_json {
+        let list: Vec<Value> = payments.iter().map(payment_json).collect();
+        return writeln!(out, "{:#}", Value::from(list)).map_err(io);
+    }
+    writeln!(out, "{} payment(s)", payments.len()).map_err(io)?;
+    print_payment_lines(payments, out)
+}
+
+fn print_payment_lines(payments: &[PaymentRecord], out: &mut dyn Write) -> Result<(), AdminError> {
+    for p in payments {
+        let flags = [
+            p.refund_status.clone(),
+            p.dispute_status.clone(),
+            p.access_revoked.as_ref().map(|r| format!("revoked: {r}")),
+            p.attention.as_ref().map(|a| format!("ATTENTION: {a}")),
+            p.claim_redeemed_at.map(|_| "claimed".to_owned()),
+        ];
+        let flags: Vec<String> = flags.into_iter().flatten().collect();
+        writeln!(
+            out,
+            "    {}  {:<24} {:<10} {:>8} {:<3}  {}  {}",
+            format_rfc3339(p.created_at),
+            p.payment_id,
+            p.status,
+            p.total_amount.map(|a| a.to_string()).unwrap_or_default(),
+            p.currency.as_deref().unwrap_or(""),
+            p.email.as_ref().map_or("(no email)", Email::as_str),
+            flags.join(", ")
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn entitlement_json(e: &Entitlement) -> Value {
+    json!({
+        "status": e.status,
+        "plan": e.plan,
+        "expires_at": e.expires_at.map(format_rfc3339),
+        "source": e.source,
+        "payment_id": e.payment_id,
+        "subscription_id": e.subscription_id,
+        "product_id": e.product_id,
+        "reason": e.reason,
+        "changed_by": e.changed_by,
+        "updated_at": format_rfc3339(e.updated_at),
+        "history": e.history.iter().map(|c| json!({
+            "at": format_rfc3339(c.at), "by": c.by, "status": c.status, "reason": c.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn payment_json(p: &PaymentRecord) -> Value {
+    json!({
+        "payment_id": p.payment_id,
+        "email": p.email.as_ref().map(Email::as_str),
+        "status": p.status,
+        "product_id": p.product_id,
+        "plan": p.plan,
+        "subscription_id": p.subscription_id,
+        "total_amount": p.total_amount,
+        "currency": p.currency,
+        "created_at": format_rfc3339(p.created_at),
+        "claim_expires_at": p.claim_expires_at.map(format_rfc3339),
+        "claim_redeemed_at": p.claim_redeemed_at.map(format_rfc3339),
+        "refund_status": p.refund_status,
+        "dispute_status": p.dispute_status,
+        "access_revoked": p.access_revoked,
+        "attention": p.attention,
+    })
 }
 
 async fn connect(env: &Env) -> Result<Store, AdminError> {

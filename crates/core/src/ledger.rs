@@ -92,11 +92,16 @@ pub async fn apply_delivery(
             DodoObject::Dispute(d) => policy::decide_dispute(context, d, &stored),
             DodoObject::Unhandled | DodoObject::Unusable(_) => Decision::Apply(Box::default()),
         };
-        let changes = match decision {
+        let mut changes = match decision {
             Decision::Stale => return Ok(Outcome::Stale),
             Decision::Apply(changes) => *changes,
         };
-        match store.commit(&record, &changes).await? {
+        if let Some(entitlement) = changes.entitlement.as_mut() {
+            let by = format!("webhook {} {}", event.event_type, delivery.webhook_id);
+            let reason = entitlement.reason.clone();
+            entitlement.record(delivery.received_at, by, reason);
+        }
+        match store.commit(Some(&record), &changes).await? {
             CommitOutcome::Committed => {
                 let email = policy::buyer(snapshot_email(&event.object), &stored).cloned();
                 return Ok(Outcome::Processed {

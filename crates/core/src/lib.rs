@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod email;
 pub mod events;
 pub mod ledger;
+pub mod operator;
 pub mod policy;
 pub mod records;
 pub mod request_signature;

@@ -302,6 +302,22 @@ pub mod source {
     pub const MANUAL: &str = "manual";
 }
 
+/// One change of an entitlement, kept on the item as its audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// When (unix seconds).
+    pub at: i64,
+    /// Who: an operator, or `webhook <event type> <webhook-id>`.
+    pub by: String,
+    /// The status it was set to.
+    pub status: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Most recent changes kept on an entitlement.
+pub const MAX_HISTORY: usize = 50;
+
 /// Whether an email has Pro, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
@@ -329,6 +345,8 @@ pub struct Entitlement {
     pub updated_at: i64,
     /// Optimistic-concurrency version.
     pub version: i64,
+    /// The last [`MAX_HISTORY`] changes, oldest first.
+    pub history: Vec<Change>,
 }
 
 impl Entitlement {
@@ -347,6 +365,21 @@ impl Entitlement {
             changed_by: None,
             updated_at: 0,
             version: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// Appends a change to the history (dropping the oldest beyond [`MAX_HISTORY`]).
+    pub fn record(&mut self, at: i64, by: impl Into<String>, reason: Option<String>) {
+        self.history.push(Change {
+            at,
+            by: by.into(),
+            status: self.status.clone(),
+            reason,
+        });
+        if self.history.len() > MAX_HISTORY {
+            let excess = self.history.len() - MAX_HISTORY;
+            self.history.drain(..excess);
         }
     }
 
@@ -375,6 +408,7 @@ impl Entitlement {
                 .and_then(|t| parse_rfc3339_seconds(&t))
                 .unwrap_or(0),
             version: opt_n(item, "version").unwrap_or(0),
+            history: read_history(item),
         })
     }
 
@@ -401,8 +435,43 @@ impl Entitlement {
             Some(&format_rfc3339(self.updated_at)),
         );
         put_n(&mut item, "version", Some(self.version));
+        if !self.history.is_empty() {
+            let entries = self
+                .history
+                .iter()
+                .map(|change| {
+                    let mut entry = Item::new();
+                    put_s(&mut entry, "at", Some(&format_rfc3339(change.at)));
+                    put_s(&mut entry, "by", Some(&change.by));
+                    put_s(&mut entry, "status", Some(&change.status));
+                    put_s(&mut entry, "reason", change.reason.as_deref());
+                    AttributeValue::M(entry)
+                })
+                .collect();
+            item.insert("history".to_owned(), AttributeValue::L(entries));
+        }
         item
     }
+}
+
+fn read_history(item: &Item) -> Vec<Change> {
+    let Some(AttributeValue::L(entries)) = item.get("history") else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| match entry {
+            AttributeValue::M(fields) => Some(Change {
+                at: opt_s(fields, "at")
+                    .and_then(|t| parse_rfc3339_seconds(&t))
+                    .unwrap_or(0),
+                by: opt_s(fields, "by").unwrap_or_default(),
+                status: opt_s(fields, "status").unwrap_or_default(),
+                reason: opt_s(fields, "reason"),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A processed delivery, kept at least 7 days to recognise redeliveries.
@@ -526,8 +595,24 @@ mod tests {
         };
         assert_eq!(
             Entitlement::from_item(&entitlement.to_item()),
-            Ok(entitlement)
+            Ok(entitlement.clone())
         );
+        let mut with_history = entitlement;
+        with_history.record(1_768_067_000, "operator", Some("goodwill".into()));
+        assert_eq!(
+            Entitlement::from_item(&with_history.to_item()),
+            Ok(with_history)
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_most_recent_changes() {
+        let mut entitlement = Entitlement::new(Email::parse("a@b.co").expect("valid"));
+        for at in 0..(MAX_HISTORY as i64 + 5) {
+            entitlement.record(at, "webhook", None);
+        }
+        assert_eq!(entitlement.history.len(), MAX_HISTORY);
+        assert_eq!(entitlement.history[0].at, 5);
     }
 
     #[test]

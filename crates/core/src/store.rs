@@ -32,11 +32,17 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A table does not exist.
-    #[error("table {0} does not exist (run scripts/setup-dynamodb-tables.sh)")]
+    #[error("a table does not exist ({0}); create it with scripts/setup-dynamodb-tables.sh")]
     MissingTable(String),
     /// A stored item is not in the shape we write.
     #[error("corrupt item: {0}")]
     Corrupt(#[from] CorruptItem),
+    /// AWS rejected the credentials or denied access.
+    #[error("AWS credentials rejected or access denied: {0}")]
+    Credentials(String),
+    /// The named item does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// Concurrent writers kept winning; gave up.
     #[error("too much contention on the same records")]
     Contention,
@@ -46,6 +52,18 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> 
     for StoreError
 {
     fn from(error: SdkError<E, R>) -> Self {
+        if matches!(
+            error.code(),
+            Some(
+                "UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "AccessDeniedException"
+                    | "ExpiredTokenException"
+                    | "MissingAuthenticationTokenException"
+            )
+        ) {
+            return Self::Credentials(error.message().unwrap_or("no detail").to_owned());
+        }
         if error.code() == Some("ResourceNotFoundException") {
             let message = error.message().unwrap_or("requested table").to_owned();
             return Self::MissingTable(message);
@@ -252,19 +270,57 @@ impl Store {
         }
     }
 
-    /// Writes the delivery record and every changed record in one transaction: all or nothing.
-    /// Each record is written only if its version is still the one that was read.
+    /// Payments created at or after `since` (unix seconds), newest first, by a scan that reads
+    /// at most `max_scanned` items (the schema indexes payments by buyer only). Returns the
+    /// payments and whether the whole table was read.
+    pub async fn recent_payments(
+        &self,
+        since: i64,
+        max_scanned: i32,
+    ) -> Result<(Vec<PaymentRecord>, bool), StoreError> {
+        let mut payments = Vec::new();
+        let mut scanned = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.config.payments_table)
+                .filter_expression("created_at >= :since AND attribute_not_exists(record_type)")
+                .expression_attribute_values(":since", AttributeValue::S(format_rfc3339(since)))
+                .limit((max_scanned - scanned).clamp(1, 1000))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            scanned += output.scanned_count;
+            for item in output.items() {
+                payments.push(PaymentRecord::from_item(item)?);
+            }
+            start = output.last_evaluated_key;
+            let complete = start.is_none();
+            if complete || scanned >= max_scanned {
+                payments.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                return Ok((payments, complete));
+            }
+        }
+    }
+
+    /// Writes the delivery record (if any) and every changed record in one transaction: all
+    /// or nothing. Each record is written only if its version is still the one that was read.
     pub async fn commit(
         &self,
-        delivery: &DeliveryRecord,
+        delivery: Option<&DeliveryRecord>,
         changes: &Changes,
     ) -> Result<CommitOutcome, StoreError> {
-        let mut items = vec![put(
-            &self.config.payments_table,
-            delivery.to_item(),
-            "attribute_not_exists(payment_id)",
-            None,
-        )];
+        let mut items = Vec::new();
+        if let Some(delivery) = delivery {
+            items.push(put(
+                &self.config.payments_table,
+                delivery.to_item(),
+                "attribute_not_exists(payment_id)",
+                None,
+            ));
+        }
         if let Some(payment) = &changes.payment {
             let next = PaymentRecord {
                 version: payment.version + 1,
@@ -322,7 +378,9 @@ impl Store {
                 };
                 match cancelled {
                     Some(codes)
-                        if codes.first().map(String::as_str) == Some("ConditionalCheckFailed") =>
+                        if delivery.is_some()
+                            && codes.first().map(String::as_str)
+                                == Some("ConditionalCheckFailed") =>
                     {
                         Ok(CommitOutcome::Duplicate)
                     }

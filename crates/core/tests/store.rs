@@ -60,7 +60,10 @@ async fn commit_payment(store: &Store, webhook_id: &str, payment: PaymentRecord)
         ..Changes::default()
     };
     assert_eq!(
-        store.commit(&delivery(webhook_id), &changes).await.unwrap(),
+        store
+            .commit(Some(&delivery(webhook_id)), &changes)
+            .await
+            .unwrap(),
         CommitOutcome::Committed
     );
 }
@@ -123,7 +126,10 @@ async fn records_round_trip_and_missing_ones_are_none() {
         attention: None,
     };
     assert_eq!(
-        store.commit(&delivery("msg_1"), &changes).await.unwrap(),
+        store
+            .commit(Some(&delivery("msg_1")), &changes)
+            .await
+            .unwrap(),
         CommitOutcome::Committed
     );
 
@@ -183,7 +189,10 @@ async fn a_delivery_commits_once() {
         ..Changes::default()
     };
     assert_eq!(
-        store.commit(&delivery("msg_1"), &changes).await.unwrap(),
+        store
+            .commit(Some(&delivery("msg_1")), &changes)
+            .await
+            .unwrap(),
         CommitOutcome::Duplicate
     );
     assert_eq!(
@@ -206,7 +215,10 @@ async fn a_stale_version_conflicts_and_a_failed_transaction_writes_nothing() {
         ..Changes::default()
     };
     assert_eq!(
-        store.commit(&delivery("msg_2"), &changes).await.unwrap(),
+        store
+            .commit(Some(&delivery("msg_2")), &changes)
+            .await
+            .unwrap(),
         CommitOutcome::Conflict
     );
     assert_eq!(
@@ -382,7 +394,7 @@ async fn unredeemable_claims_say_why() {
         ..Changes::default()
     };
     assert_eq!(
-        store.commit(&delivery("m7"), &changes).await.unwrap(),
+        store.commit(Some(&delivery("m7")), &changes).await.unwrap(),
         CommitOutcome::Conflict
     );
 }

@@ -61,7 +61,10 @@ impl From<&llmxt_core::store::StoreError> for ApiError {
         use llmxt_core::store::StoreError;
         match error {
             StoreError::Unavailable(_) | StoreError::Contention => Self::Unavailable,
-            StoreError::MissingTable(_) | StoreError::Corrupt(_) => Self::Internal,
+            StoreError::MissingTable(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Credentials(_)
+            | StoreError::NotFound(_) => Self::Internal,
         }
     }
 }

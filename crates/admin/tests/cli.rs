@@ -1,0 +1,386 @@
+//! `llmxt-admin` against DynamoDB Local (and a stub that rejects credentials).
+#![allow(clippy::unwrap_used)]
+
+use llmxt_admin::{AdminError, run};
+use llmxt_core::config::{Env, PlanCatalog};
+use llmxt_core::events::parse_event;
+use llmxt_core::ledger::{Delivery, apply_delivery};
+use llmxt_core::policy::PolicySettings;
+use llmxt_core::store::Store;
+use llmxt_core::time::unix_now;
+use llmxt_core::token::TokenSigner;
+use llmxt_testkit::{
+    TEST_ENTITLEMENT_SECRET, dodo_body, entitlement_secret, fresh_store, unique_store_config,
+};
+use serde_json::{Value, json};
+
+const BUYER: &str = "john.doe@example.com";
+
+fn env_for(store: &Store, extra: &[(&str, &str)]) -> Env {
+    let config = store.config();
+    let mut pairs: Vec<(String, String)> = vec![
+        (
+            "ENTITLEMENTS_TABLE".into(),
+            config.entitlements_table.clone(),
+        ),
+        ("PAYMENTS_TABLE".into(), config.payments_table.clone()),
+        ("DYNAMODB_ENDPOINT".into(), config.endpoint.clone().unwrap()),
+        ("ENTITLEMENT_SECRET".into(), TEST_ENTITLEMENT_SECRET.into()),
+        ("LLMXT_OPERATOR".into(), "alice".into()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Env::from_pairs(pairs)
+}
+
+async fn admin(env: &Env, args: &[&str]) -> Result<String, AdminError> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut out = Vec::new();
+    run(&args, env, &mut out).await?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+async fn deliver(store: &Store, id: &str, body: &str) {
+    let plans = PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
+    let settings = PolicySettings {
+        plans: &plans,
+        claim_ttl_seconds: 600,
+        grace_seconds: 0,
+    };
+    let now = unix_now();
+    let delivery = Delivery {
+        webhook_id: id,
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    apply_delivery(
+        store,
+        settings,
+        delivery,
+        &parse_event(body.as_bytes()).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn paid(payment_id: &str) -> String {
+    dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!(payment_id);
+        v["data"]["created_at"] = json!(llmxt_core::time::format_rfc3339(unix_now() - 60));
+    })
+}
+
+async fn show_json(env: &Env, email: &str) -> Value {
+    serde_json::from_str(&admin(env, &["show", email, "--json"]).await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn show_lists_the_entitlement_history_and_payments() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    deliver(&store, "msg_1", &paid("pay_1")).await;
+    let text = admin(&env, &["show", "John.Doe@Example.com"])
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "entitlement: PRO — active plan professional, until no end, source payment (pay_1)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("by webhook payment.succeeded msg_1"),
+        "{text}"
+    );
+    assert!(text.contains("pay_1"), "{text}");
+    let value = show_json(&env, BUYER).await;
+    assert_eq!(value["pro"], json!(true));
+    assert_eq!(value["payments"][0]["payment_id"], json!("pay_1"));
+    assert_eq!(
+        value["entitlement"]["history"][0]["status"],
+        json!("active")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_email_is_an_error() {
+    let store = fresh_store().await;
+    let error = admin(&env_for(&store, &[]), &["show", "nobody@example.com"])
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit_code(), 1);
+    assert!(
+        error
+            .to_string()
+            .contains("no entitlement and no payments for nobody@example.com")
+    );
+    let error = admin(
+        &env_for(&store, &[]),
+        &["revoke", "nobody@example.com", "--reason", "x"],
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("no entitlement"), "{error}");
+}
+
+#[tokio::test]
+async fn grant_and_revoke_record_who_why_and_when() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    let out = admin(
+        &env,
+        &[
+            "grant",
+            BUYER,
+            "--plan",
+            "enterprise",
+            "--until",
+            "2099-01-01",
+            "--reason",
+            "goodwill",
+            "--by",
+            "bob",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(out.contains("granted enterprise"), "{out}");
+    let value = show_json(&env, BUYER).await;
+    assert_eq!(value["pro"], json!(true));
+    assert_eq!(value["entitlement"]["source"], json!("manual"));
+    assert_eq!(value["entitlement"]["changed_by"], json!("bob"));
+    assert_eq!(
+        value["entitlement"]["expires_at"],
+        json!("2099-01-01T00:00:00Z")
+    );
+
+    admin(&env, &["revoke", BUYER, "--reason", "chargeback threat"])
+        .await
+        .unwrap();
+    let value = show_json(&env, BUYER).await;
+    assert_eq!(value["pro"], json!(false));
+    let history = value["entitlement"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        history[1],
+        json!({"at": history[1]["at"], "by": "alice", "status": "revoked", "reason": "chargeback threat"})
+    );
+}
+
+#[tokio::test]
+async fn a_manual_revoke_survives_redeliveries_but_not_a_new_payment() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    deliver(&store, "msg_1", &paid("pay_1")).await;
+    admin(&env, &["revoke", BUYER, "--reason", "fraud"])
+        .await
+        .unwrap();
+    // The same payment again (a later snapshot under a new webhook-id) does not undo it.
+    deliver(&store, "msg_2", &paid("pay_1")).await;
+    assert_eq!(show_json(&env, BUYER).await["pro"], json!(false));
+    // A new real payment is not ignored.
+    deliver(&store, "msg_3", &paid("pay_2")).await;
+    let value = show_json(&env, BUYER).await;
+    assert_eq!(value["pro"], json!(true));
+    let last = value["entitlement"]["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["by"], json!("webhook payment.succeeded msg_3"));
+}
+
+#[tokio::test]
+async fn a_manual_revoke_of_a_subscription_holds_for_its_paid_period() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    let subscription = |id: &str, next: &str| {
+        let body = dodo_body("subscription.active.cli-generator", |v| {
+            v["data"]["next_billing_date"] = json!(next)
+        });
+        (id.to_owned(), body)
+    };
+    let (id, body) = subscription("msg_1", "2099-02-10T00:00:00Z");
+    deliver(&store, &id, &body).await;
+    admin(&env, &["revoke", BUYER, "--reason", "abuse"])
+        .await
+        .unwrap();
+    let (id, body) = subscription("msg_2", "2099-02-10T00:00:00Z");
+    deliver(&store, &id, &body).await;
+    assert_eq!(show_json(&env, BUYER).await["pro"], json!(false));
+    let (id, body) = subscription("msg_3", "2099-03-10T00:00:00Z");
+    deliver(&store, &id, &body).await;
+    assert_eq!(
+        show_json(&env, BUYER).await["pro"],
+        json!(true),
+        "a renewal into a new period grants again"
+    );
+}
+
+#[tokio::test]
+async fn mint_cookie_prints_a_valid_token() {
+    let store = fresh_store().await;
+    let out = admin(
+        &env_for(&store, &[("DEFAULT_PLAN", "starter")]),
+        &["mint-cookie", BUYER, "--days", "7"],
+    )
+    .await
+    .unwrap();
+    let token = out.trim().strip_prefix("llmxt_pro=").unwrap();
+    let claims = TokenSigner::new(entitlement_secret())
+        .verify(token, unix_now())
+        .unwrap();
+    assert_eq!(
+        (claims.email.as_str(), claims.plan.as_str()),
+        (BUYER, "starter")
+    );
+    assert_eq!(claims.exp - claims.iat, 7 * 86_400);
+    let error = admin(
+        &env_for(&store, &[("ENTITLEMENT_SECRET", "weak")]),
+        &["mint-cookie", BUYER],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("ENTITLEMENT_SECRET is too weak"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn payments_lists_recent_and_flagged_payments() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    deliver(&store, "msg_1", &paid("pay_recent")).await;
+    let old = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_old");
+        v["data"]["created_at"] = json!("2020-01-01T00:00:00Z");
+    });
+    deliver(&store, "msg_2", &old).await;
+    let anonymous = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_anon");
+        v["data"]["customer"]["email"] = json!(null);
+        v["data"]["created_at"] = json!(llmxt_core::time::format_rfc3339(unix_now() - 10));
+    });
+    deliver(&store, "msg_3", &anonymous).await;
+
+    let list: Value = serde_json::from_str(
+        &admin(&env, &["payments", "--since", "24h", "--json"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["payment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["pay_anon", "pay_recent"]);
+    let flagged = admin(&env, &["payments", "--since", "24h", "--attention"])
+        .await
+        .unwrap();
+    assert!(
+        flagged.contains("pay_anon")
+            && flagged.contains("ATTENTION: missing_email")
+            && !flagged.contains("pay_recent"),
+        "{flagged}"
+    );
+    let all = admin(&env, &["payments", "--since", "36500d"])
+        .await
+        .unwrap();
+    assert!(all.contains("pay_old"), "{all}");
+    let bounded = admin(&env, &["payments", "--since", "36500d", "--max-scan", "2"])
+        .await
+        .unwrap();
+    assert!(
+        bounded.contains("stopped after scanning 2 items"),
+        "{bounded}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_clear_error() {
+    let config = unique_store_config();
+    let env = Env::from_pairs([
+        ("ENTITLEMENTS_TABLE", config.entitlements_table.as_str()),
+        ("PAYMENTS_TABLE", config.payments_table.as_str()),
+        ("DYNAMODB_ENDPOINT", config.endpoint.as_deref().unwrap()),
+    ]);
+    let error = admin(&env, &["show", BUYER]).await.unwrap_err();
+    assert_eq!(error.exit_code(), 1);
+    assert!(error.to_string().contains("a table does not exist (Cannot do operations on a non-existent table); create it with scripts/setup-dynamodb-tables.sh"), "{error}");
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_a_clear_error() {
+    // A stand-in for DynamoDB that rejects every request the way AWS does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buffer = vec![0_u8; 65536];
+                let _ = stream.read(&mut buffer).await;
+                let body = r#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#;
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: test\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = Env::from_pairs([("DYNAMODB_ENDPOINT", endpoint.as_str())]);
+    let error = admin(&env, &["show", BUYER]).await.unwrap_err();
+    assert!(error.to_string().contains("AWS credentials rejected or access denied: The security token included in the request is invalid."), "{error}");
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["show"],
+        vec!["show", "not-an-email"],
+        vec!["grant", BUYER, "--plan", "pro"],
+        vec![
+            "grant", BUYER, "--plan", "pro", "--reason", "x", "--until", "someday",
+        ],
+        vec!["revoke", BUYER],
+        vec!["payments", "--since", "yesterday"],
+        vec!["create-tables", "extra"],
+    ] {
+        let error = admin(&env, &args).await.unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+    }
+    let nobody = Env::from_pairs([(
+        "DYNAMODB_ENDPOINT",
+        store.config().endpoint.clone().unwrap(),
+    )]);
+    let error = admin(&nobody, &["revoke", BUYER, "--reason", "x"])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("--by"), "{error}");
+}
+
+#[test]
+fn the_binary_exits_non_zero_with_one_clear_line() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_llmxt-admin"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("llmxt-admin: unknown command \"frobnicate\""),
+        "{stderr}"
+    );
+}
