@@ -1,0 +1,171 @@
+//! Property tests of everything that parses untrusted input: no panic, and nothing unsigned
+//! or altered is ever accepted.
+#![allow(clippy::unwrap_used)]
+
+use llmxt_core::email::Email;
+use llmxt_core::events::parse_event;
+use llmxt_core::request_signature::{self, SignedRequest};
+use llmxt_core::secret::Secret;
+use llmxt_core::token::TokenSigner;
+use llmxt_core::webhook_signature::{WebhookHeaders, WebhookSecrets, sign, verify};
+use proptest::prelude::*;
+
+const NOW: i64 = 1_800_000_000;
+
+fn secrets() -> WebhookSecrets {
+    WebhookSecrets::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("payment_id".to_owned()),
+            Just("succeeded".to_owned()),
+            Just("Payment".to_owned()),
+            Just("Subscription".to_owned()),
+            Just("2026-01-10T17:55:53Z".to_owned()),
+            ".{0,12}"
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("type"),
+                        Just("data"),
+                        Just("timestamp"),
+                        Just("payload_type"),
+                        Just("payment_id"),
+                        Just("subscription_id"),
+                        Just("status"),
+                        Just("customer"),
+                        Just("email"),
+                        Just("metadata"),
+                        Just("product_cart"),
+                        Just("refunds"),
+                        Just("disputes"),
+                        Just("is_partial"),
+                        Just("next_billing_date"),
+                        Just("refund_id"),
+                        Just("dispute_id"),
+                        Just("dispute_status"),
+                    ],
+                    inner
+                ),
+                0..8
+            )
+            .prop_map(|pairs| serde_json::Value::Object(
+                pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_webhook_headers_never_verify(
+        id in proptest::option::of(".{0,40}"),
+        timestamp in proptest::option::of(prop_oneof![".{0,20}", (NOW - 400..NOW + 400).prop_map(|t| t.to_string())]),
+        signature in proptest::option::of(".{0,200}"),
+        body in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let headers = WebhookHeaders { id: id.as_deref(), timestamp: timestamp.as_deref(), signature: signature.as_deref() };
+        prop_assert!(verify(&secrets(), headers, &body, NOW).is_err());
+    }
+
+    #[test]
+    fn any_change_to_a_signed_delivery_is_rejected(
+        body in prop::collection::vec(any::<u8>(), 1..256),
+        position in any::<prop::sample::Index>(),
+        flip in 1_u8..=255,
+        part in 0_usize..3,
+    ) {
+        let key = secrets().keys()[0].clone();
+        let signature = sign(&key, "msg_1", NOW, &body);
+        let ts = NOW.to_string();
+        let ok = WebhookHeaders { id: Some("msg_1"), timestamp: Some(&ts), signature: Some(&signature) };
+        prop_assert!(verify(&secrets(), ok, &body, NOW).is_ok());
+        let mut altered_body = body.clone();
+        let mut altered_id = String::from("msg_1");
+        let mut altered_ts = NOW;
+        match part {
+            0 => { let i = position.index(altered_body.len()); altered_body[i] ^= flip; }
+            1 => altered_id.push(char::from(b'a' + flip % 26)),
+            _ => altered_ts += i64::from(flip % 100) + 1,
+        }
+        let altered_ts_text = altered_ts.to_string();
+        let headers = WebhookHeaders { id: Some(&altered_id), timestamp: Some(&altered_ts_text), signature: Some(&signature) };
+        prop_assert!(verify(&secrets(), headers, &altered_body, NOW).is_err());
+    }
+
+    #[test]
+    fn the_event_parser_never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_event(&body);
+    }
+
+    #[test]
+    fn the_event_parser_never_panics_on_json(value in json_value(), kind in prop_oneof![
+        Just("Payment"), Just("Subscription"), Just("Refund"), Just("Dispute"), Just("Other")
+    ]) {
+        let _ = parse_event(value.to_string().as_bytes());
+        let event = serde_json::json!({"type": "payment.succeeded", "data": value});
+        let _ = parse_event(event.to_string().as_bytes());
+        let mut object = serde_json::json!({"payload_type": kind});
+        if let (Some(target), serde_json::Value::Object(extra)) = (object.as_object_mut(), value) {
+            target.extend(extra);
+        }
+        let _ = parse_event(serde_json::json!({"type": "x", "data": object}).to_string().as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_cookies_never_verify(token in ".{0,300}") {
+        let signer = TokenSigner::new(Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+        prop_assert!(signer.verify(&token, NOW).is_err());
+    }
+
+    #[test]
+    fn any_change_to_a_cookie_is_rejected(position in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9_.=-]") {
+        let signer = TokenSigner::new(Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+        let token = signer.issue(&Email::parse("a@example.com").unwrap(), "professional", NOW, 3600);
+        let i = position.index(token.len());
+        prop_assume!(token[i..=i] != replacement);
+        let altered = format!("{}{}{}", &token[..i], replacement, &token[i + 1..]);
+        prop_assert!(signer.verify(&altered, NOW).is_err(), "{}", altered);
+    }
+
+    #[test]
+    fn arbitrary_request_signatures_never_verify(
+        timestamp in proptest::option::of(prop_oneof![".{0,20}", (NOW - 400..NOW + 400).prop_map(|t| t.to_string())]),
+        signature in proptest::option::of(prop_oneof![".{0,80}", "v1=[0-9a-f]{64}"]),
+        path in ".{0,80}",
+    ) {
+        let secret = Secret::new(b"server-to-server-secret-0123456789".to_vec());
+        let request = SignedRequest { method: "GET", path_and_query: &path, body: b"" };
+        prop_assert!(request_signature::verify(&secret, timestamp.as_deref(), signature.as_deref(), request, NOW).is_err());
+    }
+
+    #[test]
+    fn emails_normalise_idempotently_and_mask(raw in ".{0,80}") {
+        if let Ok(email) = Email::parse(&raw) {
+            prop_assert_eq!(Email::parse(email.as_str()).unwrap(), email.clone());
+            let (local, domain) = email.as_str().split_once('@').unwrap();
+            let masked = email.masked();
+            let suffix = format!("@{}", domain);
+            prop_assert!(masked.ends_with(&suffix));
+            if local.chars().count() > 1 {
+                prop_assert!(!masked.contains(local));
+            }
+        }
+    }
+}
