@@ -299,7 +299,7 @@ impl Store {
             start = output.last_evaluated_key;
             let complete = start.is_none();
             if complete || scanned >= max_scanned {
-                payments.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                payments.sort_by_key(|p| std::cmp::Reverse(p.created_at));
                 return Ok((payments, complete));
             }
         }
