@@ -7,7 +7,8 @@
 #   scripts/dynamodb-local.sh status [PORT]  exit 0 when it answers on PORT
 #
 # The jar comes from the npm package amplify-dynamodb-simulator, which ships it unchanged.
-# It runs in memory with -sharedDb, so every access key and region sees the same tables.
+# It runs in memory with -sharedDb, so every access key and region sees the same tables;
+# with DYNAMODB_LOCAL_DB_PATH=DIR it keeps its data in DIR instead (survives a restart).
 set -euo pipefail
 
 PACKAGE="amplify-dynamodb-simulator@2.9.30"
@@ -46,8 +47,13 @@ start() {
   fi
   fetch
   local log="$cache/dynamodb-$port.log"
+  local storage=(-inMemory)
+  if [ -n "${DYNAMODB_LOCAL_DB_PATH:-}" ]; then
+    mkdir -p "$DYNAMODB_LOCAL_DB_PATH"
+    storage=(-dbPath "$(cd "$DYNAMODB_LOCAL_DB_PATH" && pwd)")
+  fi
   (cd "$emulator" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-      -inMemory -sharedDb -port "$port" -disableTelemetry >"$log" 2>&1) &
+      "${storage[@]}" -sharedDb -port "$port" -disableTelemetry >"$log" 2>&1) &
   echo $! >"$cache/dynamodb-$port.pid"
   for _ in $(seq 1 150); do
     if answers "$port"; then
@@ -61,9 +67,12 @@ start() {
 }
 
 stop() {
-  local port=$1 pidfile="$cache/dynamodb-$port.pid"
+  local port=$1 pidfile="$cache/dynamodb-$port.pid" pid
   [ -f "$pidfile" ] || return 0
-  kill "$(cat "$pidfile")" 2>/dev/null || true
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
   rm -f "$pidfile"
 }
 

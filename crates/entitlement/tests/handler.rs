@@ -436,3 +436,33 @@ async fn a_database_that_never_answers_fails_open_within_the_budget() {
     });
     check_fail_open(&deps_with_endpoint(format!("http://127.0.0.1:{port}")).await).await;
 }
+
+#[tokio::test]
+async fn a_database_slower_than_the_budget_fails_open_for_a_valid_cookie_only() {
+    use llmxt_testkit::faults::{FaultProxy, ProxyMode};
+    let proxy = FaultProxy::start(
+        llmxt_testkit::dynamodb_endpoint()
+            .trim_start_matches("http://")
+            .to_owned(),
+    )
+    .await;
+    let direct = fresh_store().await;
+    let mut store_config = direct.config().clone();
+    store_config.endpoint = Some(proxy.endpoint());
+    let config = config(false);
+    let store = Store::connect(
+        &store_config,
+        ClientProfile::within(std::time::Duration::from_millis(config.db_budget_ms)),
+    )
+    .await;
+    let deps = EntitlementDeps::new(config, store);
+    grant(&direct, BUYER, status::REVOKED, None).await;
+    // At full speed the database decides (revoked).
+    assert_eq!(
+        response_json(&ask_with_cookie(&deps, &token_for(BUYER, 3600)).await)["source"],
+        json!("database")
+    );
+    // Slower than the budget: the valid cookie answers alone.
+    proxy.set(ProxyMode::Delay(1500));
+    check_fail_open(&deps).await;
+}
