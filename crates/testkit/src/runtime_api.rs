@@ -164,7 +164,11 @@ impl RuntimeApi {
 
     /// Starts a function binary against this Runtime API with `env` (its own configuration).
     pub fn spawn_function(&self, binary: &str, env: &[(&str, String)]) -> FunctionProcess {
-        let mut command = Command::new(binary);
+        self.spawn(Command::new(binary), env)
+    }
+
+    /// Starts `command` (e.g. `node index.mjs`) as a function against this Runtime API.
+    pub fn spawn(&self, mut command: Command, env: &[(&str, String)]) -> FunctionProcess {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -182,10 +186,11 @@ impl RuntimeApi {
         for (name, value) in env {
             command.env(name, value);
         }
+        let program = command.get_program().to_string_lossy().into_owned();
         FunctionProcess {
             child: command
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {binary}: {e}")),
+                .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
         }
     }
 }

@@ -1,0 +1,705 @@
+//! The measurements. Each prints a Markdown table to stdout.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use llmxt_core::config::{EntitlementConfig, Env, PlanCatalog, SuccessConfig, WebhookConfig};
+use llmxt_core::email::Email;
+use llmxt_core::events::parse_event;
+use llmxt_core::ledger::{Delivery, apply_delivery};
+use llmxt_core::policy::PolicySettings;
+use llmxt_core::records::{DeliveryRecord, Entitlement, PaymentRecord, source, status};
+use llmxt_core::store::Store;
+use llmxt_core::time::unix_now;
+use llmxt_core::token::TokenSigner;
+use llmxt_testkit::runtime_api::RuntimeApi;
+use llmxt_testkit::{
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, dodo_body, entitlement_secret, fresh_store,
+    function_env, request_from_event, sign_webhook, webhook_event,
+};
+use serde_json::json;
+
+const FUNCTIONS: [(&str, &str); 5] = [
+    ("hello-lambda (lambda_http, no SDK)", "hello-lambda"),
+    ("bare-lambda (lambda_http + same SDK client)", "bare-lambda"),
+    ("webhook", "webhook"),
+    ("success-redirect", "success-redirect"),
+    ("entitlement", "entitlement"),
+];
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+    samples.sort();
+    let rank = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
+    samples[rank.min(samples.len() - 1)]
+}
+
+/// Configuration for every function, pointing at a database that init never contacts.
+fn offline_env() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "DODO_WEBHOOK_SECRET",
+            llmxt_testkit::TEST_WEBHOOK_SECRET.to_owned(),
+        ),
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET.to_owned()),
+        ("HMAC_SECRET", llmxt_testkit::TEST_HMAC_SECRET.to_owned()),
+        ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com".to_owned()),
+        ("DYNAMODB_ENDPOINT", "http://127.0.0.1:9".to_owned()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+    ]
+}
+
+/// Init time: from spawning the process until its first Runtime API `next` request.
+pub async fn init(bin_dir: &Path, runs: usize, node: Option<String>) {
+    println!("| function | median init (ms) | p90 init (ms) | median vs bare-lambda |");
+    println!("|---|---:|---:|---:|");
+    let mut bare_median = None;
+    let mut programs: Vec<(String, Command)> = FUNCTIONS
+        .iter()
+        .map(|(label, binary)| ((*label).to_owned(), Command::new(bin_dir.join(binary))))
+        .collect();
+    if let Some(dir) = node {
+        let mut command = Command::new("node");
+        command.arg(Path::new(&dir).join("index.mjs"));
+        programs.push((
+            "webhook, seed's Node stack (AWS SDK v3 + standardwebhooks)".to_owned(),
+            command,
+        ));
+    }
+    for (label, command) in programs {
+        let mut samples = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let api = RuntimeApi::start().await;
+            let mut command_copy = Command::new(command.get_program());
+            command_copy.args(command.get_args());
+            let started = Instant::now();
+            let process = api.spawn(command_copy, &offline_env());
+            loop {
+                if let Some(at) = api.first_next_request() {
+                    samples.push(at - started);
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{label} never asked for work"
+                );
+                tokio::time::sleep(Duration::from_micros(100)).await;
+            }
+            drop(process);
+        }
+        let median = percentile(&mut samples, 0.5);
+        let p90 = percentile(&mut samples, 0.9);
+        if label.starts_with("bare-lambda") {
+            bare_median = Some(median);
+        }
+        let ratio = bare_median.map_or("—".to_owned(), |bare| {
+            format!("{:.2}×", median.as_secs_f64() / bare.as_secs_f64())
+        });
+        println!(
+            "| {label} | {:.2} | {:.2} | {ratio} |",
+            millis(median),
+            millis(p90)
+        );
+    }
+}
+
+/// Init instruction count under callgrind: the process is pointed at a closed Runtime API
+/// port, so it runs its whole init, fails its first `next` and exits.
+pub fn instructions(bin_dir: &Path) {
+    println!("| function | init instructions (callgrind) |");
+    println!("|---|---:|");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (label, binary) in FUNCTIONS {
+        let out = std::env::temp_dir().join(format!("llmxt-callgrind-{binary}.out"));
+        let status = Command::new("valgrind")
+            .args(["--tool=callgrind", "--quiet"])
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(bin_dir.join(binary))
+            .env_clear()
+            .envs(offline_env())
+            .env("AWS_LAMBDA_RUNTIME_API", closed.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "bench")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let Ok(_) = status else {
+            println!("| {label} | valgrind not available |");
+            continue;
+        };
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let total = text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("summary: ")
+                    .or_else(|| line.strip_prefix("totals: "))
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        let _ = std::fs::remove_file(&out);
+        match total {
+            Some(total) => println!("| {label} | {} |", group_digits(total)),
+            None => println!("| {label} | (no callgrind output) |"),
+        }
+    }
+}
+
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn plans() -> PlanCatalog {
+    PlanCatalog::parse("pdt_test=professional", "professional").unwrap()
+}
+
+async fn seed_payment(store: &Store, payment_id: &str, email: &str) {
+    let plans = plans();
+    let settings = PolicySettings {
+        plans: &plans,
+        claim_ttl_seconds: 3600,
+        grace_seconds: 0,
+    };
+    let body = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!(payment_id);
+        v["data"]["customer"]["email"] = json!(email);
+    });
+    let now = unix_now();
+    let delivery = Delivery {
+        webhook_id: &format!("seed_{payment_id}"),
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    apply_delivery(
+        store,
+        settings,
+        delivery,
+        &parse_event(body.as_bytes()).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+fn row(label: &str, handler: &mut [Duration], floor: &mut [Duration]) {
+    let (h50, h90) = (percentile(handler, 0.5), percentile(handler, 0.9));
+    let (f50, f90) = (percentile(floor, 0.5), percentile(floor, 0.9));
+    println!(
+        "| {label} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3}× |",
+        millis(h50),
+        millis(h90),
+        millis(f50),
+        millis(f90),
+        h50.as_secs_f64() / f50.as_secs_f64()
+    );
+}
+
+/// Warm handler latency in-process against DynamoDB Local, beside the bare SDK calls the
+/// handler must make (the floor), interleaved so both see the same machine.
+pub async fn warm(iterations: usize) {
+    let store = fresh_store().await;
+    let client = store.client().clone();
+    let config = store.config().clone();
+    let env = Env::from_pairs(
+        function_env(&store)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let webhook_deps = webhook::WebhookDeps {
+        config: WebhookConfig::from_env(&env).unwrap(),
+        store: store.clone(),
+    };
+    let success_deps =
+        success_redirect::SuccessDeps::new(SuccessConfig::from_env(&env).unwrap(), store.clone());
+    let entitlement_deps = entitlement::EntitlementDeps::new(
+        EntitlementConfig::from_env(&env).unwrap(),
+        store.clone(),
+    );
+    println!(
+        "| handler (first invocation excluded) | p50 (ms) | p90 (ms) | floor p50 (ms) | floor p90 (ms) | p50 / floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+
+    // Webhook: a new payment each time. Floor: the reads it must make, then the transaction.
+    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    let first_started = Instant::now();
+    for i in 0..=iterations {
+        let now = unix_now();
+        let email = format!("warm{i}@example.com");
+        let body = dodo_body("payment.succeeded.cli-generator", |v| {
+            v["data"]["payment_id"] = json!(format!("pay_warm_{i}"));
+            v["data"]["customer"]["email"] = json!(email);
+        });
+        let request = request_from_event(
+            &webhook_event(&format!("msg_warm_{i}"), now, &body, None).to_string(),
+        );
+        let started = Instant::now();
+        let response = webhook::handle(&webhook_deps, request, now).await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 200);
+        if i == 0 {
+            println!(
+                "<!-- first webhook invocation: {:.3} ms -->",
+                millis(first_started.elapsed())
+            );
+            continue;
+        }
+        handler.push(elapsed);
+
+        let floor_email = format!("floor{i}@example.com");
+        let payment = PaymentRecord {
+            payment_id: format!("pay_floor_{i}"),
+            email: Email::parse(&floor_email).ok(),
+            status: "succeeded".to_owned(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            ..PaymentRecord::default()
+        };
+        let entitlement = Entitlement {
+            status: status::ACTIVE.to_owned(),
+            plan: "professional".to_owned(),
+            source: source::PAYMENT.to_owned(),
+            version: 1,
+            ..Entitlement::new(Email::parse(&floor_email).unwrap())
+        };
+        let delivery = DeliveryRecord {
+            webhook_id: format!("msg_floor_{i}"),
+            event_type: "payment.succeeded".to_owned(),
+            processed_at: now,
+            expires_at: now + 1,
+        };
+        let put = |table: &str, item, key: &str| {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item))
+                        .condition_expression(format!("attribute_not_exists({key})"))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        };
+        let items = vec![
+            put(&config.payments_table, delivery.to_item(), "payment_id"),
+            put(&config.payments_table, payment.to_item(), "payment_id"),
+            put(&config.entitlements_table, entitlement.to_item(), "email"),
+        ];
+        let started = Instant::now();
+        for (table, key, value) in [
+            (
+                &config.payments_table,
+                "payment_id",
+                format!("webhook#msg_floor_{i}"),
+            ),
+            (
+                &config.payments_table,
+                "payment_id",
+                format!("pay_floor_{i}"),
+            ),
+            (&config.entitlements_table, "email", floor_email.clone()),
+        ] {
+            client
+                .get_item()
+                .table_name(table)
+                .key(key, AttributeValue::S(value))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+        }
+        client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .unwrap();
+        floor.push(started.elapsed());
+    }
+    row(
+        "webhook: payment.succeeded (3 reads + 1 transaction)",
+        &mut handler,
+        &mut floor,
+    );
+
+    // Success redirect: redeem a fresh claim each time. Floor: the conditional update.
+    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    for i in 0..=iterations {
+        seed_payment(&store, &format!("pay_s_{i}"), &format!("s{i}@example.com")).await;
+        seed_payment(
+            &store,
+            &format!("pay_sf_{i}"),
+            &format!("sf{i}@example.com"),
+        )
+        .await;
+    }
+    for i in 0..=iterations {
+        let query = format!("payment_id=pay_s_{i}&status=succeeded");
+        let event = ApiGatewayEvent {
+            method: "GET",
+            path: "/upgrade/success",
+            query: &query,
+            headers: vec![],
+            cookies: vec![],
+            body: None,
+        };
+        let request = request_from_event(&event.to_json().to_string());
+        let now = unix_now();
+        let started = Instant::now();
+        let response = success_redirect::handle(&success_deps, request, now).await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 302);
+        let started_floor = Instant::now();
+        client
+            .update_item()
+            .table_name(&config.payments_table)
+            .key("payment_id", AttributeValue::S(format!("pay_sf_{i}")))
+            .update_expression("SET claim_redeemed_at = :now, #version = #version + :one")
+            .condition_expression("attribute_exists(email) AND #status = :succeeded AND attribute_not_exists(access_revoked) AND attribute_exists(claim_expires_at) AND attribute_not_exists(claim_redeemed_at) AND claim_expires_at > :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":succeeded", AttributeValue::S("succeeded".to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .unwrap();
+        let floor_elapsed = started_floor.elapsed();
+        if i > 0 {
+            handler.push(elapsed);
+            floor.push(floor_elapsed);
+        }
+    }
+    row(
+        "success-redirect: redeem claim + cookie (1 conditional update)",
+        &mut handler,
+        &mut floor,
+    );
+
+    // Entitlement: a cookie check. Floor: one GetItem.
+    let email = Email::parse("cookie@example.com").unwrap();
+    let granted = Entitlement {
+        status: status::ACTIVE.to_owned(),
+        plan: "professional".to_owned(),
+        source: source::PAYMENT.to_owned(),
+        ..Entitlement::new(email.clone())
+    };
+    store.put_entitlement(&granted).await.unwrap();
+    let token =
+        TokenSigner::new(entitlement_secret()).issue(&email, "professional", unix_now(), 86_400);
+    let event = ApiGatewayEvent {
+        method: "GET",
+        path: "/api/entitlement",
+        query: "",
+        headers: vec![],
+        cookies: vec![format!("llmxt_pro={token}")],
+        body: None,
+    }
+    .to_json()
+    .to_string();
+    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    for i in 0..=iterations * 3 {
+        let request = request_from_event(&event);
+        let started = Instant::now();
+        let response = entitlement::handle(&entitlement_deps, request, unix_now()).await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 200);
+        let started_floor = Instant::now();
+        client
+            .get_item()
+            .table_name(&config.entitlements_table)
+            .key("email", AttributeValue::S("cookie@example.com".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let floor_elapsed = started_floor.elapsed();
+        if i > 0 {
+            handler.push(elapsed);
+            floor.push(floor_elapsed);
+        }
+    }
+    row(
+        "entitlement: cookie check (1 GetItem)",
+        &mut handler,
+        &mut floor,
+    );
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn current_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak RSS of each release binary across `invocations` through its real runtime loop.
+pub async fn rss(bin_dir: &Path, invocations: usize) {
+    let store = fresh_store().await;
+    let env = function_env(&store);
+    println!("| function | invocations | peak RSS (MiB) |");
+    println!("|---|---:|---:|");
+    for i in 0..invocations {
+        seed_payment(
+            &store,
+            &format!("pay_rss_{i}"),
+            &format!("rss{i}@example.com"),
+        )
+        .await;
+    }
+    let token = TokenSigner::new(entitlement_secret()).issue(
+        &Email::parse("rss0@example.com").unwrap(),
+        "professional",
+        unix_now(),
+        86_400,
+    );
+    for binary in ["webhook", "success-redirect", "entitlement"] {
+        let api = RuntimeApi::start().await;
+        let process = api.spawn_function(&bin_dir.join(binary).to_string_lossy(), &env);
+        let pid = process.child.id();
+        for i in 0..invocations {
+            let event = match binary {
+                "webhook" => {
+                    let body = dodo_body("payment.succeeded.cli-generator", |v| {
+                        v["data"]["payment_id"] = json!(format!("pay_rssw_{i}"));
+                        v["data"]["customer"]["email"] = json!(format!("rssw{i}@example.com"));
+                    });
+                    webhook_event(&format!("msg_rss_{i}"), unix_now(), &body, None)
+                }
+                "success-redirect" => {
+                    let query = format!("payment_id=pay_rss_{i}&status=succeeded");
+                    ApiGatewayEvent {
+                        method: "GET",
+                        path: "/upgrade/success",
+                        query: &query,
+                        headers: vec![],
+                        cookies: vec![],
+                        body: None,
+                    }
+                    .to_json()
+                }
+                _ => ApiGatewayEvent {
+                    method: "GET",
+                    path: "/api/entitlement",
+                    query: "",
+                    headers: vec![],
+                    cookies: vec![format!("llmxt_pro={token}")],
+                    body: None,
+                }
+                .to_json(),
+            };
+            let response = api
+                .invoke(
+                    &format!("req-{binary}-{i}"),
+                    &event.to_string(),
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&response).unwrap();
+            assert!(
+                matches!(parsed["statusCode"].as_i64(), Some(200 | 302)),
+                "{binary}: {response}"
+            );
+        }
+        let peak = peak_rss_kib(pid).unwrap_or(0);
+        println!("| {binary} | {invocations} | {:.1} |", peak as f64 / 1024.0);
+        drop(process);
+    }
+}
+
+/// Throughput through local-api: `in_flight` concurrent signed deliveries (plus a quarter as
+/// many entitlement checks) for `seconds`; errors counted; local-api's memory before and after.
+pub async fn load(bin_dir: &Path, seconds: u64, in_flight: usize) {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let store = fresh_store().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env = function_env(&store);
+    env.push(("PORT", port.to_string()));
+    env.push(("AWS_LAMBDA_LOG_LEVEL", "warn".to_owned()));
+    let mut command = Command::new(bin_dir.join("local-api"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1");
+    for (name, value) in &env {
+        command.env(name, value);
+    }
+    let mut server = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = server.id();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let base = format!("http://127.0.0.1:{port}");
+    let email = Email::parse("loadcheck@example.com").unwrap();
+    let granted = Entitlement {
+        status: status::ACTIVE.to_owned(),
+        plan: "professional".to_owned(),
+        source: source::PAYMENT.to_owned(),
+        ..Entitlement::new(email.clone())
+    };
+    store.put_entitlement(&granted).await.unwrap();
+    let token =
+        TokenSigner::new(entitlement_secret()).issue(&email, "professional", unix_now(), 86_400);
+
+    // Warm up, then note the resident memory.
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let run = |deadline: Instant, record: bool| {
+        let mut tasks = Vec::new();
+        for worker in 0..in_flight + in_flight / 4 {
+            let (client, base, counter, errors, token) = (
+                client.clone(),
+                base.clone(),
+                Arc::clone(&counter),
+                Arc::clone(&errors),
+                token.clone(),
+            );
+            let is_webhook = worker < in_flight;
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let request = if is_webhook {
+                        let body = dodo_body("payment.succeeded.cli-generator", |v| {
+                            v["data"]["payment_id"] = json!(format!("pay_load_{record}_{n}"));
+                            v["data"]["customer"]["email"] =
+                                json!(format!("load{}@example.com", n % 500));
+                        });
+                        let now = unix_now();
+                        let id = format!("msg_load_{record}_{n}");
+                        hyper::Request::post(format!("{base}/api/webhooks/dodo"))
+                            .header("content-type", "application/json")
+                            .header("webhook-id", &id)
+                            .header("webhook-timestamp", now.to_string())
+                            .header("webhook-signature", sign_webhook(&id, now, &body))
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap()
+                    } else {
+                        hyper::Request::get(format!("{base}/api/entitlement"))
+                            .header("cookie", format!("llmxt_pro={token}"))
+                            .body(Full::new(Bytes::new()))
+                            .unwrap()
+                    };
+                    let started = Instant::now();
+                    match client.request(request).await {
+                        Ok(response) => {
+                            let ok = response.status() == 200;
+                            let body = response
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            if !ok || (!is_webhook && !body.starts_with(b"{")) {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    latencies.push(started.elapsed());
+                }
+                (is_webhook, latencies)
+            }));
+        }
+        tasks
+    };
+    for task in run(Instant::now() + Duration::from_secs(2), false) {
+        task.await.unwrap();
+    }
+    let rss_after_warmup = current_rss_kib(pid).unwrap_or(0);
+    errors.store(0, Ordering::Relaxed);
+    let started = Instant::now();
+    let (mut webhook_latencies, mut check_latencies) = (Vec::new(), Vec::new());
+    for task in run(started + Duration::from_secs(seconds), true) {
+        let (is_webhook, latencies) = task.await.unwrap();
+        if is_webhook {
+            webhook_latencies.extend(latencies);
+        } else {
+            check_latencies.extend(latencies);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_end = current_rss_kib(pid).unwrap_or(0);
+    let peak = peak_rss_kib(pid).unwrap_or(0);
+    let _ = server.kill();
+    let _ = server.wait();
+    println!("| traffic | requests | per second | p50 (ms) | p99 (ms) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, samples) in [
+        (
+            format!("webhook deliveries, {in_flight} in flight"),
+            &mut webhook_latencies,
+        ),
+        (
+            format!("entitlement checks, {} in flight", in_flight / 4),
+            &mut check_latencies,
+        ),
+    ] {
+        let count = samples.len();
+        println!(
+            "| {label} | {count} | {:.0} | {:.2} | {:.2} |",
+            count as f64 / elapsed,
+            millis(percentile(samples, 0.5)),
+            millis(percentile(samples, 0.99))
+        );
+    }
+    println!();
+    println!(
+        "Errors: {}. local-api resident memory: {:.1} MiB after warm-up, {:.1} MiB after {seconds} s of load (peak {:.1} MiB).",
+        errors.load(Ordering::Relaxed),
+        rss_after_warmup as f64 / 1024.0,
+        rss_end as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
