@@ -145,10 +145,7 @@ impl Store {
     /// Builds the client: region from `AWS_REGION`, credentials from the usual chain, or fixed
     /// local credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local.
     pub async fn connect(config: &StoreConfig, profile: ClientProfile) -> Self {
-        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
+        let http_client = https_client();
         let timeouts = TimeoutConfig::builder()
             .operation_timeout(profile.operation_timeout)
             .operation_attempt_timeout(profile.attempt_timeout)
@@ -602,6 +599,27 @@ impl Store {
     }
 }
 
+/// Root CAs trusted for AWS endpoints: the Amazon Trust Services roots, which every AWS
+/// service endpoint chains to. Loading five certificates instead of parsing the system's
+/// whole store takes about 90% of the instructions out of a cold start.
+const AWS_ROOT_CAS: &[u8] = include_bytes!("aws-root-cas.pem");
+
+/// The HTTPS client for DynamoDB: rustls with ring, trusting [`AWS_ROOT_CAS`].
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AWS_ROOT_CAS);
+    match TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // The bundled certificates are fixed at build time; a test proves they load.
+        Err(_) => aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    }
+}
+
 /// The shape of one table, shared by table creation and the template check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
@@ -700,5 +718,23 @@ fn classify_unredeemable(payment: Option<&PaymentRecord>, now: i64) -> ClaimOutc
     match payment.claim_expires_at {
         Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,
         _ => ClaimOutcome::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_root_cas_load() {
+        use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+        assert_eq!(
+            String::from_utf8_lossy(AWS_ROOT_CAS).matches("BEGIN CERTIFICATE").count(),
+            5
+        );
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_ROOT_CAS);
+        assert!(TlsContext::builder().with_trust_store(trust).build().is_ok());
     }
 }
