@@ -112,8 +112,19 @@ async function proStatus(page) {
   return status.textContent();
 }
 
+// The same delivery, sent by the documented command a developer uses.
+function sendWithScript(paymentId, email) {
+  const output = execFileSync(
+    join(root, "scripts", "send-webhook.sh"),
+    ["payment.succeeded", "--email", email, "--payment-id", paymentId, "--url", `${site}/api/webhooks/dodo`],
+    { env, cwd: root },
+  ).toString();
+  assert.match(output, /"outcome":"processed"/);
+  assert.match(output, /HTTP 200/);
+}
+
 test("paid buyer comes back, gets an HttpOnly cookie, and the page says Pro", async () => {
-  await deliverPayment("pay_e2e_paid", "buyer1@example.com");
+  sendWithScript("pay_e2e_paid", "buyer1@example.com");
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_paid&status=succeeded`);

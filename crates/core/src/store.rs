@@ -606,8 +606,11 @@ const AWS_ROOT_CAS: &[u8] = include_bytes!("aws-root-cas.pem");
 
 /// The HTTPS client for DynamoDB: rustls with ring, trusting [`AWS_ROOT_CAS`].
 fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
-    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    use aws_smithy_http_client::tls::{
+        Provider, TlsContext, TrustStore, rustls_provider::CryptoMode,
+    };
+    let builder =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(AWS_ROOT_CAS);
@@ -729,12 +732,19 @@ mod tests {
     fn the_bundled_root_cas_load() {
         use aws_smithy_http_client::tls::{TlsContext, TrustStore};
         assert_eq!(
-            String::from_utf8_lossy(AWS_ROOT_CAS).matches("BEGIN CERTIFICATE").count(),
+            String::from_utf8_lossy(AWS_ROOT_CAS)
+                .matches("BEGIN CERTIFICATE")
+                .count(),
             5
         );
         let trust = TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(AWS_ROOT_CAS);
-        assert!(TlsContext::builder().with_trust_store(trust).build().is_ok());
+        assert!(
+            TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .is_ok()
+        );
     }
 }

@@ -13,6 +13,9 @@ use crate::secret::Secret;
 /// How far a delivery's timestamp may be from our clock, each way.
 pub const TIMESTAMP_TOLERANCE_SECONDS: i64 = 300;
 
+/// Longest `webhook-id` accepted (Dodo's are about 30 characters; it becomes a database key).
+pub const MAX_WEBHOOK_ID_LENGTH: usize = 256;
+
 const SECRET_PREFIX: &str = "whsec_";
 
 /// Decodes secrets with or without `=` padding, as the reference libraries accept both.
@@ -88,6 +91,9 @@ pub enum SignatureError {
     /// One of the three headers is absent or empty.
     #[error("missing required webhook headers")]
     MissingHeaders,
+    /// `webhook-id` is longer than [`MAX_WEBHOOK_ID_LENGTH`].
+    #[error("webhook-id too long")]
+    InvalidId,
     /// `webhook-timestamp` is not an integer.
     #[error("invalid webhook-timestamp")]
     InvalidTimestamp,
@@ -125,6 +131,9 @@ pub fn verify(
     ) else {
         return Err(SignatureError::MissingHeaders);
     };
+    if id.len() > MAX_WEBHOOK_ID_LENGTH {
+        return Err(SignatureError::InvalidId);
+    }
     let timestamp: i64 = timestamp_text
         .parse()
         .map_err(|_| SignatureError::InvalidTimestamp)?;

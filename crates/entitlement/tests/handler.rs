@@ -466,3 +466,36 @@ async fn a_database_slower_than_the_budget_fails_open_for_a_valid_cookie_only() 
     proxy.set(ProxyMode::Delay(1500));
     check_fail_open(&deps).await;
 }
+
+#[tokio::test]
+async fn oversized_headers_and_queries_are_refused_without_harm() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let huge = "A".repeat(64 * 1024);
+    let cookie = ask_with_cookie(&deps, &huge).await;
+    assert_eq!(cookie.status(), StatusCode::OK);
+    assert_eq!(response_json(&cookie)["pro"], json!(false));
+    assert!(cleared(&cookie));
+    let query = format!("email={huge}%40example.com");
+    let headers = vec![
+        ("x-llmxt-timestamp", NOW.to_string()),
+        ("x-llmxt-signature", format!("v1={huge}")),
+    ];
+    let response = ask(&deps, &request(&query, headers, vec![])).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let signed_path = format!("/api/entitlement?{query}");
+    let signed = ask(
+        &deps,
+        &request(
+            &query,
+            signed_headers(&hmac_secret(), NOW, &signed_path),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(
+        signed.status(),
+        StatusCode::BAD_REQUEST,
+        "a 64 KiB address is not an email"
+    );
+}

@@ -225,6 +225,7 @@ async fn a_database_restart_mid_run_loses_and_duplicates_nothing() {
         store: store.clone(),
     };
     let mut outage = None;
+    let started = std::time::Instant::now();
     let failures = send_all(&deps, &events, |index| {
         if index == 300 {
             let database = std::sync::Arc::clone(&database);

@@ -313,3 +313,32 @@ async fn a_transaction_failing_half_way_writes_nothing_and_is_5xx() {
     );
     assert_eq!(table_sizes(&deps.store).await, (1, 2));
 }
+
+#[tokio::test]
+async fn oversized_headers_are_rejected_and_write_nothing() {
+    // Even correctly signed, a 64 KiB webhook-id (a database key) is refused.
+    let deps = deps().await;
+    let body = dodo_body("payment.succeeded.cli-generator", |_| {});
+    let huge_signature = format!("v1,{}", "A".repeat(64 * 1024));
+    let event = webhook_event("msg_huge", EVENTS_TIME, &body, Some(huge_signature));
+    assert_eq!(
+        send(&deps, &event.to_string(), EVENTS_TIME).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let many = (0..2000)
+        .map(|i| format!("v1,{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let event = webhook_event("msg_many", EVENTS_TIME, &body, Some(many));
+    assert_eq!(
+        send(&deps, &event.to_string(), EVENTS_TIME).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let long_id = "m".repeat(64 * 1024);
+    let event = webhook_event(&long_id, EVENTS_TIME, &body, None);
+    assert_eq!(
+        send(&deps, &event.to_string(), EVENTS_TIME).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(table_sizes(&deps.store).await, (0, 0));
+}
