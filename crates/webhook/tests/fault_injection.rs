@@ -238,6 +238,11 @@ async fn a_database_restart_mid_run_loses_and_duplicates_nothing() {
     })
     .await;
     outage.unwrap().join().unwrap();
+    eprintln!(
+        "fault run: {} deliveries, {failures} attempts answered 5xx and retried, {:.1} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         failures > 0,
         "the outage was felt (answered 5xx and retried)"
