@@ -2,10 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use llmxt_admin::{AdminError, run};
-use llmxt_core::config::{Env, PlanCatalog};
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, apply_delivery};
-use llmxt_core::policy::PolicySettings;
+use llmxt_core::config::Env;
 use llmxt_core::store::Store;
 use llmxt_core::time::unix_now;
 use llmxt_core::token::TokenSigner;
@@ -40,26 +37,7 @@ async fn admin(env: &Env, args: &[&str]) -> Result<String, AdminError> {
 }
 
 async fn deliver(store: &Store, id: &str, body: &str) {
-    let plans = PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
-    let settings = PolicySettings {
-        plans: &plans,
-        claim_ttl_seconds: 600,
-        grace_seconds: 0,
-    };
-    let now = unix_now();
-    let delivery = Delivery {
-        webhook_id: id,
-        webhook_timestamp: now,
-        received_at: now,
-    };
-    apply_delivery(
-        store,
-        settings,
-        delivery,
-        &parse_event(body.as_bytes()).unwrap(),
-    )
-    .await
-    .unwrap();
+    llmxt_testkit::apply_body(store, id, body).await;
 }
 
 fn paid(payment_id: &str) -> String {

@@ -9,11 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use llmxt_core::config::{EntitlementConfig, Env, PlanCatalog, SuccessConfig, WebhookConfig};
+use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
 use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, apply_delivery};
-use llmxt_core::policy::PolicySettings;
 use llmxt_core::records::{DeliveryRecord, Entitlement, PaymentRecord, source, status};
 use llmxt_core::store::Store;
 use llmxt_core::time::unix_now;
@@ -176,35 +173,12 @@ fn group_digits(n: u64) -> String {
     out
 }
 
-fn plans() -> PlanCatalog {
-    PlanCatalog::parse("pdt_test=professional", "professional").unwrap()
-}
-
 async fn seed_payment(store: &Store, payment_id: &str, email: &str) {
-    let plans = plans();
-    let settings = PolicySettings {
-        plans: &plans,
-        claim_ttl_seconds: 3600,
-        grace_seconds: 0,
-    };
     let body = dodo_body("payment.succeeded.cli-generator", |v| {
         v["data"]["payment_id"] = json!(payment_id);
         v["data"]["customer"]["email"] = json!(email);
     });
-    let now = unix_now();
-    let delivery = Delivery {
-        webhook_id: &format!("seed_{payment_id}"),
-        webhook_timestamp: now,
-        received_at: now,
-    };
-    apply_delivery(
-        store,
-        settings,
-        delivery,
-        &parse_event(body.as_bytes()).unwrap(),
-    )
-    .await
-    .unwrap();
+    llmxt_testkit::apply_body(store, &format!("seed_{payment_id}"), &body).await;
 }
 
 fn row(label: &str, handler: &mut [Duration], floor: &mut [Duration]) {

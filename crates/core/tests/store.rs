@@ -410,18 +410,7 @@ async fn a_missing_table_is_a_typed_error() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable_quickly() {
-    let mut config = unique_store_config();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    config.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
-    let store = Store::connect(
-        &config,
-        ClientProfile::within(std::time::Duration::from_millis(300)),
-    )
-    .await;
+    let store = llmxt_testkit::unreachable_store(std::time::Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     match store.get_entitlement(&email("a@example.com")).await {
         Err(StoreError::Unavailable(_)) => {}

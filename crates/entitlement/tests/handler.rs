@@ -415,12 +415,7 @@ async fn check_fail_open(deps: &EntitlementDeps) {
 
 #[tokio::test]
 async fn an_unreachable_database_fails_open_for_a_valid_cookie_only() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    check_fail_open(&deps_with_endpoint(format!("http://127.0.0.1:{closed_port}")).await).await;
+    check_fail_open(&deps_with_endpoint(llmxt_testkit::closed_endpoint()).await).await;
 }
 
 #[tokio::test]

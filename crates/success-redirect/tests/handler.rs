@@ -8,12 +8,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use llmxt_core::config::{Env, SuccessConfig, WebhookConfig};
 use llmxt_core::email::Email;
-use llmxt_core::store::{ClientProfile, Store};
 use llmxt_core::token::TokenSigner;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body,
     entitlement_secret, event_file, fresh_store, request_from_event, response_json, response_text,
-    unique_store_config, webhook_event,
+    webhook_event,
 };
 use serde_json::json;
 use success_redirect::{MAX_ATTEMPTS, SuccessDeps, handle};
@@ -382,18 +381,7 @@ async fn dev_mode_grants_without_a_payment() {
 
 #[tokio::test]
 async fn an_unreachable_database_shows_the_retrying_page() {
-    let mut store_config = unique_store_config();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    store_config.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
-    let store = Store::connect(
-        &store_config,
-        ClientProfile::within(std::time::Duration::from_millis(300)),
-    )
-    .await;
+    let store = llmxt_testkit::unreachable_store(std::time::Duration::from_millis(300)).await;
     let deps = SuccessDeps::new(success_config(&[]), store);
     let response = visit(&deps, "payment_id=pay_test", NOW).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -1,11 +1,6 @@
 //! The real `success-redirect` binary through its real Lambda runtime loop.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::config::PlanCatalog;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::time::unix_now;
 use llmxt_testkit::{
     dodo_body, event_file, fresh_store, function_env, invoke_binary, start_failure,
 };
@@ -27,23 +22,12 @@ async fn the_success_event_through_the_runtime_loop() {
             .contains("Confirming your payment")
     );
 
-    let now = unix_now();
-    let plans = PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
-    let settings = PolicySettings {
-        plans: &plans,
-        claim_ttl_seconds: 600,
-        grace_seconds: 0,
-    };
-    let payment =
-        parse_event(dodo_body("payment.succeeded.cli-generator", |_| {}).as_bytes()).unwrap();
-    let delivery = Delivery {
-        webhook_id: "msg_runtime",
-        webhook_timestamp: now,
-        received_at: now,
-    };
-    apply_delivery(&store, settings, delivery, &payment)
-        .await
-        .unwrap();
+    llmxt_testkit::apply_body(
+        &store,
+        "msg_runtime",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
 
     let responses = invoke_binary(
         BINARY,

@@ -403,3 +403,49 @@ pub async fn start_failure(binary: &str, env: &[(&str, String)]) -> (Option<i32>
         .await
         .unwrap()
 }
+
+/// An endpoint on 127.0.0.1 where nothing listens: connections are refused.
+pub fn closed_endpoint() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A store whose database refuses connections, its client bounded by `budget`.
+pub async fn unreachable_store(budget: Duration) -> Store {
+    let config = StoreConfig {
+        endpoint: Some(closed_endpoint()),
+        ..unique_store_config()
+    };
+    Store::connect(&config, ClientProfile::within(budget)).await
+}
+
+/// Applies a Dodo body to `store` as a verified delivery received now, as the webhook would
+/// (`pdt_test` → professional, claims open 600 s, no grace).
+pub async fn apply_body(
+    store: &Store,
+    webhook_id: &str,
+    body: &str,
+) -> llmxt_core::ledger::Outcome {
+    use llmxt_core::ledger::{Delivery, apply_delivery};
+    let plans =
+        llmxt_core::config::PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
+    let settings = llmxt_core::policy::PolicySettings {
+        plans: &plans,
+        claim_ttl_seconds: 600,
+        grace_seconds: 0,
+    };
+    let now = llmxt_core::time::unix_now();
+    let event = llmxt_core::events::parse_event(body.as_bytes()).unwrap();
+    let delivery = Delivery {
+        webhook_id,
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    apply_delivery(store, settings, delivery, &event)
+        .await
+        .unwrap()
+}

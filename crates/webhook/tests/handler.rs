@@ -6,10 +6,9 @@ use std::sync::Arc;
 use lambda_http::http::StatusCode;
 use llmxt_core::config::{Env, WebhookConfig};
 use llmxt_core::email::Email;
-use llmxt_core::store::{ClientProfile, Store};
 use llmxt_testkit::{
     EVENTS_TIME, TEST_WEBHOOK_SECRET, dodo_body, event_file, fresh_store, request_from_event,
-    response_json, table_sizes, unique_store_config, webhook_event,
+    response_json, table_sizes, webhook_event,
 };
 use serde_json::json;
 use webhook::{MAX_BODY_BYTES, WebhookDeps, handle};
@@ -260,20 +259,9 @@ async fn twenty_concurrent_deliveries_of_one_event_have_one_effect() {
 
 #[tokio::test]
 async fn unreachable_storage_is_503_so_dodo_retries() {
-    let mut store_config = unique_store_config();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    store_config.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
     let deps = WebhookDeps {
         config: config(),
-        store: Store::connect(
-            &store_config,
-            ClientProfile::within(std::time::Duration::from_millis(500)),
-        )
-        .await,
+        store: llmxt_testkit::unreachable_store(std::time::Duration::from_millis(500)).await,
     };
     let (status, body) = send_file(&deps, "webhook-payment-succeeded.json").await;
     assert_eq!(
