@@ -194,59 +194,78 @@ fn row(label: &str, handler: &mut [Duration], floor: &mut [Duration]) {
     );
 }
 
-/// Warm handler latency in-process against DynamoDB Local, beside the bare SDK calls the
-/// handler must make (the floor), interleaved so both see the same machine.
-pub async fn warm(iterations: usize) {
-    let store = fresh_store().await;
-    let client = store.client().clone();
-    let config = store.config().clone();
-    let env = Env::from_pairs(
-        function_env(&store)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let webhook_deps = webhook::WebhookDeps {
-        config: WebhookConfig::from_env(&env).unwrap(),
-        store: store.clone(),
-    };
-    let success_deps =
-        success_redirect::SuccessDeps::new(SuccessConfig::from_env(&env).unwrap(), store.clone());
-    let entitlement_deps = entitlement::EntitlementDeps::new(
-        EntitlementConfig::from_env(&env).unwrap(),
-        store.clone(),
-    );
-    first_invocations(&store).await;
-    println!();
-    println!("Warm, the first invocation excluded:");
-    println!();
-    println!("| handler | p50 (ms) | p90 (ms) | floor p50 (ms) | floor p90 (ms) | p50 / floor |");
-    println!("|---|---:|---:|---:|---:|---:|");
+/// The three handlers and, for each, the bare SDK calls it must make.
+struct Handlers {
+    store: Store,
+    webhook: webhook::WebhookDeps,
+    success: success_redirect::SuccessDeps,
+    entitlement: entitlement::EntitlementDeps,
+    cookie: String,
+}
 
-    // Webhook: a new payment each time. Floor: the reads it must make, then the transaction.
-    let (mut handler, mut floor) = (Vec::new(), Vec::new());
-    for i in 0..=iterations {
-        let now = unix_now();
-        let email = format!("warm{i}@example.com");
-        let body = dodo_body("payment.succeeded.cli-generator", |v| {
-            v["data"]["payment_id"] = json!(format!("pay_warm_{i}"));
-            v["data"]["customer"]["email"] = json!(email);
-        });
-        let request = request_from_event(
-            &webhook_event(&format!("msg_warm_{i}"), now, &body, None).to_string(),
+impl Handlers {
+    async fn new(shared: &Store, store: Store) -> Self {
+        let env = Env::from_pairs(
+            function_env(shared)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
         );
+        let email = Email::parse("cookie@example.com").unwrap();
+        let granted = Entitlement {
+            status: status::ACTIVE.to_owned(),
+            plan: "professional".to_owned(),
+            source: source::PAYMENT.to_owned(),
+            ..Entitlement::new(email.clone())
+        };
+        let _ = shared.put_entitlement(&granted).await;
+        Self {
+            webhook: webhook::WebhookDeps {
+                config: WebhookConfig::from_env(&env).unwrap(),
+                store: store.clone(),
+            },
+            success: success_redirect::SuccessDeps::new(
+                SuccessConfig::from_env(&env).unwrap(),
+                store.clone(),
+            ),
+            entitlement: entitlement::EntitlementDeps::new(
+                EntitlementConfig::from_env(&env).unwrap(),
+                store.clone(),
+            ),
+            cookie: TokenSigner::new(entitlement_secret()).issue(
+                &email,
+                "professional",
+                unix_now(),
+                86_400,
+            ),
+            store,
+        }
+    }
+
+    /// A new payment's delivery through the webhook handler.
+    async fn webhook(&self, key: &str) -> Duration {
+        let now = unix_now();
+        let body = dodo_body("payment.succeeded.cli-generator", |v| {
+            v["data"]["payment_id"] = json!(format!("pay_{key}"));
+            v["data"]["customer"]["email"] = json!(format!("{key}@example.com"));
+        });
+        let request =
+            request_from_event(&webhook_event(&format!("msg_{key}"), now, &body, None).to_string());
         let started = Instant::now();
-        let response = webhook::handle(&webhook_deps, request, now).await;
+        let response = webhook::handle(&self.webhook, request, now).await;
         let elapsed = started.elapsed();
         assert_eq!(response.status(), 200);
-        if i == 0 {
-            continue;
-        }
-        handler.push(elapsed);
+        elapsed
+    }
 
-        let floor_email = format!("floor{i}@example.com");
+    /// What the webhook must do for it: the three reads, then the transaction.
+    async fn webhook_floor(&self, key: &str) -> Duration {
+        let config = self.store.config();
+        let client = self.store.client();
+        let now = unix_now();
+        let email = format!("{key}@example.com");
         let payment = PaymentRecord {
-            payment_id: format!("pay_floor_{i}"),
-            email: Email::parse(&floor_email).ok(),
+            payment_id: format!("pay_{key}"),
+            email: Email::parse(&email).ok(),
             status: "succeeded".to_owned(),
             created_at: now,
             updated_at: now,
@@ -258,10 +277,10 @@ pub async fn warm(iterations: usize) {
             plan: "professional".to_owned(),
             source: source::PAYMENT.to_owned(),
             version: 1,
-            ..Entitlement::new(Email::parse(&floor_email).unwrap())
+            ..Entitlement::new(Email::parse(&email).unwrap())
         };
         let delivery = DeliveryRecord {
-            webhook_id: format!("msg_floor_{i}"),
+            webhook_id: format!("msg_{key}"),
             event_type: "payment.succeeded".to_owned(),
             processed_at: now,
             expires_at: now + 1,
@@ -284,23 +303,19 @@ pub async fn warm(iterations: usize) {
             put(&config.entitlements_table, entitlement.to_item(), "email"),
         ];
         let started = Instant::now();
-        for (table, key, value) in [
+        for (table, name, value) in [
             (
                 &config.payments_table,
                 "payment_id",
-                format!("webhook#msg_floor_{i}"),
+                format!("webhook#msg_{key}"),
             ),
-            (
-                &config.payments_table,
-                "payment_id",
-                format!("pay_floor_{i}"),
-            ),
-            (&config.entitlements_table, "email", floor_email.clone()),
+            (&config.payments_table, "payment_id", format!("pay_{key}")),
+            (&config.entitlements_table, "email", email.clone()),
         ] {
             client
                 .get_item()
                 .table_name(table)
-                .key(key, AttributeValue::S(value))
+                .key(name, AttributeValue::S(value))
                 .consistent_read(true)
                 .send()
                 .await
@@ -312,27 +327,12 @@ pub async fn warm(iterations: usize) {
             .send()
             .await
             .unwrap();
-        floor.push(started.elapsed());
+        started.elapsed()
     }
-    row(
-        "webhook: payment.succeeded (3 reads + 1 transaction)",
-        &mut handler,
-        &mut floor,
-    );
 
-    // Success redirect: redeem a fresh claim each time. Floor: the conditional update.
-    let (mut handler, mut floor) = (Vec::new(), Vec::new());
-    for i in 0..=iterations {
-        seed_payment(&store, &format!("pay_s_{i}"), &format!("s{i}@example.com")).await;
-        seed_payment(
-            &store,
-            &format!("pay_sf_{i}"),
-            &format!("sf{i}@example.com"),
-        )
-        .await;
-    }
-    for i in 0..=iterations {
-        let query = format!("payment_id=pay_s_{i}&status=succeeded");
+    /// Redeeming the claim of `pay_{key}` through the success handler.
+    async fn success(&self, key: &str) -> Duration {
+        let query = format!("payment_id=pay_{key}&status=succeeded");
         let event = ApiGatewayEvent {
             method: "GET",
             path: "/upgrade/success",
@@ -342,16 +342,22 @@ pub async fn warm(iterations: usize) {
             body: None,
         };
         let request = request_from_event(&event.to_json().to_string());
-        let now = unix_now();
         let started = Instant::now();
-        let response = success_redirect::handle(&success_deps, request, now).await;
+        let response = success_redirect::handle(&self.success, request, unix_now()).await;
         let elapsed = started.elapsed();
         assert_eq!(response.status(), 302);
-        let started_floor = Instant::now();
-        client
+        elapsed
+    }
+
+    /// What it must do: the conditional update.
+    async fn success_floor(&self, key: &str) -> Duration {
+        let now = unix_now();
+        let started = Instant::now();
+        self.store
+            .client()
             .update_item()
-            .table_name(&config.payments_table)
-            .key("payment_id", AttributeValue::S(format!("pay_sf_{i}")))
+            .table_name(&self.store.config().payments_table)
+            .key("payment_id", AttributeValue::S(format!("pay_{key}")))
             .update_expression("SET claim_redeemed_at = :now, #version = #version + :one")
             .condition_expression("attribute_exists(email) AND #status = :succeeded AND attribute_not_exists(access_revoked) AND attribute_exists(claim_expires_at) AND attribute_not_exists(claim_redeemed_at) AND claim_expires_at > :now")
             .expression_attribute_names("#status", "status")
@@ -363,187 +369,149 @@ pub async fn warm(iterations: usize) {
             .send()
             .await
             .unwrap();
-        let floor_elapsed = started_floor.elapsed();
-        if i > 0 {
-            handler.push(elapsed);
-            floor.push(floor_elapsed);
+        started.elapsed()
+    }
+
+    /// A cookie check through the entitlement handler.
+    async fn entitlement(&self) -> Duration {
+        let event = ApiGatewayEvent {
+            method: "GET",
+            path: "/api/entitlement",
+            query: "",
+            headers: vec![],
+            cookies: vec![format!("llmxt_pro={}", self.cookie)],
+            body: None,
+        };
+        let request = request_from_event(&event.to_json().to_string());
+        let started = Instant::now();
+        let response = entitlement::handle(&self.entitlement, request, unix_now()).await;
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 200);
+        elapsed
+    }
+
+    /// What it must do: one GetItem.
+    async fn entitlement_floor(&self) -> Duration {
+        let started = Instant::now();
+        self.store
+            .client()
+            .get_item()
+            .table_name(&self.store.config().entitlements_table)
+            .key("email", AttributeValue::S("cookie@example.com".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        started.elapsed()
+    }
+}
+
+/// Handler latency in-process against DynamoDB Local, beside the bare SDK calls the handler
+/// must make (the floor): first invocations on fresh clients, then warm, interleaved so both
+/// see the same machine.
+pub async fn warm(iterations: usize) {
+    use llmxt_core::store::ClientProfile;
+    let store = fresh_store().await;
+    let trials = 10;
+    for i in 0..(iterations + trials) * 2 {
+        seed_payment(&store, &format!("pay_s{i}"), &format!("s{i}@example.com")).await;
+    }
+    let fresh = || Store::connect(store.config(), ClientProfile::patient());
+
+    println!(
+        "First invocation: each on a freshly built client (a new connection, as after a cold start), median of {trials}."
+    );
+    println!();
+    println!("| handler | first call (ms) | floor's first calls (ms) | ratio |");
+    println!("|---|---:|---:|---:|");
+    let (
+        mut webhook,
+        mut webhook_floor,
+        mut success,
+        mut success_floor,
+        mut check,
+        mut check_floor,
+    ) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for trial in 0..trials {
+        // Alternate which goes first, so neither always meets the warmer database.
+        for handler_first in [trial % 2 == 0, trial % 2 == 1] {
+            let handlers = Handlers::new(&store, fresh().await).await;
+            if handler_first {
+                webhook.push(handlers.webhook(&format!("first{trial}")).await);
+                success.push(handlers.success(&format!("s{trial}")).await);
+                check.push(handlers.entitlement().await);
+            } else {
+                webhook_floor.push(handlers.webhook_floor(&format!("firstfloor{trial}")).await);
+                success_floor.push(
+                    handlers
+                        .success_floor(&format!("s{}", trials + trial))
+                        .await,
+                );
+                check_floor.push(handlers.entitlement_floor().await);
+            }
         }
+    }
+    for (label, handler, floor) in [
+        ("webhook", &mut webhook, &mut webhook_floor),
+        ("success-redirect", &mut success, &mut success_floor),
+        ("entitlement", &mut check, &mut check_floor),
+    ] {
+        let (h, f) = (percentile(handler, 0.5), percentile(floor, 0.5));
+        println!(
+            "| {label} | {:.2} | {:.2} | {:.2}× |",
+            millis(h),
+            millis(f),
+            h.as_secs_f64() / f.as_secs_f64()
+        );
+    }
+
+    println!();
+    println!("Warm, {iterations} iterations each:");
+    println!();
+    println!("| handler | p50 (ms) | p90 (ms) | floor p50 (ms) | floor p90 (ms) | p50 / floor |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let handlers = Handlers::new(&store, store.clone()).await;
+    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    for i in 0..iterations {
+        handler.push(handlers.webhook(&format!("warm{i}")).await);
+        floor.push(handlers.webhook_floor(&format!("warmfloor{i}")).await);
+    }
+    row(
+        "webhook: payment.succeeded (3 reads + 1 transaction)",
+        &mut handler,
+        &mut floor,
+    );
+    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    let offset = 2 * trials;
+    for i in 0..iterations {
+        handler.push(handlers.success(&format!("s{}", offset + 2 * i)).await);
+        floor.push(
+            handlers
+                .success_floor(&format!("s{}", offset + 2 * i + 1))
+                .await,
+        );
     }
     row(
         "success-redirect: redeem claim + cookie (1 conditional update)",
         &mut handler,
         &mut floor,
     );
-
-    // Entitlement: a cookie check. Floor: one GetItem.
-    let email = Email::parse("cookie@example.com").unwrap();
-    let granted = Entitlement {
-        status: status::ACTIVE.to_owned(),
-        plan: "professional".to_owned(),
-        source: source::PAYMENT.to_owned(),
-        ..Entitlement::new(email.clone())
-    };
-    store.put_entitlement(&granted).await.unwrap();
-    let token =
-        TokenSigner::new(entitlement_secret()).issue(&email, "professional", unix_now(), 86_400);
-    let event = ApiGatewayEvent {
-        method: "GET",
-        path: "/api/entitlement",
-        query: "",
-        headers: vec![],
-        cookies: vec![format!("llmxt_pro={token}")],
-        body: None,
-    }
-    .to_json()
-    .to_string();
     let (mut handler, mut floor) = (Vec::new(), Vec::new());
-    for i in 0..=iterations * 3 {
-        let request = request_from_event(&event);
-        let started = Instant::now();
-        let response = entitlement::handle(&entitlement_deps, request, unix_now()).await;
-        let elapsed = started.elapsed();
-        assert_eq!(response.status(), 200);
-        let started_floor = Instant::now();
-        client
-            .get_item()
-            .table_name(&config.entitlements_table)
-            .key("email", AttributeValue::S("cookie@example.com".to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        let floor_elapsed = started_floor.elapsed();
-        if i > 0 {
-            handler.push(elapsed);
-            floor.push(floor_elapsed);
-        }
+    for _ in 0..iterations * 3 {
+        handler.push(handlers.entitlement().await);
+        floor.push(handlers.entitlement_floor().await);
     }
     row(
         "entitlement: cookie check (1 GetItem)",
         &mut handler,
         &mut floor,
-    );
-}
-
-/// First invocation of each handler on a freshly built client (a new connection, as after a
-/// cold start), beside the first bare SDK call on another fresh client.
-async fn first_invocations(store: &Store) {
-    use llmxt_core::store::ClientProfile;
-    let config = store.config().clone();
-    let env = Env::from_pairs(
-        function_env(store)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    );
-    seed_payment(store, "pay_first", "first@example.com").await;
-    let fresh = || Store::connect(&config, ClientProfile::patient());
-    println!("| first invocation (fresh client) | handler (ms) | its first SDK call alone (ms) |");
-    println!("|---|---:|---:|");
-
-    let deps = webhook::WebhookDeps {
-        config: WebhookConfig::from_env(&env).unwrap(),
-        store: fresh().await,
-    };
-    let now = unix_now();
-    let body = dodo_body("payment.succeeded.cli-generator", |v| {
-        v["data"]["payment_id"] = json!("pay_first_webhook")
-    });
-    let request = request_from_event(&webhook_event("msg_first", now, &body, None).to_string());
-    let started = Instant::now();
-    assert_eq!(webhook::handle(&deps, request, now).await.status(), 200);
-    let handler = started.elapsed();
-    let floor_store = fresh().await;
-    let started = Instant::now();
-    floor_store
-        .client()
-        .get_item()
-        .table_name(&config.payments_table)
-        .key("payment_id", AttributeValue::S("webhook#x".to_owned()))
-        .send()
-        .await
-        .unwrap();
-    println!(
-        "| webhook | {:.2} | {:.2} |",
-        millis(handler),
-        millis(started.elapsed())
-    );
-
-    let deps =
-        success_redirect::SuccessDeps::new(SuccessConfig::from_env(&env).unwrap(), fresh().await);
-    let event = ApiGatewayEvent {
-        method: "GET",
-        path: "/upgrade/success",
-        query: "payment_id=pay_first",
-        headers: vec![],
-        cookies: vec![],
-        body: None,
-    };
-    let request = request_from_event(&event.to_json().to_string());
-    let started = Instant::now();
-    assert_eq!(
-        success_redirect::handle(&deps, request, unix_now())
-            .await
-            .status(),
-        302
-    );
-    let handler = started.elapsed();
-    let floor_store = fresh().await;
-    let started = Instant::now();
-    floor_store
-        .client()
-        .get_item()
-        .table_name(&config.payments_table)
-        .key("payment_id", AttributeValue::S("pay_first".to_owned()))
-        .send()
-        .await
-        .unwrap();
-    println!(
-        "| success-redirect | {:.2} | {:.2} |",
-        millis(handler),
-        millis(started.elapsed())
-    );
-
-    let deps = entitlement::EntitlementDeps::new(
-        EntitlementConfig::from_env(&env).unwrap(),
-        fresh().await,
-    );
-    let token = TokenSigner::new(entitlement_secret()).issue(
-        &Email::parse("first@example.com").unwrap(),
-        "professional",
-        unix_now(),
-        3600,
-    );
-    let event = ApiGatewayEvent {
-        method: "GET",
-        path: "/api/entitlement",
-        query: "",
-        headers: vec![],
-        cookies: vec![format!("llmxt_pro={token}")],
-        body: None,
-    };
-    let request = request_from_event(&event.to_json().to_string());
-    let started = Instant::now();
-    assert_eq!(
-        entitlement::handle(&deps, request, unix_now())
-            .await
-            .status(),
-        200
-    );
-    let handler = started.elapsed();
-    let floor_store = fresh().await;
-    let started = Instant::now();
-    floor_store
-        .client()
-        .get_item()
-        .table_name(&config.entitlements_table)
-        .key("email", AttributeValue::S("first@example.com".to_owned()))
-        .send()
-        .await
-        .unwrap();
-    println!(
-        "| entitlement | {:.2} | {:.2} |",
-        millis(handler),
-        millis(started.elapsed())
     );
 }
 
