@@ -35,8 +35,7 @@ if [ "$DYNAMODB_ENDPOINT" = "http://127.0.0.1:$ddb_port" ]; then
 fi
 
 echo "== building local-api and llmxt-admin" >&2
-cargo build --quiet -p local-api -p llmxt-admin
-target/debug/llmxt-admin create-tables
+llmxt_admin create-tables
 
 cat >&2 <<TXT
 

@@ -11,3 +11,10 @@ load_env_file() {
     if [ -z "${!key+x}" ]; then export "$key=$value"; fi
   done <"$file"
 }
+
+# Runs llmxt-admin, built together with local-api as scripts/dev.sh and scripts/test.sh build
+# them (the same package set keeps cargo's feature resolution, and so its cache, identical).
+llmxt_admin() {
+  cargo build --quiet -p local-api -p llmxt-admin
+  "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
+}

@@ -61,8 +61,7 @@ id="msg_local_$(date +%s%N)"
 body_file=$(mktemp)
 trap 'rm -f "$body_file"' EXIT
 printf '%s' "$body" >"$body_file"
-admin=(cargo run --quiet -p llmxt-admin --)
-signature=$("${admin[@]}" sign-webhook --id "$id" --timestamp "$now" --body-file "$body_file")
+signature=$(llmxt_admin sign-webhook --id "$id" --timestamp "$now" --body-file "$body_file")
 
 echo "POST $url ($event, webhook-id $id)" >&2
 curl -sS -X POST "$url" \

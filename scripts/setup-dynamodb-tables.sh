@@ -11,4 +11,5 @@ cd "$(dirname "$0")/.."
 region=${1:-${AWS_REGION:-}}
 [ -n "$region" ] || { echo "usage: $0 REGION" >&2; exit 2; }
 export AWS_REGION="$region"
-exec cargo run --quiet -p llmxt-admin -- create-tables
+. scripts/lib.sh
+llmxt_admin create-tables
