@@ -231,7 +231,7 @@ async fn a_database_restart_mid_run_loses_and_duplicates_nothing() {
             let database = std::sync::Arc::clone(&database);
             outage = Some(std::thread::spawn(move || {
                 database.stop();
-                std::thread::sleep(Duration::from_millis(1500));
+                std::thread::sleep(Duration::from_secs(5));
                 database.restart();
             }));
         }
