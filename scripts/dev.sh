@@ -42,7 +42,7 @@ cat >&2 <<TXT
   The site:        $NEXT_PUBLIC_SITE_URL/
   Pay (simulated): scripts/send-webhook.sh payment.succeeded --email you@example.com --payment-id pay_demo1
   Come back:       $NEXT_PUBLIC_SITE_URL/upgrade/success?payment_id=pay_demo1&status=succeeded
-  Look up:         target/debug/llmxt-admin show you@example.com
+  Look up:         DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT target/debug/llmxt-admin show you@example.com
 
 TXT
 target/debug/local-api

@@ -68,7 +68,15 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> 
             let message = error.message().unwrap_or("requested table").to_owned();
             return Self::MissingTable(message);
         }
-        Self::Unavailable(DisplayErrorContext(&error).to_string())
+        let detail = DisplayErrorContext(&error).to_string();
+        if detail.contains("while loading credentials") {
+            return Self::Credentials(
+                "no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or set \
+                 DYNAMODB_ENDPOINT for DynamoDB Local)"
+                    .to_owned(),
+            );
+        }
+        Self::Unavailable(detail)
     }
 }
 
