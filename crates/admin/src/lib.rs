@@ -9,12 +9,9 @@ use llmxt_core::operator::{self, Actor};
 use llmxt_core::records::{Entitlement, PaymentRecord};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
-use llmxt_core::token::TokenSigner;
+use llmxt_core::token::{COOKIE_NAME, TokenSigner};
 use llmxt_core::webhook_signature::{self, WebhookSecrets};
 use serde_json::{Value, json};
-
-/// Name of the entitlement cookie.
-pub const COOKIE_NAME: &str = "llmxt_pro";
 
 /// Usage text.
 pub const USAGE: &str = "\

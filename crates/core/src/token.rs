@@ -11,6 +11,9 @@ use crate::crypto::{constant_time_eq, hmac_sha256};
 use crate::email::Email;
 use crate::secret::Secret;
 
+/// Name of the cookie that carries the token.
+pub const COOKIE_NAME: &str = "llmxt_pro";
+
 /// Longest token we will try to parse; real ones are about 250 bytes.
 pub const MAX_TOKEN_LENGTH: usize = 2048;
 

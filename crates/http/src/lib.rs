@@ -192,8 +192,7 @@ pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
     }
 }
 
-/// Name of the entitlement cookie.
-pub const COOKIE_NAME: &str = "llmxt_pro";
+pub use llmxt_core::token::COOKIE_NAME;
 
 /// `Set-Cookie` value for the entitlement token: first-party, HttpOnly, Secure, Lax.
 pub fn entitlement_cookie(token: &str, max_age_seconds: i64, domain: Option<&str>) -> String {
