@@ -101,6 +101,15 @@ pub fn decide_payment(
     ) {
         return Decision::Stale;
     }
+    // A payment that reached a final status never goes back to an in-between one: such a
+    // snapshot was taken earlier, whatever its delivery's timestamp (a retried delivery of an
+    // old event can carry a new one).
+    let regresses = stored.payment.as_ref().is_some_and(|p| {
+        is_final_payment_status(&p.status) && !is_final_payment_status(&snapshot.status)
+    });
+    if regresses {
+        return Decision::Stale;
+    }
     let now = delivery.now;
     let mut payment = stored
         .payment
@@ -412,6 +421,11 @@ pub fn decide_subscription(
     }
     changes.subscription = Some(subscription);
     Decision::Apply(Box::new(changes))
+}
+
+/// `succeeded`, `failed` and `cancelled` are where a payment ends.
+fn is_final_payment_status(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "cancelled")
 }
 
 fn is_stale(stored: Option<Freshness>, incoming: Freshness) -> bool {

@@ -618,3 +618,25 @@ async fn a_shuffled_subscription_life_converges_to_the_in_order_result() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_final_payment_status_never_goes_back_to_an_in_between_one() {
+    let store = fresh_store().await;
+    deliver_at(&store, "msg_paid", NOW, NOW, &payment(|_| {})).await;
+    // An old `processing` event retried later carries a newer webhook-timestamp.
+    let processing = payment(|v| {
+        v["type"] = json!("payment.processing");
+        v["data"]["status"] = json!("processing");
+        v["timestamp"] = json!("2026-01-10T17:55:50Z");
+    });
+    assert_eq!(
+        deliver_at(&store, "msg_old_retried", NOW + 60, NOW + 60, &processing).await,
+        Outcome::Stale
+    );
+    let stored = store.get_payment("pay_test").await.unwrap().unwrap();
+    assert_eq!(stored.status, "succeeded");
+    assert!(matches!(
+        store.redeem_claim("pay_test", NOW + 61).await.unwrap(),
+        ClaimOutcome::Redeemed(_)
+    ));
+}
