@@ -339,6 +339,20 @@ pub fn decide_subscription(
     ) {
         return Decision::Stale;
     }
+    // Snapshots taken earlier, whatever their delivery's timestamp: one from before the
+    // paid period moved on, or anything after the subscription ended for good.
+    let taken_earlier = stored.subscription.as_ref().is_some_and(|s| {
+        let period_moved_on = matches!(
+            (s.next_billing_date, snapshot.next_billing_date),
+            (Some(stored_end), Some(snapshot_end)) if snapshot_end < stored_end
+        );
+        let ended =
+            matches!(s.status.as_str(), "expired" | "failed") && s.status != snapshot.status;
+        period_moved_on || ended
+    });
+    if taken_earlier {
+        return Decision::Stale;
+    }
     let now = delivery.now;
     let mut subscription = stored
         .subscription

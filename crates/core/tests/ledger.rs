@@ -640,3 +640,29 @@ async fn a_final_payment_status_never_goes_back_to_an_in_between_one() {
         ClaimOutcome::Redeemed(_)
     ));
 }
+
+#[tokio::test]
+async fn an_old_subscription_snapshot_with_a_new_timestamp_is_stale() {
+    let store = fresh_store().await;
+    let february = subscription("active", "2026-02-10T17:55:53Z", |_| {});
+    let march = subscription("active", "2026-03-10T17:55:53Z", |_| {});
+    deliver_at(&store, "msg_march", NOW, NOW, &march).await;
+    // February's snapshot, retried later under a newer webhook-timestamp.
+    assert_eq!(
+        deliver_at(&store, "msg_february", NOW + 60, NOW + 60, &february).await,
+        Outcome::Stale
+    );
+    let march_end = parse_rfc3339_seconds("2026-03-10T17:55:53Z").unwrap() + GRACE;
+    assert_eq!(
+        entitlement(&store, BUYER).await.unwrap().expires_at,
+        Some(march_end)
+    );
+    // Once expired, an older `active` snapshot does not bring the subscription back.
+    let expired = subscription("expired", "2026-03-10T17:55:53Z", |_| {});
+    deliver_at(&store, "msg_expired", NOW + 120, NOW + 120, &expired).await;
+    assert_eq!(
+        deliver_at(&store, "msg_march_again", NOW + 180, NOW + 180, &march).await,
+        Outcome::Stale
+    );
+    assert_eq!(entitlement(&store, BUYER).await.unwrap().status, "expired");
+}
