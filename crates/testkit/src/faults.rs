@@ -86,7 +86,7 @@ pub enum ProxyMode {
 pub struct FaultProxy {
     mode: Arc<AtomicU8>,
     delay_ms: Arc<AtomicU64>,
-    generation: Arc<AtomicU64>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
     /// Its port.
     pub port: u16,
 }
@@ -98,7 +98,7 @@ impl FaultProxy {
         let proxy = Self {
             mode: Arc::new(AtomicU8::new(0)),
             delay_ms: Arc::new(AtomicU64::new(0)),
-            generation: Arc::new(AtomicU64::new(0)),
+            generation: Arc::new(tokio::sync::watch::channel(0).0),
             port: listener.local_addr().unwrap().port(),
         };
         let state = proxy.clone();
@@ -131,7 +131,7 @@ impl FaultProxy {
         self.delay_ms.store(delay, Ordering::SeqCst);
         self.mode.store(code, Ordering::SeqCst);
         if code >= 2 {
-            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.generation.send_modify(|generation| *generation += 1);
         }
     }
 
@@ -148,7 +148,7 @@ impl FaultProxy {
         let Ok(mut server) = TcpStream::connect(upstream).await else {
             return;
         };
-        let generation = self.generation.load(Ordering::SeqCst);
+        let mut cut_signal = self.generation.subscribe();
         let (mut client_read, mut client_write) = client.split();
         let (mut server_read, mut server_write) = server.split();
         let to_server = async {
@@ -181,14 +181,11 @@ impl FaultProxy {
                 }
             }
         };
-        let cut = async {
-            while self.generation.load(Ordering::SeqCst) == generation {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
+        // Checked first, so a connection cut before it was next polled forwards nothing more.
         tokio::select! {
+            biased;
+            _ = cut_signal.changed() => {}
             () = async { tokio::join!(to_server, to_client); } => {}
-            () = cut => {}
         }
     }
 }
