@@ -78,7 +78,7 @@ pub async fn apply_delivery(
         processed_at: delivery.received_at,
         expires_at: delivery.received_at + DeliveryRecord::RETENTION_SECONDS,
     };
-    for _ in 0..MAX_COMMIT_ATTEMPTS {
+    for attempt in 0..MAX_COMMIT_ATTEMPTS {
         if store.delivery_seen(delivery.webhook_id).await? {
             return Ok(Outcome::Duplicate);
         }
@@ -110,10 +110,15 @@ pub async fn apply_delivery(
                 });
             }
             CommitOutcome::Duplicate => return Ok(Outcome::Duplicate),
-            CommitOutcome::Conflict => tokio::task::yield_now().await,
+            CommitOutcome::Conflict => back_off(attempt).await,
         }
     }
     Err(StoreError::Contention)
+}
+
+/// Waits before re-reading after a conflicting writer: 2, 4, … 256 ms.
+pub(crate) async fn back_off(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt.min(7))).await;
 }
 
 fn snapshot_email(object: &DodoObject) -> Option<&Email> {

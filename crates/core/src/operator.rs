@@ -10,6 +10,7 @@
 //!   do not revoke it, and webhooks replace it only when they give more access.
 
 use crate::email::Email;
+use crate::ledger::back_off;
 use crate::policy::Changes;
 use crate::records::{Entitlement, source, status};
 use crate::store::{CommitOutcome, Store, StoreError};
@@ -35,7 +36,7 @@ pub async fn grant(
     reason: &str,
     actor: Actor<'_>,
 ) -> Result<Entitlement, StoreError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let current = store.get_entitlement(email).await?;
         let mut next = current.unwrap_or_else(|| Entitlement::new(email.clone()));
         next.status = status::ACTIVE.to_owned();
@@ -56,6 +57,7 @@ pub async fn grant(
             next.version += 1;
             return Ok(next);
         }
+        back_off(attempt).await;
     }
     Err(StoreError::Contention)
 }
@@ -67,7 +69,7 @@ pub async fn revoke(
     reason: &str,
     actor: Actor<'_>,
 ) -> Result<Entitlement, StoreError> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let Some(mut next) = store.get_entitlement(email).await? else {
             return Err(StoreError::NotFound(format!(
                 "no entitlement for {}",
@@ -104,6 +106,7 @@ pub async fn revoke(
             next.version += 1;
             return Ok(next);
         }
+        back_off(attempt).await;
     }
     Err(StoreError::Contention)
 }
