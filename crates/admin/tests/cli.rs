@@ -362,3 +362,25 @@ fn the_binary_exits_non_zero_with_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn missing_credentials_are_a_clear_error() {
+    // No credentials anywhere and instance metadata disabled: the SDK gives up before any
+    // request leaves the machine.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_llmxt-admin"))
+        .args(["show", BUYER])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.trim(),
+        "llmxt-admin: AWS credentials rejected or access denied: no usable AWS credentials \
+         (configure a profile or AWS_ACCESS_KEY_ID, or set DYNAMODB_ENDPOINT for DynamoDB Local)"
+    );
+}

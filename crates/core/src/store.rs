@@ -48,8 +48,8 @@ pub enum StoreError {
     Contention,
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> From<SdkError<E, R>>
-    for StoreError
+impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>
+    From<SdkError<E, R>> for StoreError
 {
     fn from(error: SdkError<E, R>) -> Self {
         if matches!(
@@ -68,8 +68,16 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug> 
             let message = error.message().unwrap_or("requested table").to_owned();
             return Self::MissingTable(message);
         }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        let mut credentials_failed = false;
+        while let Some(current) = source {
+            credentials_failed |= current
+                .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+                .is_some();
+            source = current.source();
+        }
         let detail = DisplayErrorContext(&error).to_string();
-        if detail.contains("while loading credentials") {
+        if credentials_failed {
             return Self::Credentials(
                 "no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or set \
                  DYNAMODB_ENDPOINT for DynamoDB Local)"
