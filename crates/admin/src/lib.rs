@@ -18,13 +18,13 @@ pub const USAGE: &str = "\
 usage: llmxt-admin <command> [options]
 
 commands:
-  show EMAIL [--json]                    the entitlement (with its history) and the email's payments
+  show EMAIL [--json]                    the entitlement (its grants and history) and the email's payments
   payments [--since 24h] [--attention] [--max-scan N] [--json]
                                          recent payments (a scan reading at most N items, default 10000);
                                          --attention: only those an operator must look at
   grant EMAIL --plan PLAN [--until DATE] --reason TEXT [--by NAME]
-                                         give access by hand (DATE: 2026-12-31 or RFC 3339)
-  revoke EMAIL --reason TEXT [--by NAME] take access away, and the purchase that granted it
+                                         add a manual grant (DATE: 2026-12-31 or RFC 3339)
+  revoke EMAIL --reason TEXT [--by NAME] end every current grant, and the purchases behind them
   mint-cookie EMAIL [--plan PLAN] [--days N]
                                          print an llmxt_pro cookie signed with ENTITLEMENT_SECRET
   create-tables                          create both tables (idempotent), with email-index and TTL
@@ -203,11 +203,11 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
                 by: &by,
                 now: now(),
             };
-            let granted = operator::grant(&store, &email, plan, until, reason, actor).await?;
+            let plans = PlanCatalog::from_env(env)?;
+            operator::grant(&store, plans.ranking(), &email, plan, until, reason, actor).await?;
             writeln!(
                 out,
-                "granted {} to {} until {} (by {by})",
-                granted.plan,
+                "granted {plan} to {} until {} (by {by})",
                 email.as_str(),
                 until.map_or("no end".to_owned(), format_rfc3339)
             )
@@ -222,7 +222,8 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
                 by: &by,
                 now: now(),
             };
-            operator::revoke(&store, &email, reason, actor).await?;
+            let plans = PlanCatalog::from_env(env)?;
+            operator::revoke(&store, plans.ranking(), &email, reason, actor).await?;
             writeln!(out, "revoked {} (by {by}): {reason}", email.as_str()).map_err(io)
         }
         "mint-cookie" => {
@@ -367,7 +368,7 @@ async fn show(
         let value = json!({
             "email": email.as_str(),
             "pro": entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
-            "entitlement": entitlement.as_ref().map(entitlement_json),
+            "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
             "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
         });
         return writeln!(out, "{value:#}").map_err(io);
@@ -394,11 +395,31 @@ async fn show(
                     .unwrap_or_default(),
             )
             .map_err(io)?;
+            writeln!(out, "  grants: {}", e.grants.len()).map_err(io)?;
+            for grant in e.grants.values() {
+                writeln!(
+                    out,
+                    "    {:<28} {:<7} {:<12} {:<9} until {}{}",
+                    grant.key,
+                    if grant.gives_access(now) { "PRO" } else { "-" },
+                    grant.source,
+                    grant.status,
+                    grant.expires_at.map_or("no end".to_owned(), format_rfc3339),
+                    grant
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(", reason: {r}"))
+                        .unwrap_or_default(),
+                )
+                .map_err(io)?;
+            }
+            writeln!(out, "  history:").map_err(io)?;
             for change in &e.history {
                 writeln!(
                     out,
-                    "    {}  {:<9} by {}{}",
+                    "    {}  {:<28} {:<9} by {}{}",
                     format_rfc3339(change.at),
+                    change.grant.as_deref().unwrap_or("-"),
                     change.status,
                     change.by,
                     change
@@ -454,8 +475,23 @@ fn print_payment_lines(payments: &[PaymentRecord], out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-fn entitlement_json(e: &Entitlement) -> Value {
+fn entitlement_json(e: &Entitlement, now: i64) -> Value {
     json!({
+        "grants": e.grants.values().map(|g| json!({
+            "key": g.key,
+            "source": g.source,
+            "plan": g.plan,
+            "status": g.status,
+            "gives_access": g.gives_access(now),
+            "expires_at": g.expires_at.map(format_rfc3339),
+            "payment_id": g.payment_id,
+            "subscription_id": g.subscription_id,
+            "product_id": g.product_id,
+            "revoked_period_end": g.revoked_period_end.map(format_rfc3339),
+            "reason": g.reason,
+            "changed_by": g.changed_by,
+            "updated_at": format_rfc3339(g.updated_at),
+        })).collect::<Vec<_>>(),
         "status": e.status,
         "plan": e.plan,
         "expires_at": e.expires_at.map(format_rfc3339),
@@ -467,7 +503,7 @@ fn entitlement_json(e: &Entitlement) -> Value {
         "changed_by": e.changed_by,
         "updated_at": format_rfc3339(e.updated_at),
         "history": e.history.iter().map(|c| json!({
-            "at": format_rfc3339(c.at), "by": c.by, "status": c.status, "reason": c.reason,
+            "at": format_rfc3339(c.at), "by": c.by, "grant": c.grant, "status": c.status, "reason": c.reason,
         })).collect::<Vec<_>>(),
     })
 }
@@ -476,6 +512,7 @@ fn payment_json(p: &PaymentRecord) -> Value {
     json!({
         "payment_id": p.payment_id,
         "email": p.email.as_ref().map(Email::as_str),
+        "customer_id": p.customer_id,
         "status": p.status,
         "product_id": p.product_id,
         "plan": p.plan,

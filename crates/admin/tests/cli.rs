@@ -140,7 +140,13 @@ async fn grant_and_revoke_record_who_why_and_when() {
     assert_eq!(history.len(), 2);
     assert_eq!(
         history[1],
-        json!({"at": history[1]["at"], "by": "alice", "status": "revoked", "reason": "chargeback threat"})
+        json!({"at": history[1]["at"], "by": "alice", "grant": history[0]["grant"], "status": "revoked", "reason": "chargeback threat"})
+    );
+    assert!(
+        history[0]["grant"]
+            .as_str()
+            .is_some_and(|key| key.starts_with("manual#")),
+        "{history:?}"
     );
 }
 

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::records::PlanRanking;
 use crate::secret::Secret;
 use crate::webhook_signature::{WebhookSecretError, WebhookSecrets};
 
@@ -181,11 +182,13 @@ impl StoreConfig {
     }
 }
 
-/// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`).
+/// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`), and their order
+/// (`PLAN_RANKING`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanCatalog {
     by_product: HashMap<String, String>,
     default_plan: String,
+    ranking: PlanRanking,
 }
 
 impl PlanCatalog {
@@ -228,18 +231,30 @@ impl PlanCatalog {
         Ok(Self {
             by_product,
             default_plan: default_plan.to_owned(),
+            ranking: PlanRanking::standard(),
         })
     }
 
-    /// Reads `PRODUCT_PLANS` and `DEFAULT_PLAN` (default `professional`).
+    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`) and `PLAN_RANKING`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default_plan = env
             .optional("DEFAULT_PLAN")
             .unwrap_or_else(|| "professional".to_owned());
-        Self::parse(
+        let catalog = Self::parse(
             &env.optional("PRODUCT_PLANS").unwrap_or_default(),
             &default_plan,
-        )
+        )?;
+        Ok(catalog.with_ranking(plan_ranking_from_env(env)?))
+    }
+
+    /// The same catalog with another order of plans.
+    pub fn with_ranking(self, ranking: PlanRanking) -> Self {
+        Self { ranking, ..self }
+    }
+
+    /// The order of plans, lowest first.
+    pub fn ranking(&self) -> &PlanRanking {
+        &self.ranking
     }
 
     /// The plan for a product, or the default plan.
@@ -253,6 +268,25 @@ impl PlanCatalog {
     pub fn default_plan(&self) -> &str {
         &self.default_plan
     }
+}
+
+/// Parses `PLAN_RANKING` (`free,professional,enterprise` when unset): plan names, lowest
+/// first, each at most once.
+pub fn plan_ranking_from_env(env: &Env) -> Result<PlanRanking, ConfigError> {
+    let Some(text) = env.optional("PLAN_RANKING") else {
+        return Ok(PlanRanking::standard());
+    };
+    let mut plans: Vec<String> = Vec::new();
+    for plan in text.split(',').map(str::trim) {
+        if !is_token(plan) || plans.iter().any(|p| p == plan) {
+            return Err(ConfigError::new(
+                "PLAN_RANKING",
+                "must list distinct plan names, lowest first, e.g. free,professional,enterprise",
+            ));
+        }
+        plans.push(plan.to_owned());
+    }
+    Ok(PlanRanking::new(plans))
 }
 
 fn is_token(text: &str) -> bool {
@@ -462,6 +496,8 @@ pub struct EntitlementConfig {
     /// `ENTITLEMENT_DB_BUDGET_MS` (default 400): how long the database may take before the
     /// answer falls back to the cookie.
     pub db_budget_ms: u64,
+    /// `PLAN_RANKING`: picks the plan answered when several grants give access.
+    pub ranking: PlanRanking,
     /// Tables.
     pub store: StoreConfig,
 }
@@ -483,6 +519,7 @@ impl EntitlementConfig {
             hmac_secret,
             require_signature,
             db_budget_ms: u64::try_from(db_budget_ms).unwrap_or(400),
+            ranking: plan_ranking_from_env(env)?,
             store: StoreConfig::from_env(env)?,
         })
     }
@@ -673,6 +710,30 @@ mod tests {
         ]))
         .expect("valid");
         assert!(!config.allow_unverified);
+    }
+
+    #[test]
+    fn plan_ranking_defaults_and_rejects_malformed_lists() {
+        let config =
+            WebhookConfig::from_env(&env(&[("DODO_WEBHOOK_SECRET", GOOD_SECRET)])).expect("valid");
+        let ranking = config.plans.ranking();
+        assert!(ranking.rank("enterprise") > ranking.rank("professional"));
+        assert!(ranking.rank("professional") > ranking.rank("free"));
+        assert!(ranking.rank("free") > ranking.rank("unlisted"));
+        let custom = WebhookConfig::from_env(&env(&[
+            ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
+            ("PLAN_RANKING", "gold, silver"),
+        ]))
+        .expect("valid");
+        assert!(custom.plans.ranking().rank("silver") > custom.plans.ranking().rank("gold"));
+        for bad in ["a,,b", "a,a", "pro plan"] {
+            let error = WebhookConfig::from_env(&env(&[
+                ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
+                ("PLAN_RANKING", bad),
+            ]))
+            .expect_err(bad);
+            assert_eq!(error.variable, "PLAN_RANKING", "{bad}");
+        }
     }
 
     #[test]

@@ -1,4 +1,9 @@
-//! Buyer email addresses: stored trimmed and lower-cased, masked in logs.
+//! Buyer email addresses: stored trimmed and ASCII-lower-cased, masked in logs.
+//!
+//! Only ASCII letters are folded: Unicode case folding would map look-alikes such as the
+//! Kelvin sign (`\u{212A}`) onto `k`, so a payment made with a look-alike address could
+//! grant another address Pro. Addresses with control, zero-width or bidi-control characters
+//! are refused outright.
 
 use std::fmt;
 
@@ -16,12 +21,12 @@ pub struct Email(String);
 pub struct InvalidEmail;
 
 impl Email {
-    /// Trims, lower-cases and checks the shape `local@domain`.
+    /// Trims, lower-cases ASCII letters only and checks the shape `local@domain`.
     pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
-        let normalised = raw.trim().to_lowercase();
+        let normalised = raw.trim().to_ascii_lowercase();
         let valid_chars = normalised
             .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control());
+            .all(|c| !c.is_whitespace() && !c.is_control() && !is_invisible(c));
         let well_formed = match normalised.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty() && !domain.is_empty() && !domain.contains('@')
@@ -45,6 +50,31 @@ impl Email {
         let first: String = local.chars().take(1).collect();
         format!("{first}***@{domain}")
     }
+}
+
+/// Zero-width, bidi-control and other invisible format characters: they make two addresses
+/// look alike.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 impl fmt::Debug for Email {
@@ -82,6 +112,33 @@ mod tests {
             "a b@c.d",
             "a\u{0}@b.c",
             too_long.as_str(),
+        ] {
+            assert_eq!(Email::parse(raw), Err(InvalidEmail), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn folds_ascii_case_only() {
+        let kelvin = Email::parse("\u{212A}im@example.com").expect("valid, but distinct");
+        assert_ne!(kelvin, Email::parse("kim@example.com").expect("valid"));
+        assert_eq!(kelvin.as_str(), "\u{212A}im@example.com");
+        assert_eq!(
+            Email::parse("ÉLODIE@Example.com").expect("valid").as_str(),
+            "Élodie@example.com"
+        );
+    }
+
+    #[test]
+    fn rejects_invisible_and_bidi_characters() {
+        for raw in [
+            "ki\u{200B}m@example.com",
+            "kim\u{200D}@example.com",
+            "\u{FEFF}kim@example.com",
+            "kim@exa\u{202E}mple.com",
+            "kim@example.com\u{2066}",
+            "k\u{2060}im@example.com",
+            "kim\u{7F}@example.com",
+            "kim@example.com\u{E0041}",
         ] {
             assert_eq!(Email::parse(raw), Err(InvalidEmail), "{raw:?}");
         }

@@ -58,9 +58,16 @@ pub struct PaymentSnapshot {
     pub status: String,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// An address was given but none is acceptable ([`Email::parse`]).
+    pub email_invalid: bool,
+    /// `customer.customer_id`.
+    pub customer_id: Option<String>,
+    /// `metadata.checkout_ref`, set by `/upgrade/checkout`.
+    pub checkout_ref: Option<String>,
     /// First `product_cart[].product_id`.
     pub product_id: Option<String>,
-    /// `subscription_id` for a subscription's payments.
+    /// `subscription_id` for a subscription's payments, else the first of
+    /// `subscription_ids` (a payment may pay several).
     pub subscription_id: Option<String>,
     /// `total_amount` in the smallest currency unit.
     pub total_amount: Option<i64>,
@@ -90,6 +97,8 @@ pub struct SubscriptionSnapshot {
     pub status: String,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// An address was given but none is acceptable ([`Email::parse`]).
+    pub email_invalid: bool,
     /// `product_id`
     pub product_id: Option<String>,
     /// `next_billing_date`, unix seconds: the end of the paid period.
@@ -200,12 +209,22 @@ fn parse_payment(data: &Map<String, Value>) -> DodoObject {
     let dispute_lost = list(data.get("disputes")).any(|dispute| {
         lower(dispute.get("dispute_status")).is_some_and(|s| is_lost_dispute_status(&s))
     });
+    let (email, email_invalid) = email(data);
+    let subscription_id = text(data.get("subscription_id"))
+        .or_else(|| list(data.get("subscription_ids")).find_map(|id| text(Some(id))));
     DodoObject::Payment(PaymentSnapshot {
         payment_id,
         status: lower(data.get("status")).unwrap_or_default(),
-        email: email(data),
+        email,
+        email_invalid,
+        customer_id: data
+            .get("customer")
+            .and_then(|c| text(c.get("customer_id"))),
+        checkout_ref: data
+            .get("metadata")
+            .and_then(|m| scalar_text(m.get("checkout_ref"))),
         product_id,
-        subscription_id: text(data.get("subscription_id")),
+        subscription_id,
         total_amount: integer(data.get("total_amount")),
         currency: text(data.get("currency")),
         created_at: text(data.get("created_at")).and_then(|t| parse_rfc3339_seconds(&t)),
@@ -219,10 +238,12 @@ fn parse_subscription(data: &Map<String, Value>) -> DodoObject {
         return DodoObject::Unusable("subscription without subscription_id");
     };
     let date = |field: &str| text(data.get(field)).and_then(|t| parse_rfc3339_seconds(&t));
+    let (email, email_invalid) = email(data);
     DodoObject::Subscription(SubscriptionSnapshot {
         subscription_id,
         status: lower(data.get("status")).unwrap_or_default(),
-        email: email(data),
+        email,
+        email_invalid,
         product_id: text(data.get("product_id")),
         next_billing_date: date("next_billing_date"),
         expires_at: date("expires_at"),
@@ -243,7 +264,7 @@ fn parse_refund(data: &Map<String, Value>) -> DodoObject {
             .get("is_partial")
             .and_then(Value::as_bool)
             .unwrap_or(true),
-        email: email(data),
+        email: email(data).0,
     })
 }
 
@@ -257,18 +278,31 @@ fn parse_dispute(data: &Map<String, Value>) -> DodoObject {
         dispute_id,
         payment_id,
         dispute_status: lower(data.get("dispute_status")).unwrap_or_default(),
-        email: email(data),
+        email: email(data).0,
     })
 }
 
-/// `customer.email`, else `metadata.email`, when it is a valid address.
-fn email(data: &Map<String, Value>) -> Option<Email> {
+/// `customer.email`, else `metadata.email`, when it is a valid address; and whether an
+/// address was given that is not.
+fn email(data: &Map<String, Value>) -> (Option<Email>, bool) {
     let from_customer = data.get("customer").and_then(|c| text(c.get("email")));
-    let from_metadata = || data.get("metadata").and_then(|m| text(m.get("email")));
-    [from_customer, from_metadata()]
+    let from_metadata = data.get("metadata").and_then(|m| text(m.get("email")));
+    let given: Vec<String> = [from_customer, from_metadata]
         .into_iter()
         .flatten()
-        .find_map(|raw| Email::parse(&raw).ok())
+        .collect();
+    let valid = given.iter().find_map(|raw| Email::parse(raw).ok());
+    let invalid = valid.is_none() && !given.is_empty();
+    (valid, invalid)
+}
+
+/// A metadata value as text: strings trimmed, numbers and booleans written out.
+fn scalar_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => text(Some(other)),
+    }
 }
 
 /// A non-empty string field, trimmed.

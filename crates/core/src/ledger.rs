@@ -4,7 +4,7 @@ use crate::email::Email;
 use crate::events::{DodoEvent, DodoObject};
 use crate::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
 use crate::records::{DeliveryRecord, Freshness};
-use crate::store::{CommitOutcome, Store, StoreError};
+use crate::store::{CommitOutcome, RecordKeys, Store, StoreError};
 
 /// How many times a delivery is re-read and re-decided when concurrent writers interfere.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
@@ -39,11 +39,33 @@ impl Outcome {
     }
 }
 
+/// Where a snapshot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// A signed webhook delivery.
+    #[default]
+    Webhook,
+    /// A read of Dodo's API (success page confirmation, reconcile).
+    Api,
+}
+
+impl Origin {
+    /// `webhook` or `api`, as recorded in histories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Api => "api",
+        }
+    }
+}
+
 /// Identifies the delivery being applied.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
-    /// `webhook-id`.
+    /// `webhook-id` (for a read of the API: an id naming that read).
     pub webhook_id: &'a str,
+    /// Where the snapshot came from.
+    pub origin: Origin,
     /// `webhook-timestamp`, unix seconds.
     pub webhook_timestamp: i64,
     /// When we received it, unix seconds.
@@ -78,18 +100,18 @@ pub async fn apply_delivery(
         processed_at: delivery.received_at,
         expires_at: delivery.received_at + DeliveryRecord::RETENTION_SECONDS,
     };
+    let origin = delivery.origin;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        if store.delivery_seen(delivery.webhook_id).await? {
+        let Some(stored) = read_stored(store, delivery.webhook_id, &event.object).await? else {
             return Ok(Outcome::Duplicate);
-        }
-        let stored = read_stored(store, &event.object).await?;
+        };
         let decision = match &event.object {
             DodoObject::Payment(p) => policy::decide_payment(settings, context, p, &stored),
             DodoObject::Subscription(s) => {
                 policy::decide_subscription(settings, context, s, &stored)
             }
-            DodoObject::Refund(r) => policy::decide_refund(context, r, &stored),
-            DodoObject::Dispute(d) => policy::decide_dispute(context, d, &stored),
+            DodoObject::Refund(r) => policy::decide_refund(settings, context, r, &stored),
+            DodoObject::Dispute(d) => policy::decide_dispute(settings, context, d, &stored),
             DodoObject::Unhandled | DodoObject::Unusable(_) => Decision::Apply(Box::default()),
         };
         let mut changes = match decision {
@@ -97,9 +119,17 @@ pub async fn apply_delivery(
             Decision::Apply(changes) => *changes,
         };
         if let Some(entitlement) = changes.entitlement.as_mut() {
-            let by = format!("webhook {} {}", event.event_type, delivery.webhook_id);
-            let reason = entitlement.reason.clone();
-            entitlement.record(delivery.received_at, by, reason);
+            let by = format!(
+                "{} {} {}",
+                origin.as_str(),
+                event.event_type,
+                delivery.webhook_id
+            );
+            let before = stored
+                .entitlement
+                .as_ref()
+                .filter(|e| e.email == entitlement.email);
+            entitlement.record_grant_changes(before, delivery.received_at, &by);
         }
         match store.commit(Some(&record), &changes).await? {
             CommitOutcome::Committed => {
@@ -131,8 +161,16 @@ fn snapshot_email(object: &DodoObject) -> Option<&Email> {
     }
 }
 
-async fn read_stored(store: &Store, object: &DodoObject) -> Result<Stored, StoreError> {
-    let mut stored = Stored::default();
+/// Reads what a delivery needs in one batched request: its deduplication record, the
+/// payment, the subscription and the entitlement of the email the delivery names. Only when
+/// the stored records point elsewhere (a refund whose stored payment has another buyer, or
+/// belongs to a subscription the delivery does not name) is a second read needed.
+/// `None` when the delivery was already committed.
+async fn read_stored(
+    store: &Store,
+    webhook_id: &str,
+    object: &DodoObject,
+) -> Result<Option<Stored>, StoreError> {
     let (payment_id, subscription_id) = match object {
         DodoObject::Payment(p) => (Some(p.payment_id.as_str()), p.subscription_id.as_deref()),
         DodoObject::Subscription(s) => (None, Some(s.subscription_id.as_str())),
@@ -140,20 +178,53 @@ async fn read_stored(store: &Store, object: &DodoObject) -> Result<Stored, Store
         DodoObject::Dispute(d) => (Some(d.payment_id.as_str()), None),
         DodoObject::Unhandled | DodoObject::Unusable(_) => (None, None),
     };
-    if let Some(payment_id) = payment_id {
-        stored.payment = store.get_payment(payment_id).await?;
+    let snapshot_email = snapshot_email(object);
+    let first = store
+        .read_records(RecordKeys {
+            webhook_id: Some(webhook_id),
+            payment_id,
+            subscription_id,
+            email: snapshot_email,
+        })
+        .await?;
+    if first.delivery_seen {
+        return Ok(None);
     }
-    let subscription_id = subscription_id.map(str::to_owned).or_else(|| {
-        stored
+    let mut stored = Stored {
+        payment: first.payment,
+        subscription: first.subscription,
+        entitlement: first.entitlement,
+    };
+    let needs_subscription = matches!(object, DodoObject::Payment(_))
+        && subscription_id.is_none()
+        && stored
             .payment
             .as_ref()
-            .and_then(|p| p.subscription_id.clone())
-    });
-    if let Some(subscription_id) = subscription_id {
-        stored.subscription = store.get_subscription(&subscription_id).await?;
+            .is_some_and(|p| p.subscription_id.is_some());
+    let subscription_id = needs_subscription
+        .then(|| {
+            stored
+                .payment
+                .as_ref()
+                .and_then(|p| p.subscription_id.clone())
+        })
+        .flatten();
+    let buyer = policy::buyer(snapshot_email, &stored).cloned();
+    let needs_entitlement = buyer.is_some() && buyer.as_ref() != snapshot_email;
+    if subscription_id.is_some() || needs_entitlement {
+        let second = store
+            .read_records(RecordKeys {
+                subscription_id: subscription_id.as_deref(),
+                email: buyer.as_ref().filter(|_| needs_entitlement),
+                ..RecordKeys::default()
+            })
+            .await?;
+        if subscription_id.is_some() {
+            stored.subscription = second.subscription;
+        }
+        if needs_entitlement {
+            stored.entitlement = second.entitlement;
+        }
     }
-    if let Some(email) = policy::buyer(snapshot_email(object), &stored) {
-        stored.entitlement = store.get_entitlement(email).await?;
-    }
-    Ok(stored)
+    Ok(Some(stored))
 }

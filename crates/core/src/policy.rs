@@ -3,21 +3,34 @@
 //! Pure functions, no I/O. The caller reads the records, asks for a [`Decision`], and writes
 //! the changed records in one transaction guarded by their versions.
 //!
-//! | delivery | payments table | entitlement |
+//! Access lives in *grants* on the buyer's entitlement, one per purchase (keyed by the
+//! payment id of a one-time payment, the subscription id of a subscription, or `manual#…`).
+//! Each delivery touches only the grant of its own purchase; the entitlement's top-level
+//! fields are then recomputed from all grants ([`Entitlement::summarise`]).
+//!
+//! | delivery | payments table | grant |
 //! |---|---|---|
-//! | payment `succeeded` | upsert, open a one-time claim | active, plan from the product |
+//! | payment `succeeded` (one-time) | upsert, open a one-time claim | the payment's grant: active, no end |
+//! | payment `succeeded` (subscription) | upsert; the **first** payment opens the claim | the subscription's grant, created active if absent |
 //! | payment failed / cancelled / processing | upsert status | unchanged |
-//! | full refund succeeded (event or `refunds` in a snapshot) | mark refunded | revoke what that payment granted |
-//! | dispute lost / accepted | mark disputed | revoke what that payment granted |
+//! | full refund succeeded (event or `refunds` in a snapshot) | mark refunded | revoke the payment's own grant |
+//! | dispute lost / accepted | mark disputed | revoke the payment's own grant |
 //! | subscription `active` | — | active until `next_billing_date` + grace |
-//! | subscription `on_hold` | — | active until `next_billing_date` + grace |
+//! | subscription `on_hold` / `past_due` | — | active until `next_billing_date` + grace |
 //! | subscription `cancelled` | — | cancelled, access until `next_billing_date` |
 //! | subscription `expired` / `failed` | — | expired, no access |
+//! | subscription in another status | recorded | unchanged |
+//!
+//! The buyer of a refund or dispute is the stored payment's email (the delivery's own email
+//! only when no payment is stored); likewise a stored subscription's email wins over a
+//! snapshot's.
 
 use crate::config::PlanCatalog;
 use crate::email::Email;
 use crate::events::{DisputeSnapshot, PaymentSnapshot, RefundSnapshot, SubscriptionSnapshot};
-use crate::records::{Entitlement, Freshness, PaymentRecord, SubscriptionRecord, source, status};
+use crate::records::{
+    Entitlement, Freshness, Grant, PaymentRecord, PlanRanking, SubscriptionRecord, source, status,
+};
 
 /// Access granted by a subscription's payment before the subscription's own event says
 /// how long the period is (the subscription event, sent at the same time, replaces it).
@@ -26,15 +39,25 @@ pub const PROVISIONAL_SUBSCRIPTION_SECONDS: i64 = 31 * 86_400;
 /// Attention flag for a delivery that names no buyer.
 pub const MISSING_EMAIL: &str = "missing_email";
 
+/// Attention flag for a delivery whose buyer address is not acceptable (control, zero-width
+/// or bidi-override characters, or malformed).
+pub const INVALID_EMAIL: &str = "invalid_email";
+
 /// Settings the policy needs.
 #[derive(Debug, Clone, Copy)]
 pub struct PolicySettings<'a> {
-    /// Product → plan.
+    /// Product → plan, and the order of plans.
     pub plans: &'a PlanCatalog,
     /// How long a claim stays open.
     pub claim_ttl_seconds: i64,
     /// Access kept past a subscription's paid period.
     pub grace_seconds: i64,
+}
+
+impl PolicySettings<'_> {
+    fn ranking(&self) -> &PlanRanking {
+        self.plans.ranking()
+    }
 }
 
 /// The delivery being applied.
@@ -66,7 +89,7 @@ pub struct Changes {
     pub payment: Option<PaymentRecord>,
     /// New subscription state.
     pub subscription: Option<SubscriptionRecord>,
-    /// New entitlement state.
+    /// New entitlement state (grants changed and summary recomputed).
     pub entitlement: Option<Entitlement>,
     /// Something the operator must look at (e.g. [`MISSING_EMAIL`]).
     pub attention: Option<&'static str>,
@@ -81,11 +104,15 @@ pub enum Decision {
     Apply(Box<Changes>),
 }
 
-/// The buyer to whom a delivery's entitlement change applies.
+/// The buyer a delivery concerns: the stored payment's or subscription's email, else the
+/// delivery's own.
 pub fn buyer<'a>(snapshot_email: Option<&'a Email>, stored: &'a Stored) -> Option<&'a Email> {
-    snapshot_email
-        .or_else(|| stored.payment.as_ref().and_then(|p| p.email.as_ref()))
+    stored
+        .payment
+        .as_ref()
+        .and_then(|p| p.email.as_ref())
         .or_else(|| stored.subscription.as_ref().and_then(|s| s.email.as_ref()))
+        .or(snapshot_email)
 }
 
 /// Applies a payment snapshot.
@@ -116,7 +143,7 @@ pub fn decide_payment(
         .clone()
         .unwrap_or_else(|| new_payment(&snapshot.payment_id, now));
     payment.status = snapshot.status.clone();
-    payment.email = snapshot.email.clone().or(payment.email);
+    payment.email = payment.email.or_else(|| snapshot.email.clone());
     payment.product_id = snapshot.product_id.clone().or(payment.product_id);
     payment.plan = Some(
         settings
@@ -124,7 +151,13 @@ pub fn decide_payment(
             .plan_for(payment.product_id.as_deref())
             .to_owned(),
     );
-    payment.subscription_id = snapshot.subscription_id.clone().or(payment.subscription_id);
+    payment.subscription_id = payment
+        .subscription_id
+        .or_else(|| snapshot.subscription_id.clone());
+    payment.customer_id = snapshot.customer_id.clone().or(payment.customer_id);
+    payment.checkout_ref = payment
+        .checkout_ref
+        .or_else(|| snapshot.checkout_ref.clone());
     payment.total_amount = snapshot.total_amount.or(payment.total_amount);
     payment.currency = snapshot.currency.clone().or(payment.currency);
     if let Some(created_at) = snapshot.created_at {
@@ -147,16 +180,26 @@ pub fn decide_payment(
 
     let mut changes = Changes::default();
     let email = payment.email.clone();
-    payment.attention = match (&email, snapshot.succeeded()) {
-        (None, true) => Some(MISSING_EMAIL.to_owned()),
+    let flag = match (&email, snapshot.succeeded(), snapshot.email_invalid) {
+        (None, true, true) => Some(INVALID_EMAIL),
+        (None, true, false) => Some(MISSING_EMAIL),
         _ => None,
     };
-    changes.attention = payment.attention.as_ref().map(|_| MISSING_EMAIL);
+    payment.attention = flag.map(str::to_owned);
+    changes.attention = flag;
 
     if payment.access_revoked.is_some() {
-        revoke_granted_by(&payment, stored, delivery, &mut changes);
+        revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
     } else if let (Some(email), true) = (email, snapshot.succeeded()) {
-        if payment.claim_expires_at.is_none() {
+        let opens_claim = match &payment.subscription_id {
+            None => true,
+            // Only the subscription's first payment: renewals never open a claim.
+            Some(_) => stored.subscription.as_ref().is_none_or(|s| {
+                s.claim_payment_id.is_none()
+                    || s.claim_payment_id.as_deref() == Some(&payment.payment_id)
+            }),
+        };
+        if opens_claim && payment.claim_expires_at.is_none() {
             payment.claim_expires_at = Some(now + settings.claim_ttl_seconds);
             if let Some(subscription_id) = &payment.subscription_id {
                 let mut subscription = stored
@@ -169,59 +212,82 @@ pub fn decide_payment(
                 changes.subscription = Some(subscription);
             }
         }
-        changes.entitlement = grant_from_payment(&payment, &email, stored, delivery);
+        let mut entitlement = entitlement_of(stored, &email);
+        let key = grant_key(&payment);
+        if !entitlement.grants.contains_key(&key) {
+            let grant = match &payment.subscription_id {
+                None => Grant {
+                    key: key.clone(),
+                    source: source::PAYMENT.to_owned(),
+                    expires_at: None,
+                    ..grant_from_payment(&payment, now)
+                },
+                Some(subscription_id) => {
+                    let paid_until = stored
+                        .subscription
+                        .as_ref()
+                        .and_then(|s| s.next_billing_date)
+                        .filter(|end| *end > now);
+                    Grant {
+                        key: key.clone(),
+                        source: source::SUBSCRIPTION.to_owned(),
+                        subscription_id: Some(subscription_id.clone()),
+                        expires_at: Some(
+                            paid_until.map_or(now + PROVISIONAL_SUBSCRIPTION_SECONDS, |end| {
+                                end.saturating_add(settings.grace_seconds)
+                            }),
+                        ),
+                        period_end: paid_until,
+                        ..grant_from_payment(&payment, now)
+                    }
+                }
+            };
+            entitlement.grants.insert(key, grant);
+            changes.entitlement = Some(finish(settings, entitlement, now));
+        }
     }
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
 }
 
-fn grant_from_payment(
-    payment: &PaymentRecord,
-    email: &Email,
-    stored: &Stored,
-    delivery: DeliveryContext<'_>,
-) -> Option<Entitlement> {
-    let now = delivery.now;
-    let current = stored.entitlement.as_ref().filter(|e| &e.email == email);
-    let plan = payment.plan.clone().unwrap_or_default();
-    let mut granted = current
-        .cloned()
-        .unwrap_or_else(|| Entitlement::new(email.clone()));
-    match &payment.subscription_id {
-        Some(subscription_id) => {
-            let owned_by_subscription = current.is_some_and(|e| {
-                e.source == source::SUBSCRIPTION
-                    && e.subscription_id.as_ref() == Some(subscription_id)
-            });
-            let provisional_end = now + PROVISIONAL_SUBSCRIPTION_SECONDS;
-            let already_covered = current.is_some_and(|e| {
-                e.is_pro(now) && e.expires_at.is_none_or(|end| end >= provisional_end)
-            });
-            if owned_by_subscription || already_covered {
-                return None;
-            }
-            granted.source = source::SUBSCRIPTION.to_owned();
-            granted.subscription_id = Some(subscription_id.clone());
-            granted.expires_at = Some(provisional_end);
-        }
-        None => {
-            granted.source = source::PAYMENT.to_owned();
-            granted.subscription_id = None;
-            granted.expires_at = None;
-        }
+/// The grant a payment belongs to: its subscription's, else its own.
+fn grant_key(payment: &PaymentRecord) -> String {
+    payment
+        .subscription_id
+        .clone()
+        .unwrap_or_else(|| payment.payment_id.clone())
+}
+
+fn grant_from_payment(payment: &PaymentRecord, now: i64) -> Grant {
+    Grant {
+        plan: payment.plan.clone().unwrap_or_default(),
+        status: status::ACTIVE.to_owned(),
+        payment_id: Some(payment.payment_id.clone()),
+        product_id: payment.product_id.clone(),
+        updated_at: now,
+        ..Grant::default()
     }
-    granted.status = status::ACTIVE.to_owned();
-    granted.plan = plan;
-    granted.payment_id = Some(payment.payment_id.clone());
-    granted.product_id = payment.product_id.clone();
-    granted.reason = None;
-    granted.changed_by = None;
-    granted.updated_at = now;
-    Some(granted)
+}
+
+/// The stored entitlement when it is `email`'s, else a blank one.
+fn entitlement_of(stored: &Stored, email: &Email) -> Entitlement {
+    stored
+        .entitlement
+        .as_ref()
+        .filter(|e| &e.email == email)
+        .cloned()
+        .unwrap_or_else(|| Entitlement::new(email.clone()))
+}
+
+fn finish(settings: PolicySettings<'_>, mut entitlement: Entitlement, now: i64) -> Entitlement {
+    entitlement.summarise(now, settings.ranking());
+    entitlement.updated_at = now;
+    entitlement
 }
 
 /// Applies a refund. Only a succeeded refund of the whole payment changes anything.
 pub fn decide_refund(
+    settings: PolicySettings<'_>,
     delivery: DeliveryContext<'_>,
     snapshot: &RefundSnapshot,
     stored: &Stored,
@@ -241,13 +307,14 @@ pub fn decide_refund(
         .get_or_insert_with(|| "refunded".to_owned());
     touch_payment(&mut payment, delivery);
     let mut changes = Changes::default();
-    revoke_granted_by(&payment, stored, delivery, &mut changes);
+    revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
 }
 
 /// Applies a dispute. A lost or accepted dispute revokes; others are recorded.
 pub fn decide_dispute(
+    settings: PolicySettings<'_>,
     delivery: DeliveryContext<'_>,
     snapshot: &DisputeSnapshot,
     stored: &Stored,
@@ -272,57 +339,72 @@ pub fn decide_dispute(
         payment
             .access_revoked
             .get_or_insert_with(|| "dispute_lost".to_owned());
-        revoke_granted_by(&payment, stored, delivery, &mut changes);
+        revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
     }
     touch_payment(&mut payment, delivery);
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
 }
 
-/// Revokes the entitlement when this payment (or its subscription) granted it, and stops the
-/// subscription from granting the revoked period again.
-fn revoke_granted_by(
+/// Revokes the grant of this payment's own purchase (its subscription's grant for a
+/// subscription payment), on the payment's buyer only. A subscription's grant remembers the
+/// paid period that was revoked, so later snapshots of that period never grant again.
+fn revoke_own_grant(
+    settings: PolicySettings<'_>,
     payment: &PaymentRecord,
     stored: &Stored,
     delivery: DeliveryContext<'_>,
     changes: &mut Changes,
 ) {
+    let Some(email) = &payment.email else {
+        return;
+    };
     let reason = payment
         .access_revoked
         .clone()
         .unwrap_or_else(|| "revoked".to_owned());
-    if let Some(subscription_id) = &payment.subscription_id {
-        let mut subscription = changes
-            .subscription
-            .clone()
-            .or_else(|| stored.subscription.clone())
-            .unwrap_or_else(|| new_subscription(subscription_id, delivery.now));
-        let period_end = subscription.next_billing_date.unwrap_or(delivery.now);
-        subscription.revoked_period_end =
-            Some(period_end.max(subscription.revoked_period_end.unwrap_or(i64::MIN)));
-        subscription.updated_at = delivery.now;
-        changes.subscription = Some(subscription);
-    }
-    let Some(current) = &stored.entitlement else {
+    let now = delivery.now;
+    let key = grant_key(payment);
+    let mut entitlement = entitlement_of(stored, email);
+    let existing = entitlement.grants.get(&key).cloned();
+    // A one-time payment that never granted has nothing to revoke; a subscription's grant is
+    // created revoked, to remember the paid period that must not grant again.
+    if existing.is_none() && payment.subscription_id.is_none() {
         return;
-    };
-    let granted_by_payment = current.payment_id.as_ref() == Some(&payment.payment_id);
-    let granted_by_subscription = payment.subscription_id.is_some()
-        && current.source == source::SUBSCRIPTION
-        && current.subscription_id == payment.subscription_id;
-    let belongs_to_buyer = payment
-        .email
-        .as_ref()
-        .is_none_or(|email| email == &current.email);
-    if (granted_by_payment || granted_by_subscription)
-        && belongs_to_buyer
-        && current.status != status::REVOKED
-    {
-        let mut revoked = current.clone();
-        revoked.status = status::REVOKED.to_owned();
-        revoked.reason = Some(reason);
-        revoked.updated_at = delivery.now;
-        changes.entitlement = Some(revoked);
+    }
+    let mut grant = existing.clone().unwrap_or_else(|| Grant {
+        key: key.clone(),
+        source: if payment.subscription_id.is_some() {
+            source::SUBSCRIPTION.to_owned()
+        } else {
+            source::PAYMENT.to_owned()
+        },
+        subscription_id: payment.subscription_id.clone(),
+        expires_at: payment
+            .subscription_id
+            .as_ref()
+            .map(|_| now + PROVISIONAL_SUBSCRIPTION_SECONDS),
+        ..grant_from_payment(payment, now)
+    });
+    if payment.subscription_id.is_some() {
+        let period_end = stored
+            .subscription
+            .as_ref()
+            .and_then(|s| s.next_billing_date)
+            .or(grant.period_end)
+            .or(grant.expires_at)
+            .unwrap_or(now);
+        grant.revoked_period_end =
+            Some(period_end.max(grant.revoked_period_end.unwrap_or(i64::MIN)));
+    }
+    if grant.status != status::REVOKED {
+        grant.status = status::REVOKED.to_owned();
+        grant.reason = Some(reason);
+        grant.updated_at = now;
+    }
+    if existing.as_ref() != Some(&grant) {
+        entitlement.grants.insert(key, grant);
+        changes.entitlement = Some(finish(settings, entitlement, now));
     }
 }
 
@@ -359,7 +441,7 @@ pub fn decide_subscription(
         .clone()
         .unwrap_or_else(|| new_subscription(&snapshot.subscription_id, now));
     subscription.status = snapshot.status.clone();
-    subscription.email = snapshot.email.clone().or(subscription.email);
+    subscription.email = subscription.email.or_else(|| snapshot.email.clone());
     subscription.product_id = snapshot.product_id.clone().or(subscription.product_id);
     subscription.next_billing_date = snapshot
         .next_billing_date
@@ -374,7 +456,11 @@ pub fn decide_subscription(
         .saturating_add(settings.grace_seconds);
     let target: Option<(&str, Option<i64>, Option<&str>)> = match snapshot.status.as_str() {
         "active" => Some((status::ACTIVE, Some(with_grace), None)),
-        "on_hold" => Some((status::ACTIVE, Some(with_grace), Some("on_hold"))),
+        "on_hold" | "past_due" => Some((
+            status::ACTIVE,
+            Some(with_grace),
+            Some(snapshot.status.as_str()),
+        )),
         "cancelled" => Some((
             status::CANCELLED,
             Some(paid_until.or(snapshot.expires_at).unwrap_or(now)),
@@ -389,46 +475,49 @@ pub fn decide_subscription(
     };
 
     match (subscription.email.clone(), target) {
-        (None, Some(_)) => changes.attention = Some(MISSING_EMAIL),
+        (None, Some(_)) => {
+            changes.attention = Some(if snapshot.email_invalid {
+                INVALID_EMAIL
+            } else {
+                MISSING_EMAIL
+            });
+        }
         (Some(email), Some((new_status, expires_at, reason))) => {
-            let current = stored.entitlement.as_ref().filter(|e| e.email == email);
-            let mut next = current.cloned().unwrap_or_else(|| Entitlement::new(email));
-            next.status = new_status.to_owned();
-            next.expires_at = expires_at;
-            next.reason = reason.map(str::to_owned);
-            next.source = source::SUBSCRIPTION.to_owned();
-            next.subscription_id = Some(subscription.subscription_id.clone());
-            next.product_id = subscription.product_id.clone();
-            next.plan = settings
+            let mut entitlement = entitlement_of(stored, &email);
+            let key = subscription.subscription_id.clone();
+            let existing = entitlement.grants.get(&key).cloned();
+            let mut grant = existing.clone().unwrap_or_else(|| Grant {
+                key: key.clone(),
+                source: source::SUBSCRIPTION.to_owned(),
+                subscription_id: Some(key.clone()),
+                payment_id: subscription.claim_payment_id.clone(),
+                ..Grant::default()
+            });
+            // After a refund, lost dispute or operator revoke, only a newly paid period
+            // grants again.
+            let revoked_end = grant
+                .revoked_period_end
+                .max(subscription.revoked_period_end);
+            let period_was_revoked = revoked_end
+                .is_some_and(|revoked_end| paid_until.is_none_or(|end| end <= revoked_end));
+            let grants_access = matches!(new_status, status::ACTIVE | status::CANCELLED)
+                && expires_at.is_none_or(|end| end > now);
+            if !(grants_access && period_was_revoked) {
+                grant.status = new_status.to_owned();
+                grant.expires_at = expires_at;
+                grant.reason = reason.map(str::to_owned);
+                grant.changed_by = None;
+            }
+            grant.period_end = paid_until;
+            grant.product_id = subscription.product_id.clone();
+            grant.plan = settings
                 .plans
                 .plan_for(subscription.product_id.as_deref())
                 .to_owned();
-            next.changed_by = None;
-            next.updated_at = now;
-            if current
-                .is_none_or(|c| c.payment_id.is_some() && c.subscription_id != next.subscription_id)
-            {
-                next.payment_id = subscription.claim_payment_id.clone();
-            }
-            let owned = current.is_some_and(|c| {
-                c.source == source::SUBSCRIPTION && c.subscription_id == next.subscription_id
-            });
-            let better_than_current = current.is_none_or(|c| {
-                !c.is_pro(now)
-                    || c.expires_at
-                        .is_some_and(|end| next.expires_at.is_some_and(|n| n > end))
-            });
-            // After a refund or lost dispute, only a newly paid period grants again.
-            let period_was_revoked = subscription
-                .revoked_period_end
-                .is_some_and(|revoked_end| paid_until.is_none_or(|end| end <= revoked_end));
-            let apply = if next.is_pro(now) {
-                !period_was_revoked && (owned || better_than_current)
-            } else {
-                owned || current.is_none()
-            };
-            if apply {
-                changes.entitlement = Some(next);
+            if existing.as_ref() != Some(&grant) {
+                grant.updated_at = now;
+                entitlement.grants.insert(key, grant);
+                changes.entitlement = Some(finish(settings, entitlement, now));
             }
         }
         (_, None) => {}

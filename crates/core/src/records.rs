@@ -7,7 +7,7 @@
 //! attribute, so the sparse `email-index` lists payments only. Every record carries a
 //! `version` that each writer bumps, so read-decide-write cycles never lose an update.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -73,8 +73,12 @@ pub struct PaymentRecord {
     pub product_id: Option<String>,
     /// The plan the product maps to.
     pub plan: Option<String>,
-    /// The subscription this payment belongs to.
+    /// The subscription this payment belongs to (the first, when it pays several).
     pub subscription_id: Option<String>,
+    /// Dodo's customer (`data.customer.customer_id`), for the billing portal.
+    pub customer_id: Option<String>,
+    /// `metadata.checkout_ref`: binds the claim to the browser that started the checkout.
+    pub checkout_ref: Option<String>,
     /// Amount in the smallest currency unit.
     pub total_amount: Option<i64>,
     /// Currency code.
@@ -117,6 +121,8 @@ impl PaymentRecord {
             product_id: opt_s(item, "product_id"),
             plan: opt_s(item, "plan"),
             subscription_id: opt_s(item, "subscription_id"),
+            customer_id: opt_s(item, "customer_id"),
+            checkout_ref: opt_s(item, "checkout_ref"),
             total_amount: opt_n(item, "total_amount"),
             currency: opt_s(item, "currency"),
             created_at: opt_s(item, "created_at")
@@ -152,6 +158,8 @@ impl PaymentRecord {
             "subscription_id",
             self.subscription_id.as_deref(),
         );
+        put_s(&mut item, "customer_id", self.customer_id.as_deref());
+        put_s(&mut item, "checkout_ref", self.checkout_ref.as_deref());
         put_n(&mut item, "total_amount", self.total_amount);
         put_s(&mut item, "currency", self.currency.as_deref());
         put_s(
@@ -280,7 +288,7 @@ impl SubscriptionRecord {
     }
 }
 
-/// Entitlement states.
+/// Entitlement and grant states.
 pub mod status {
     /// Paid and in force.
     pub const ACTIVE: &str = "active";
@@ -292,7 +300,7 @@ pub mod status {
     pub const REVOKED: &str = "revoked";
 }
 
-/// Where an entitlement came from.
+/// What granted access.
 pub mod source {
     /// A one-time payment.
     pub const PAYMENT: &str = "payment";
@@ -302,6 +310,9 @@ pub mod source {
     pub const MANUAL: &str = "manual";
 }
 
+/// Key prefix of grants made by hand (`manual#…`).
+pub const MANUAL_GRANT_PREFIX: &str = "manual#";
+
 /// One change of an entitlement, kept on the item as its audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -309,6 +320,8 @@ pub struct Change {
     pub at: i64,
     /// Who: an operator, or `webhook <event type> <webhook-id>`.
     pub by: String,
+    /// The grant that changed (its key), when one did.
+    pub grant: Option<String>,
     /// The status it was set to.
     pub status: String,
     /// Why.
@@ -318,28 +331,152 @@ pub struct Change {
 /// Most recent changes kept on an entitlement.
 pub const MAX_HISTORY: usize = 50;
 
-/// Whether an email has Pro, and why.
+/// Order of plans, lowest first (`PLAN_RANKING`): picks the plan shown when several grants
+/// give access. Plans it does not list rank below every listed one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entitlement {
-    /// Partition key.
-    pub email: Email,
-    /// One of [`status`].
-    pub status: String,
-    /// The plan (`professional`, …).
-    pub plan: String,
-    /// End of access (unix seconds); `None` for a lifetime purchase.
-    pub expires_at: Option<i64>,
+pub struct PlanRanking(Vec<String>);
+
+impl PlanRanking {
+    /// The default order: `free,professional,enterprise`.
+    pub fn standard() -> Self {
+        Self(
+            ["free", "professional", "enterprise"]
+                .map(str::to_owned)
+                .to_vec(),
+        )
+    }
+
+    /// A ranking from plan names, lowest first.
+    pub fn new(plans: Vec<String>) -> Self {
+        Self(plans)
+    }
+
+    /// Position of `plan`: higher is better; unlisted plans are lowest.
+    pub fn rank(&self, plan: &str) -> i64 {
+        self.0
+            .iter()
+            .position(|p| p == plan)
+            .map_or(-1, |i| i as i64)
+    }
+}
+
+impl Default for PlanRanking {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
+/// One source of access for an email: a one-time payment, a subscription, or an operator's
+/// grant, keyed by what granted it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// What granted it: a payment id, a subscription id, or `manual#…`.
+    pub key: String,
     /// One of [`source`].
     pub source: String,
-    /// The payment that granted it.
+    /// The plan (`professional`, …).
+    pub plan: String,
+    /// One of [`status`].
+    pub status: String,
+    /// End of access (unix seconds); `None` for a lifetime purchase.
+    pub expires_at: Option<i64>,
+    /// The payment that granted it (for a subscription: its first payment).
     pub payment_id: Option<String>,
     /// The subscription that granted it.
     pub subscription_id: Option<String>,
     /// The product bought.
     pub product_id: Option<String>,
+    /// For a subscription: end of the paid period last reported (without grace).
+    pub period_end: Option<i64>,
+    /// For a subscription: a refund, lost dispute or operator revoked access up to this
+    /// paid-period end; only a period paid beyond it grants again.
+    pub revoked_period_end: Option<i64>,
     /// Why it is in this state (`refunded`, `on_hold`, an operator's words, …).
     pub reason: Option<String>,
     /// Who changed it by hand, for manual changes.
+    pub changed_by: Option<String>,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+}
+
+impl Grant {
+    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`.
+    pub fn gives_access(&self, now: i64) -> bool {
+        matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
+            && self.expires_at.is_none_or(|expires| expires > now)
+    }
+
+    fn from_map(key: &str, fields: &Item) -> Self {
+        Self {
+            key: key.to_owned(),
+            source: opt_s(fields, "source").unwrap_or_default(),
+            plan: opt_s(fields, "plan").unwrap_or_default(),
+            status: opt_s(fields, "status").unwrap_or_default(),
+            expires_at: opt_n(fields, "expires_at"),
+            payment_id: opt_s(fields, "payment_id"),
+            subscription_id: opt_s(fields, "subscription_id"),
+            product_id: opt_s(fields, "product_id"),
+            period_end: opt_n(fields, "period_end"),
+            revoked_period_end: opt_n(fields, "revoked_period_end"),
+            reason: opt_s(fields, "reason"),
+            changed_by: opt_s(fields, "changed_by"),
+            updated_at: opt_s(fields, "updated_at")
+                .and_then(|t| parse_rfc3339_seconds(&t))
+                .unwrap_or(0),
+        }
+    }
+
+    fn to_map(&self) -> Item {
+        let mut fields = Item::new();
+        put_s(&mut fields, "source", Some(&self.source));
+        put_s(&mut fields, "plan", Some(&self.plan));
+        put_s(&mut fields, "status", Some(&self.status));
+        put_n(&mut fields, "expires_at", self.expires_at);
+        put_s(&mut fields, "payment_id", self.payment_id.as_deref());
+        put_s(
+            &mut fields,
+            "subscription_id",
+            self.subscription_id.as_deref(),
+        );
+        put_s(&mut fields, "product_id", self.product_id.as_deref());
+        put_n(&mut fields, "period_end", self.period_end);
+        put_n(&mut fields, "revoked_period_end", self.revoked_period_end);
+        put_s(&mut fields, "reason", self.reason.as_deref());
+        put_s(&mut fields, "changed_by", self.changed_by.as_deref());
+        put_s(
+            &mut fields,
+            "updated_at",
+            Some(&format_rfc3339(self.updated_at)),
+        );
+        fields
+    }
+}
+
+/// Whether an email has Pro, and why: every grant it holds, plus a summary of them in the
+/// seed's top-level fields (recomputed by [`Entitlement::summarise`] before each write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Partition key.
+    pub email: Email,
+    /// Every grant, by key.
+    pub grants: BTreeMap<String, Grant>,
+    /// Summary: one of [`status`].
+    pub status: String,
+    /// Summary: the plan (`professional`, …).
+    pub plan: String,
+    /// Summary: end of access (unix seconds); `None` for a lifetime purchase.
+    pub expires_at: Option<i64>,
+    /// Summary: one of [`source`].
+    pub source: String,
+    /// Summary: the payment that granted it.
+    pub payment_id: Option<String>,
+    /// Summary: the subscription that granted it.
+    pub subscription_id: Option<String>,
+    /// Summary: the product bought.
+    pub product_id: Option<String>,
+    /// Summary: why it is in this state.
+    pub reason: Option<String>,
+    /// Summary: who changed it by hand, for manual changes.
     pub changed_by: Option<String>,
     /// Last change (unix seconds).
     pub updated_at: i64,
@@ -350,10 +487,11 @@ pub struct Entitlement {
 }
 
 impl Entitlement {
-    /// A blank entitlement for `email`, to be filled in by a grant.
+    /// A blank entitlement for `email`, with no grant.
     pub fn new(email: Email) -> Self {
         Self {
             email,
+            grants: BTreeMap::new(),
             status: String::new(),
             plan: String::new(),
             expires_at: None,
@@ -370,31 +508,85 @@ impl Entitlement {
     }
 
     /// Appends a change to the history (dropping the oldest beyond [`MAX_HISTORY`]).
-    pub fn record(&mut self, at: i64, by: impl Into<String>, reason: Option<String>) {
-        self.history.push(Change {
-            at,
-            by: by.into(),
-            status: self.status.clone(),
-            reason,
-        });
+    pub fn record(&mut self, change: Change) {
+        self.history.push(change);
         if self.history.len() > MAX_HISTORY {
             let excess = self.history.len() - MAX_HISTORY;
             self.history.drain(..excess);
         }
     }
 
-    /// Pro access: status `active` or `cancelled`, and not past `expires_at`.
-    pub fn is_pro(&self, now: i64) -> bool {
-        matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
-            && self.expires_at.is_none_or(|expires| expires > now)
+    /// Records one history entry for every grant that differs from `before` (added or
+    /// changed), attributed to `by`.
+    pub fn record_grant_changes(&mut self, before: Option<&Entitlement>, at: i64, by: &str) {
+        let changed: Vec<Change> = self
+            .grants
+            .values()
+            .filter(|grant| before.and_then(|b| b.grants.get(&grant.key)) != Some(*grant))
+            .map(|grant| Change {
+                at,
+                by: by.to_owned(),
+                grant: Some(grant.key.clone()),
+                status: grant.status.clone(),
+                reason: grant.reason.clone(),
+            })
+            .collect();
+        for change in changed {
+            self.record(change);
+        }
     }
 
-    /// Reads an entitlement item.
+    /// Pro access: some grant gives access at `now`.
+    pub fn is_pro(&self, now: i64) -> bool {
+        self.grants.values().any(|grant| grant.gives_access(now))
+    }
+
+    /// The grant that decides what is shown at `now`: among grants giving access, the
+    /// highest plan by `ranking`, then the latest expiry (lifetime last of all).
+    pub fn best_grant(&self, now: i64, ranking: &PlanRanking) -> Option<&Grant> {
+        self.grants
+            .values()
+            .filter(|grant| grant.gives_access(now))
+            .max_by_key(|grant| {
+                (
+                    ranking.rank(&grant.plan),
+                    grant.expires_at.map_or(i64::MAX, |end| end),
+                )
+            })
+    }
+
+    /// Recomputes the top-level fields from the grants: the best grant at `now`, or, when
+    /// none gives access, the most recently changed one.
+    pub fn summarise(&mut self, now: i64, ranking: &PlanRanking) {
+        let shown = self.best_grant(now, ranking).cloned().or_else(|| {
+            self.grants
+                .values()
+                .max_by_key(|grant| grant.updated_at)
+                .cloned()
+        });
+        let Some(grant) = shown else {
+            return;
+        };
+        self.status = grant.status;
+        self.plan = grant.plan;
+        self.expires_at = grant.expires_at;
+        self.source = grant.source;
+        self.payment_id = grant.payment_id;
+        self.subscription_id = grant.subscription_id;
+        self.product_id = grant.product_id;
+        self.reason = grant.reason;
+        self.changed_by = grant.changed_by;
+        self.updated_at = self.updated_at.max(grant.updated_at);
+    }
+
+    /// Reads an entitlement item. An item written before grants existed reads as one grant,
+    /// keyed by its subscription (for a subscription), else its payment, else `manual#legacy`.
     pub fn from_item(item: &Item) -> Result<Self, CorruptItem> {
         let email =
             Email::parse(&req_s(item, "email")?).map_err(|_| CorruptItem { attribute: "email" })?;
-        Ok(Self {
+        let mut entitlement = Self {
             email,
+            grants: BTreeMap::new(),
             status: req_s(item, "status")?,
             plan: opt_s(item, "plan").unwrap_or_default(),
             expires_at: opt_n(item, "expires_at"),
@@ -409,10 +601,62 @@ impl Entitlement {
                 .unwrap_or(0),
             version: opt_n(item, "version").unwrap_or(0),
             history: read_history(item),
-        })
+        };
+        match item.get("grants") {
+            Some(AttributeValue::M(grants)) => {
+                for (key, value) in grants {
+                    let AttributeValue::M(fields) = value else {
+                        return Err(CorruptItem {
+                            attribute: "grants",
+                        });
+                    };
+                    entitlement
+                        .grants
+                        .insert(key.clone(), Grant::from_map(key, fields));
+                }
+            }
+            Some(_) => {
+                return Err(CorruptItem {
+                    attribute: "grants",
+                });
+            }
+            None => {
+                let legacy = entitlement.legacy_grant();
+                entitlement.grants.insert(legacy.key.clone(), legacy);
+            }
+        }
+        Ok(entitlement)
     }
 
-    /// Writes an entitlement item.
+    /// The one grant an item in the seed's format (no `grants`) stands for.
+    fn legacy_grant(&self) -> Grant {
+        let key = match (
+            self.source.as_str(),
+            &self.subscription_id,
+            &self.payment_id,
+        ) {
+            (source::SUBSCRIPTION, Some(subscription_id), _) => subscription_id.clone(),
+            (source::MANUAL, _, _) | (_, _, None) => format!("{MANUAL_GRANT_PREFIX}legacy"),
+            (_, _, Some(payment_id)) => payment_id.clone(),
+        };
+        Grant {
+            key,
+            source: self.source.clone(),
+            plan: self.plan.clone(),
+            status: self.status.clone(),
+            expires_at: self.expires_at,
+            payment_id: self.payment_id.clone(),
+            subscription_id: self.subscription_id.clone(),
+            product_id: self.product_id.clone(),
+            period_end: None,
+            revoked_period_end: None,
+            reason: self.reason.clone(),
+            changed_by: self.changed_by.clone(),
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Writes an entitlement item: the grants and their summary.
     pub fn to_item(&self) -> Item {
         let mut item = Item::new();
         put_s(&mut item, "email", Some(self.email.as_str()));
@@ -435,6 +679,14 @@ impl Entitlement {
             Some(&format_rfc3339(self.updated_at)),
         );
         put_n(&mut item, "version", Some(self.version));
+        if !self.grants.is_empty() {
+            let grants = self
+                .grants
+                .iter()
+                .map(|(key, grant)| (key.clone(), AttributeValue::M(grant.to_map())))
+                .collect();
+            item.insert("grants".to_owned(), AttributeValue::M(grants));
+        }
         if !self.history.is_empty() {
             let entries = self
                 .history
@@ -443,6 +695,7 @@ impl Entitlement {
                     let mut entry = Item::new();
                     put_s(&mut entry, "at", Some(&format_rfc3339(change.at)));
                     put_s(&mut entry, "by", Some(&change.by));
+                    put_s(&mut entry, "grant", change.grant.as_deref());
                     put_s(&mut entry, "status", Some(&change.status));
                     put_s(&mut entry, "reason", change.reason.as_deref());
                     AttributeValue::M(entry)
@@ -466,6 +719,7 @@ fn read_history(item: &Item) -> Vec<Change> {
                     .and_then(|t| parse_rfc3339_seconds(&t))
                     .unwrap_or(0),
                 by: opt_s(fields, "by").unwrap_or_default(),
+                grant: opt_s(fields, "grant"),
                 status: opt_s(fields, "status").unwrap_or_default(),
                 reason: opt_s(fields, "reason"),
             }),
@@ -583,22 +837,36 @@ mod tests {
             ..PaymentRecord::default()
         };
         assert_eq!(PaymentRecord::from_item(&payment.to_item()), Ok(payment));
-        let entitlement = Entitlement {
-            status: status::ACTIVE.into(),
-            plan: "professional".into(),
-            expires_at: Some(10),
-            source: source::SUBSCRIPTION.into(),
-            subscription_id: Some("sub_1".into()),
-            updated_at: 1_768_067_753,
-            version: 1,
-            ..Entitlement::new(Email::parse("a@b.co").expect("valid"))
-        };
+        let mut entitlement = Entitlement::new(Email::parse("a@b.co").expect("valid"));
+        entitlement.grants.insert(
+            "sub_1".into(),
+            Grant {
+                key: "sub_1".into(),
+                source: source::SUBSCRIPTION.into(),
+                plan: "professional".into(),
+                status: status::ACTIVE.into(),
+                expires_at: Some(10),
+                subscription_id: Some("sub_1".into()),
+                period_end: Some(9),
+                revoked_period_end: Some(8),
+                updated_at: 1_768_067_753,
+                ..Grant::default()
+            },
+        );
+        entitlement.summarise(0, &PlanRanking::standard());
+        entitlement.version = 1;
         assert_eq!(
             Entitlement::from_item(&entitlement.to_item()),
             Ok(entitlement.clone())
         );
         let mut with_history = entitlement;
-        with_history.record(1_768_067_000, "operator", Some("goodwill".into()));
+        with_history.record(Change {
+            at: 1_768_067_000,
+            by: "operator".into(),
+            grant: Some("sub_1".into()),
+            status: status::ACTIVE.into(),
+            reason: Some("goodwill".into()),
+        });
         assert_eq!(
             Entitlement::from_item(&with_history.to_item()),
             Ok(with_history)
@@ -609,25 +877,106 @@ mod tests {
     fn history_keeps_the_most_recent_changes() {
         let mut entitlement = Entitlement::new(Email::parse("a@b.co").expect("valid"));
         for at in 0..(MAX_HISTORY as i64 + 5) {
-            entitlement.record(at, "webhook", None);
+            entitlement.record(Change {
+                at,
+                by: "webhook".into(),
+                grant: None,
+                status: status::ACTIVE.into(),
+                reason: None,
+            });
         }
         assert_eq!(entitlement.history.len(), MAX_HISTORY);
         assert_eq!(entitlement.history[0].at, 5);
     }
 
+    fn grant(key: &str, plan: &str, state: &str, expires_at: Option<i64>) -> Grant {
+        Grant {
+            key: key.into(),
+            source: source::PAYMENT.into(),
+            plan: plan.into(),
+            status: state.into(),
+            expires_at,
+            payment_id: Some(key.into()),
+            ..Grant::default()
+        }
+    }
+
     #[test]
-    fn pro_needs_an_active_status_and_an_unexpired_date() {
-        let mut entitlement = Entitlement {
-            status: status::ACTIVE.into(),
-            ..Entitlement::new(Email::parse("a@b.co").expect("valid"))
-        };
-        assert!(entitlement.is_pro(100));
-        entitlement.expires_at = Some(100);
-        assert!(!entitlement.is_pro(100));
-        assert!(entitlement.is_pro(99));
-        entitlement.status = status::CANCELLED.into();
-        assert!(entitlement.is_pro(99));
-        entitlement.status = status::REVOKED.into();
-        assert!(!entitlement.is_pro(99));
+    fn a_grant_gives_access_when_active_or_cancelled_and_unexpired() {
+        let mut g = grant("pay_1", "professional", status::ACTIVE, None);
+        assert!(g.gives_access(100));
+        g.expires_at = Some(100);
+        assert!(!g.gives_access(100));
+        assert!(g.gives_access(99));
+        g.status = status::CANCELLED.into();
+        assert!(g.gives_access(99));
+        g.status = status::REVOKED.into();
+        assert!(!g.gives_access(99));
+        g.status = status::EXPIRED.into();
+        assert!(!g.gives_access(99));
+    }
+
+    #[test]
+    fn summary_picks_the_highest_plan_then_the_latest_expiry() {
+        let ranking = PlanRanking::standard();
+        let mut e = Entitlement::new(Email::parse("a@b.co").expect("valid"));
+        for g in [
+            grant("pay_life", "professional", status::ACTIVE, None),
+            grant("sub_ent", "enterprise", status::ACTIVE, Some(500)),
+            grant("sub_ent_short", "enterprise", status::CANCELLED, Some(300)),
+            grant("pay_refunded", "enterprise", status::REVOKED, None),
+        ] {
+            e.grants.insert(g.key.clone(), g);
+        }
+        assert!(e.is_pro(100));
+        e.summarise(100, &ranking);
+        assert_eq!((e.plan.as_str(), e.expires_at), ("enterprise", Some(500)));
+        assert_eq!(e.payment_id.as_deref(), Some("sub_ent"));
+        // Once the enterprise grants end, the lifetime one is what remains.
+        e.summarise(600, &ranking);
+        assert_eq!((e.plan.as_str(), e.expires_at), ("professional", None));
+        assert!(e.is_pro(10_000));
+        // Without access, the summary shows the most recently changed grant.
+        for g in e.grants.values_mut() {
+            g.status = status::REVOKED.into();
+        }
+        e.grants.get_mut("sub_ent").expect("grant").updated_at = 50;
+        e.summarise(600, &ranking);
+        assert!(!e.is_pro(600));
+        assert_eq!(e.status, status::REVOKED);
+        assert_eq!(e.payment_id.as_deref(), Some("sub_ent"));
+    }
+
+    #[test]
+    fn an_item_without_grants_reads_as_one_grant() {
+        let email = Email::parse("a@b.co").expect("valid");
+        let mut legacy = Entitlement::new(email.clone());
+        legacy.status = status::ACTIVE.into();
+        legacy.plan = "professional".into();
+        legacy.source = source::SUBSCRIPTION.into();
+        legacy.subscription_id = Some("sub_1".into());
+        legacy.payment_id = Some("pay_1".into());
+        legacy.expires_at = Some(1_000);
+        let item = legacy.to_item();
+        assert!(!item.contains_key("grants"));
+        let read = Entitlement::from_item(&item).expect("readable");
+        let only = read.grants.get("sub_1").expect("keyed by the subscription");
+        assert_eq!(read.grants.len(), 1);
+        assert_eq!(
+            (only.status.as_str(), only.plan.as_str(), only.expires_at),
+            (status::ACTIVE, "professional", Some(1_000))
+        );
+        assert!(read.is_pro(999) && !read.is_pro(1_000));
+
+        legacy.source = source::PAYMENT.into();
+        legacy.subscription_id = None;
+        let read = Entitlement::from_item(&legacy.to_item()).expect("readable");
+        assert!(read.grants.contains_key("pay_1"));
+        legacy.source = source::MANUAL.into();
+        legacy.payment_id = None;
+        legacy.status = status::REVOKED.into();
+        let read = Entitlement::from_item(&legacy.to_item()).expect("readable");
+        assert!(read.grants.contains_key("manual#legacy"));
+        assert!(!read.is_pro(0));
     }
 }

@@ -7,8 +7,9 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
 };
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -135,6 +136,32 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// What to read for one delivery, in one batched request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordKeys<'a> {
+    /// A delivery's `webhook-id` (its deduplication record).
+    pub webhook_id: Option<&'a str>,
+    /// A payment.
+    pub payment_id: Option<&'a str>,
+    /// A subscription.
+    pub subscription_id: Option<&'a str>,
+    /// An entitlement.
+    pub email: Option<&'a Email>,
+}
+
+/// What [`Store::read_records`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    /// The delivery was already committed.
+    pub delivery_seen: bool,
+    /// The payment.
+    pub payment: Option<PaymentRecord>,
+    /// The subscription.
+    pub subscription: Option<SubscriptionRecord>,
+    /// The entitlement.
+    pub entitlement: Option<Entitlement>,
+}
+
 /// Result of trying to redeem a payment's one-time claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
@@ -245,6 +272,90 @@ impl Store {
         Ok(item.as_ref().map(Entitlement::from_item).transpose()?)
     }
 
+    /// Reads every record named in `keys` in one consistent `BatchGetItem` over both tables
+    /// (re-asking only for keys DynamoDB left unprocessed).
+    pub async fn read_records(&self, keys: RecordKeys<'_>) -> Result<Records, StoreError> {
+        let payments_table = &self.config.payments_table;
+        let entitlements_table = &self.config.entitlements_table;
+        let mut payment_keys: Vec<Item> = Vec::new();
+        let delivery_key = keys.webhook_id.map(DeliveryRecord::key);
+        let subscription_key = keys.subscription_id.map(SubscriptionRecord::key);
+        for key in [
+            keys.payment_id,
+            delivery_key.as_deref(),
+            subscription_key.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            payment_keys.push(Item::from([(
+                "payment_id".to_owned(),
+                AttributeValue::S(key.to_owned()),
+            )]));
+        }
+        let mut request: std::collections::HashMap<String, KeysAndAttributes> =
+            std::collections::HashMap::new();
+        let batch = |keys: Vec<Item>| {
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        };
+        if !payment_keys.is_empty() {
+            request.insert(payments_table.clone(), batch(payment_keys)?);
+        }
+        if let Some(email) = keys.email {
+            let key = Item::from([(
+                "email".to_owned(),
+                AttributeValue::S(email.as_str().to_owned()),
+            )]);
+            request.insert(entitlements_table.clone(), batch(vec![key])?);
+        }
+        let mut found: Vec<(String, Item)> = Vec::new();
+        let mut attempt = 0;
+        while !request.is_empty() {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await?;
+            for (table, items) in output.responses.unwrap_or_default() {
+                found.extend(items.into_iter().map(|item| (table.clone(), item)));
+            }
+            request = output.unprocessed_keys.unwrap_or_default();
+            attempt += 1;
+            if !request.is_empty() {
+                if attempt >= 5 {
+                    return Err(StoreError::Unavailable(
+                        "DynamoDB left keys unprocessed after 5 attempts".to_owned(),
+                    ));
+                }
+                crate::ledger::back_off(attempt).await;
+            }
+        }
+        let mut records = Records::default();
+        for (table, item) in found {
+            if &table == entitlements_table {
+                records.entitlement = Some(Entitlement::from_item(&item)?);
+                continue;
+            }
+            let key = match item.get("payment_id") {
+                Some(AttributeValue::S(key)) => key.as_str(),
+                _ => continue,
+            };
+            if Some(key) == delivery_key.as_deref() {
+                records.delivery_seen = true;
+            } else if Some(key) == subscription_key.as_deref() {
+                records.subscription = Some(SubscriptionRecord::from_item(&item)?);
+            } else if Some(key) == keys.payment_id {
+                records.payment = Some(PaymentRecord::from_item(&item)?);
+            }
+        }
+        Ok(records)
+    }
+
     /// Whether a delivery with this `webhook-id` was already committed.
     pub async fn delivery_seen(&self, webhook_id: &str) -> Result<bool, StoreError> {
         let key = DeliveryRecord::key(webhook_id);
@@ -325,6 +436,20 @@ impl Store {
         delivery: Option<&DeliveryRecord>,
         changes: &Changes,
     ) -> Result<CommitOutcome, StoreError> {
+        self.commit_many(delivery, std::slice::from_ref(changes))
+            .await
+    }
+
+    /// Writes several sets of changes (each record at most once) in one transaction.
+    pub async fn commit_all(&self, changes: &[Changes]) -> Result<CommitOutcome, StoreError> {
+        self.commit_many(None, changes).await
+    }
+
+    async fn commit_many(
+        &self,
+        delivery: Option<&DeliveryRecord>,
+        all_changes: &[Changes],
+    ) -> Result<CommitOutcome, StoreError> {
         let mut items = Vec::new();
         if let Some(delivery) = delivery {
             items.push(put(
@@ -334,41 +459,8 @@ impl Store {
                 None,
             ));
         }
-        if let Some(payment) = &changes.payment {
-            let next = PaymentRecord {
-                version: payment.version + 1,
-                ..payment.clone()
-            };
-            items.push(versioned_put(
-                &self.config.payments_table,
-                "payment_id",
-                next.to_item(),
-                payment.version,
-            ));
-        }
-        if let Some(subscription) = &changes.subscription {
-            let next = SubscriptionRecord {
-                version: subscription.version + 1,
-                ..subscription.clone()
-            };
-            items.push(versioned_put(
-                &self.config.payments_table,
-                "payment_id",
-                next.to_item(),
-                subscription.version,
-            ));
-        }
-        if let Some(entitlement) = &changes.entitlement {
-            let next = Entitlement {
-                version: entitlement.version + 1,
-                ..entitlement.clone()
-            };
-            items.push(versioned_put(
-                &self.config.entitlements_table,
-                "email",
-                next.to_item(),
-                entitlement.version,
-            ));
+        for changes in all_changes {
+            items.extend(self.change_items(changes));
         }
         let result = self
             .client
@@ -408,6 +500,47 @@ impl Store {
                 }
             }
         }
+    }
+
+    fn change_items(&self, changes: &Changes) -> Vec<TransactWriteItem> {
+        let mut items = Vec::new();
+        if let Some(payment) = &changes.payment {
+            let next = PaymentRecord {
+                version: payment.version + 1,
+                ..payment.clone()
+            };
+            items.push(versioned_put(
+                &self.config.payments_table,
+                "payment_id",
+                next.to_item(),
+                payment.version,
+            ));
+        }
+        if let Some(subscription) = &changes.subscription {
+            let next = SubscriptionRecord {
+                version: subscription.version + 1,
+                ..subscription.clone()
+            };
+            items.push(versioned_put(
+                &self.config.payments_table,
+                "payment_id",
+                next.to_item(),
+                subscription.version,
+            ));
+        }
+        if let Some(entitlement) = &changes.entitlement {
+            let next = Entitlement {
+                version: entitlement.version + 1,
+                ..entitlement.clone()
+            };
+            items.push(versioned_put(
+                &self.config.entitlements_table,
+                "email",
+                next.to_item(),
+                entitlement.version,
+            ));
+        }
+        items
     }
 
     /// Replaces an entitlement if its version is still `entitlement.version` (operator tools,
@@ -480,6 +613,7 @@ impl Store {
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
             .expression_attribute_values(":succeeded", AttributeValue::S("succeeded".to_owned()))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
@@ -489,15 +623,19 @@ impl Store {
                     &item,
                 )?)))
             }
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                let payment = self.get_payment(payment_id).await?;
-                Ok(classify_unredeemable(payment.as_ref(), now))
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+                match error.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        let payment = failed
+                            .item()
+                            .map(|item| PaymentRecord::from_item(item))
+                            .transpose()?;
+                        Ok(classify_unredeemable(payment.as_ref(), now))
+                    }
+                    _ => Err(error.into()),
+                }
             }
-            Err(error) => Err(error.into()),
         }
     }
 

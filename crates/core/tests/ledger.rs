@@ -7,7 +7,7 @@ use std::sync::Arc;
 use llmxt_core::config::PlanCatalog;
 use llmxt_core::email::Email;
 use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Outcome, apply_delivery};
+use llmxt_core::ledger::{Delivery, Origin, Outcome, apply_delivery};
 use llmxt_core::policy::PolicySettings;
 use llmxt_core::records::{Entitlement, status};
 use llmxt_core::store::{ClaimOutcome, Store};
@@ -39,6 +39,7 @@ async fn deliver_at(
     let event = parse_event(body.as_bytes()).unwrap();
     let delivery = Delivery {
         webhook_id: id,
+        origin: Origin::Webhook,
         webhook_timestamp,
         received_at: now,
     };

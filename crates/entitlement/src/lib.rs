@@ -99,7 +99,7 @@ async fn answer(
         return match lookup(deps, &email).await {
             Ok(entitlement) => {
                 tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
-                Ok(from_database(entitlement.as_ref(), now))
+                Ok(from_database(deps, entitlement.as_ref(), now))
             }
             Err(error) => {
                 tracing::error!(email = %email, error = %error, "entitlement by email: database unavailable, failing closed");
@@ -127,7 +127,7 @@ async fn answer(
     match lookup(deps, &email).await {
         Ok(entitlement) => {
             tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by cookie");
-            Ok(from_database(entitlement.as_ref(), now))
+            Ok(from_database(deps, entitlement.as_ref(), now))
         }
         Err(error) => {
             tracing::warn!(email = %email, error = %error, "database unavailable: failing open on a valid cookie");
@@ -171,17 +171,32 @@ fn is_pro(entitlement: Option<&Entitlement>, now: i64) -> bool {
     entitlement.is_some_and(|e| e.is_pro(now))
 }
 
-fn from_database(entitlement: Option<&Entitlement>, now: i64) -> Response<Body> {
+/// The database's answer: the best grant giving access now (highest plan by `PLAN_RANKING`,
+/// then the latest expiry); when none does, the summary of the item.
+fn from_database(
+    deps: &EntitlementDeps,
+    entitlement: Option<&Entitlement>,
+    now: i64,
+) -> Response<Body> {
     let Some(entitlement) = entitlement else {
         return not_pro(Source::Database);
     };
-    body(
-        entitlement.is_pro(now),
-        Some(&entitlement.plan),
-        Some(&entitlement.status),
-        entitlement.expires_at,
-        Source::Database,
-    )
+    match entitlement.best_grant(now, &deps.config.ranking) {
+        Some(grant) => body(
+            true,
+            Some(&grant.plan),
+            Some(&grant.status),
+            grant.expires_at,
+            Source::Database,
+        ),
+        None => body(
+            false,
+            Some(&entitlement.plan),
+            Some(&entitlement.status),
+            entitlement.expires_at,
+            Source::Database,
+        ),
+    }
 }
 
 fn from_cookie(claims: &EntitlementClaims) -> Response<Body> {

@@ -7,7 +7,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use llmxt_core::config::SuccessConfig;
 use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, source, status};
+use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
 use llmxt_core::store::{ClaimOutcome, ClientProfile, Store, StoreError};
 use llmxt_core::token::TokenSigner;
 use llmxt_http::{
@@ -109,6 +109,14 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         .and_then(|a| a.parse::<u32>().ok())
         .unwrap_or(0)
         .min(MAX_ATTEMPTS);
+    if is_prefetch(&request) {
+        tracing::info!(
+            outcome = "prefetch",
+            reference = reference.query(),
+            "success redirect: not redeemed"
+        );
+        return continue_page(&reference);
+    }
     match redeem(deps, &reference, now).await {
         Ok(ClaimOutcome::Redeemed(payment)) => {
             let Some(email) = payment.email else {
@@ -148,6 +156,36 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             )
         }
     }
+}
+
+/// `HEAD`, and requests a browser or link checker makes ahead of a visit
+/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend the
+/// one-time claim.
+fn is_prefetch(request: &Request) -> bool {
+    let says_prefetch = |name: &str| {
+        llmxt_http::header(request, name)
+            .is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
+    };
+    request.method() == Method::HEAD
+        || says_prefetch("sec-purpose")
+        || says_prefetch("purpose")
+        || says_prefetch("x-moz")
+}
+
+/// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
+/// to the same link as a real visit.
+fn continue_page(reference: &Reference) -> Response<Body> {
+    let next = format!("?{}", reference.query());
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"1;url={next}\">\
+         <title>Finishing your purchase…</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
+         <h1>Finishing your purchase…</h1>\
+         <p><a href=\"{next}\">Continue</a></p></body></html>"
+    );
+    html_response(StatusCode::OK, html)
 }
 
 async fn redeem(
@@ -257,14 +295,27 @@ async fn dev_mode_grant(deps: &SuccessDeps, request: &Request, now: i64) -> Resp
     let expires_at = now + deps.config.cookie.lifetime_seconds;
     let recorded = match deps.store.get_entitlement(&email).await {
         Ok(current) => {
-            let mut next = current.unwrap_or_else(|| Entitlement::new(email.clone()));
-            next.status = status::ACTIVE.to_owned();
-            next.plan = plan.clone();
-            next.expires_at = Some(expires_at);
-            next.source = source::MANUAL.to_owned();
-            next.reason = Some("dev mode (ENTITLEMENT_ALLOW_UNVERIFIED)".to_owned());
-            next.changed_by = Some("success-redirect".to_owned());
+            let mut next = current
+                .clone()
+                .unwrap_or_else(|| Entitlement::new(email.clone()));
+            let key = format!("{MANUAL_GRANT_PREFIX}dev-mode");
+            next.grants.insert(
+                key.clone(),
+                Grant {
+                    key,
+                    source: source::MANUAL.to_owned(),
+                    plan: plan.clone(),
+                    status: status::ACTIVE.to_owned(),
+                    expires_at: Some(expires_at),
+                    reason: Some("dev mode (ENTITLEMENT_ALLOW_UNVERIFIED)".to_owned()),
+                    changed_by: Some("success-redirect".to_owned()),
+                    updated_at: now,
+                    ..Grant::default()
+                },
+            );
+            next.summarise(now, deps.config.plans.ranking());
             next.updated_at = now;
+            next.record_grant_changes(current.as_ref(), now, "success-redirect (dev mode)");
             deps.store.put_entitlement(&next).await.map(|_| ())
         }
         Err(error) => Err(error),

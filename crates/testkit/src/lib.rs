@@ -442,6 +442,7 @@ pub async fn apply_body(
     let event = llmxt_core::events::parse_event(body.as_bytes()).unwrap();
     let delivery = Delivery {
         webhook_id,
+        origin: llmxt_core::ledger::Origin::Webhook,
         webhook_timestamp: now,
         received_at: now,
     };

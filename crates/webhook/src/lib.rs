@@ -124,6 +124,7 @@ async fn process(
     };
     let delivery = Delivery {
         webhook_id: &verified.id,
+        origin: llmxt_core::ledger::Origin::Webhook,
         webhook_timestamp: verified.timestamp,
         received_at: now,
     };
