@@ -214,7 +214,9 @@ pub fn decide_payment(
         }
         let mut entitlement = entitlement_of(stored, &email);
         let key = grant_key(&payment);
-        if !entitlement.grants.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(slot) =
+            entitlement.grants.entry(key.clone())
+        {
             let grant = match &payment.subscription_id {
                 None => Grant {
                     key: key.clone(),
@@ -242,7 +244,7 @@ pub fn decide_payment(
                     }
                 }
             };
-            entitlement.grants.insert(key, grant);
+            slot.insert(grant);
             changes.entitlement = Some(finish(settings, entitlement, now));
         }
     }

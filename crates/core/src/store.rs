@@ -627,10 +627,7 @@ impl Store {
                 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
                 match error.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                        let payment = failed
-                            .item()
-                            .map(|item| PaymentRecord::from_item(item))
-                            .transpose()?;
+                        let payment = failed.item().map(PaymentRecord::from_item).transpose()?;
                         Ok(classify_unredeemable(payment.as_ref(), now))
                     }
                     _ => Err(error.into()),
