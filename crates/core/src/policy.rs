@@ -393,11 +393,13 @@ fn revoke_own_grant(
             .subscription
             .as_ref()
             .and_then(|s| s.next_billing_date)
-            .or(grant.period_end)
-            .or(grant.expires_at)
-            .unwrap_or(now);
-        grant.revoked_period_end =
-            Some(period_end.max(grant.revoked_period_end.unwrap_or(i64::MIN)));
+            .or(grant.period_end);
+        match period_end {
+            Some(end) => {
+                grant.revoked_period_end = Some(end.max(grant.revoked_period_end.unwrap_or(end)));
+            }
+            None => grant.revoked_period_pending = true,
+        }
     }
     if grant.status != status::REVOKED {
         grant.status = status::REVOKED.to_owned();
@@ -496,7 +498,15 @@ pub fn decide_subscription(
                 ..Grant::default()
             });
             // After a refund, lost dispute or operator revoke, only a newly paid period
-            // grants again.
+            // grants again. Revoked before any period was known: this snapshot's period is
+            // the revoked one.
+            if grant.revoked_period_pending {
+                grant.revoked_period_pending = false;
+                if let Some(end) = paid_until {
+                    grant.revoked_period_end =
+                        Some(end.max(grant.revoked_period_end.unwrap_or(end)));
+                }
+            }
             let revoked_end = grant
                 .revoked_period_end
                 .max(subscription.revoked_period_end);

@@ -391,6 +391,9 @@ pub struct Grant {
     /// For a subscription: a refund, lost dispute or operator revoked access up to this
     /// paid-period end; only a period paid beyond it grants again.
     pub revoked_period_end: Option<i64>,
+    /// For a subscription revoked before any snapshot said how long its period is: the next
+    /// snapshot's period is the revoked one.
+    pub revoked_period_pending: bool,
     /// Why it is in this state (`refunded`, `on_hold`, an operator's words, …).
     pub reason: Option<String>,
     /// Who changed it by hand, for manual changes.
@@ -418,6 +421,10 @@ impl Grant {
             product_id: opt_s(fields, "product_id"),
             period_end: opt_n(fields, "period_end"),
             revoked_period_end: opt_n(fields, "revoked_period_end"),
+            revoked_period_pending: matches!(
+                fields.get("revoked_period_pending"),
+                Some(AttributeValue::Bool(true))
+            ),
             reason: opt_s(fields, "reason"),
             changed_by: opt_s(fields, "changed_by"),
             updated_at: opt_s(fields, "updated_at")
@@ -441,6 +448,12 @@ impl Grant {
         put_s(&mut fields, "product_id", self.product_id.as_deref());
         put_n(&mut fields, "period_end", self.period_end);
         put_n(&mut fields, "revoked_period_end", self.revoked_period_end);
+        if self.revoked_period_pending {
+            fields.insert(
+                "revoked_period_pending".to_owned(),
+                AttributeValue::Bool(true),
+            );
+        }
         put_s(&mut fields, "reason", self.reason.as_deref());
         put_s(&mut fields, "changed_by", self.changed_by.as_deref());
         put_s(
@@ -650,6 +663,7 @@ impl Entitlement {
             product_id: self.product_id.clone(),
             period_end: None,
             revoked_period_end: None,
+            revoked_period_pending: false,
             reason: self.reason.clone(),
             changed_by: self.changed_by.clone(),
             updated_at: self.updated_at,

@@ -388,3 +388,69 @@ async fn an_unreachable_database_shows_the_retrying_page() {
     assert!(response_text(&response).contains("http-equiv=\"refresh\""));
     assert_eq!(set_cookie(&response), None);
 }
+
+#[tokio::test]
+async fn head_and_prefetches_leave_the_claim_open() {
+    let (deps, hook) = setup().await;
+    deliver(
+        &hook,
+        "msg_1",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let query = "payment_id=pay_test&status=succeeded";
+    let mut head = serde_json::from_str::<serde_json::Value>(&get(query, vec![])).unwrap();
+    head["requestContext"]["http"]["method"] = json!("HEAD");
+    let head = handle(&deps, request_from_event(&head.to_string()), NOW).await;
+    let prefetches = [
+        ("sec-purpose", "prefetch"),
+        ("sec-purpose", "prefetch;prerender"),
+        ("purpose", "prefetch"),
+        ("x-moz", "prefetch"),
+    ];
+    let mut responses = vec![head];
+    for (name, value) in prefetches {
+        let request = get(query, vec![(name, value.to_owned())]);
+        responses.push(handle(&deps, request_from_event(&request), NOW).await);
+    }
+    for response in &responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            set_cookie(response),
+            None,
+            "a prefetch never gets the cookie"
+        );
+        assert!(response_text(response).contains("url=?payment_id=pay_test"));
+    }
+    let stored = deps.store.get_payment("pay_test").await.unwrap().unwrap();
+    assert_eq!(stored.claim_redeemed_at, None, "the claim is still open");
+    // The real visit then redeems it.
+    let response = visit(&deps, query, NOW + 1).await;
+    assert_eq!(location(&response), format!("{SITE}/?upgrade=success"));
+    assert!(set_cookie(&response).is_some());
+}
+
+#[tokio::test]
+async fn a_renewals_success_link_sets_no_new_cookie() {
+    let (deps, hook) = setup().await;
+    let first = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["subscription_id"] = json!("sub_test");
+    });
+    deliver(&hook, "msg_first", &first).await;
+    let response = visit(&deps, "subscription_id=sub_test", NOW).await;
+    assert!(set_cookie(&response).is_some(), "the first payment's claim");
+    let renewal = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["subscription_id"] = json!("sub_test");
+        v["data"]["payment_id"] = json!("pay_renewal");
+    });
+    deliver(&hook, "msg_renewal", &renewal).await;
+    for query in ["subscription_id=sub_test", "payment_id=pay_renewal"] {
+        let response = visit(&deps, query, NOW + 1).await;
+        assert_eq!(set_cookie(&response), None, "{query}");
+        assert_ne!(
+            location(&response),
+            format!("{SITE}/?upgrade=success"),
+            "{query}"
+        );
+    }
+}

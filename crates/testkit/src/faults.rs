@@ -87,6 +87,7 @@ pub struct FaultProxy {
     mode: Arc<AtomicU8>,
     delay_ms: Arc<AtomicU64>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
+    operations: Arc<std::sync::Mutex<Vec<String>>>,
     /// Its port.
     pub port: u16,
 }
@@ -99,6 +100,7 @@ impl FaultProxy {
             mode: Arc::new(AtomicU8::new(0)),
             delay_ms: Arc::new(AtomicU64::new(0)),
             generation: Arc::new(tokio::sync::watch::channel(0).0),
+            operations: Arc::default(),
             port: listener.local_addr().unwrap().port(),
         };
         let state = proxy.clone();
@@ -118,6 +120,24 @@ impl FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The DynamoDB operations (`X-Amz-Target`, e.g. `DynamoDB_20120810.GetItem`) forwarded
+    /// since the last call, in order: each one is a round trip.
+    pub fn take_operations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.operations.lock().unwrap())
+    }
+
+    fn note_operations(&self, chunk: &[u8]) {
+        let text = String::from_utf8_lossy(chunk);
+        let mut operations = self.operations.lock().unwrap();
+        for line in text.split("\r\n") {
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("x-amz-target")
+            {
+                operations.push(value.trim().to_owned());
+            }
+        }
     }
 
     /// Changes what the proxy does; leaving `Pass` cuts open connections.
@@ -157,6 +177,7 @@ impl FaultProxy {
                 match client_read.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        self.note_operations(&buffer[..n]);
                         if server_write.write_all(&buffer[..n]).await.is_err() {
                             break;
                         }
