@@ -9,7 +9,7 @@ use llmxt_core::operator::{self, Actor};
 use llmxt_core::records::{Entitlement, PaymentRecord};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
-use llmxt_core::token::{COOKIE_NAME, TokenSigner};
+use llmxt_core::token::{COOKIE_NAME, CookieIssuer};
 use llmxt_core::webhook_signature::{self, WebhookSecrets};
 use serde_json::{Value, json};
 
@@ -240,9 +240,10 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             if !(1..=400).contains(&days) {
                 return Err(AdminError::Usage("--days must be from 1 to 400".to_owned()));
             }
-            let token =
-                TokenSigner::new(cookie.secret.clone()).issue(&email, &plan, now(), days * 86_400);
-            writeln!(out, "{COOKIE_NAME}={token}").map_err(io)
+            let issued = CookieIssuer::new(&cookie)
+                .with_lifetime(days * 86_400)
+                .issue(&email, &plan, now());
+            writeln!(out, "{COOKIE_NAME}={}", issued.token).map_err(io)
         }
         "check-config" => {
             let [function] = options.positional.as_slice() else {

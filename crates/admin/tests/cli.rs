@@ -5,10 +5,7 @@ use llmxt_admin::{AdminError, run};
 use llmxt_core::config::Env;
 use llmxt_core::store::Store;
 use llmxt_core::time::unix_now;
-use llmxt_core::token::TokenSigner;
-use llmxt_testkit::{
-    TEST_ENTITLEMENT_SECRET, dodo_body, entitlement_secret, fresh_store, unique_store_config,
-};
+use llmxt_testkit::{TEST_ENTITLEMENT_SECRET, dodo_body, fresh_store, unique_store_config};
 use serde_json::{Value, json};
 
 const BUYER: &str = "john.doe@example.com";
@@ -23,6 +20,10 @@ fn env_for(store: &Store, extra: &[(&str, &str)]) -> Env {
         ("PAYMENTS_TABLE".into(), config.payments_table.clone()),
         ("DYNAMODB_ENDPOINT".into(), config.endpoint.clone().unwrap()),
         ("ENTITLEMENT_SECRET".into(), TEST_ENTITLEMENT_SECRET.into()),
+        (
+            "NEXT_PUBLIC_SITE_URL".into(),
+            llmxt_testkit::TEST_SITE.into(),
+        ),
         ("LLMXT_OPERATOR".into(), "alice".into()),
     ];
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -211,9 +212,10 @@ async fn mint_cookie_prints_a_valid_token() {
     .await
     .unwrap();
     let token = out.trim().strip_prefix("llmxt_pro=").unwrap();
-    let claims = TokenSigner::new(entitlement_secret())
+    let claims = llmxt_testkit::token_signer()
         .verify(token, unix_now())
-        .unwrap();
+        .unwrap()
+        .claims;
     assert_eq!(
         (claims.email.as_str(), claims.plan.as_str()),
         (BUYER, "starter")

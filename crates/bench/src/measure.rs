@@ -14,11 +14,10 @@ use llmxt_core::email::Email;
 use llmxt_core::records::{DeliveryRecord, Entitlement, PaymentRecord, source, status};
 use llmxt_core::store::Store;
 use llmxt_core::time::unix_now;
-use llmxt_core::token::TokenSigner;
 use llmxt_testkit::runtime_api::RuntimeApi;
 use llmxt_testkit::{
-    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, dodo_body, entitlement_secret, fresh_store,
-    function_env, request_from_event, sign_webhook, webhook_event,
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, dodo_body, fresh_store, function_env,
+    request_from_event, sign_webhook, webhook_event,
 };
 use serde_json::json;
 
@@ -231,12 +230,7 @@ impl Handlers {
                 EntitlementConfig::from_env(&env).unwrap(),
                 store.clone(),
             ),
-            cookie: TokenSigner::new(entitlement_secret()).issue(
-                &email,
-                "professional",
-                unix_now(),
-                86_400,
-            ),
+            cookie: llmxt_testkit::token_signer().issue(&email, "professional", unix_now(), 86_400),
             store,
         }
     }
@@ -545,7 +539,7 @@ pub async fn rss(bin_dir: &Path, invocations: usize) {
         )
         .await;
     }
-    let token = TokenSigner::new(entitlement_secret()).issue(
+    let token = llmxt_testkit::token_signer().issue(
         &Email::parse("rss0@example.com").unwrap(),
         "professional",
         unix_now(),
@@ -651,8 +645,7 @@ pub async fn load(bin_dir: &Path, seconds: u64, in_flight: usize) {
         ..Entitlement::new(email.clone())
     };
     store.put_entitlement(&granted).await.unwrap();
-    let token =
-        TokenSigner::new(entitlement_secret()).issue(&email, "professional", unix_now(), 86_400);
+    let token = llmxt_testkit::token_signer().issue(&email, "professional", unix_now(), 86_400);
 
     // Warm up, then note the resident memory.
     let counter = Arc::new(AtomicU64::new(0));

@@ -131,6 +131,26 @@ impl Env {
         }
     }
 
+    /// Several signing keys separated by whitespace (a rotation), each at least
+    /// [`MIN_SIGNING_SECRET_BYTES`]; at least one.
+    fn signing_keys(&self, name: &'static str) -> Result<Vec<Secret>, ConfigError> {
+        let value = self.required(name)?;
+        value
+            .split_whitespace()
+            .map(|key| {
+                if key.len() < MIN_SIGNING_SECRET_BYTES {
+                    return Err(ConfigError::new(
+                        name,
+                        format!(
+                            "is too weak: use at least {MIN_SIGNING_SECRET_BYTES} bytes per key (e.g. `openssl rand -hex 32`)"
+                        ),
+                    ));
+                }
+                Ok(Secret::new(key.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+
     fn signing_secret(&self, name: &'static str) -> Result<Option<Secret>, ConfigError> {
         let Some(value) = self.optional(name) else {
             return Ok(None);
@@ -350,8 +370,11 @@ impl WebhookConfig {
 /// How the `llmxt_pro` cookie is signed and set.
 #[derive(Debug, Clone)]
 pub struct CookieConfig {
-    /// `ENTITLEMENT_SECRET`, at least 32 bytes.
-    pub secret: Secret,
+    /// `ENTITLEMENT_SECRET`: one or more keys separated by spaces, each at least 32 bytes;
+    /// the first signs, all verify.
+    pub keys: Vec<Secret>,
+    /// The token's `aud`: the origin of `NEXT_PUBLIC_SITE_URL`.
+    pub audience: String,
     /// `COOKIE_MAX_AGE_SECONDS` (default 30 days): token lifetime and `Max-Age`.
     pub lifetime_seconds: i64,
     /// `COOKIE_DOMAIN`: widen the cookie to a parent domain.
@@ -359,11 +382,13 @@ pub struct CookieConfig {
 }
 
 impl CookieConfig {
-    /// Reads the cookie settings.
+    /// Reads the cookie settings (keys, audience from `NEXT_PUBLIC_SITE_URL`, lifetime,
+    /// domain).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let secret = env
-            .signing_secret("ENTITLEMENT_SECRET")?
-            .ok_or_else(|| ConfigError::new("ENTITLEMENT_SECRET", "is required but not set"))?;
+        let keys = env.signing_keys("ENTITLEMENT_SECRET")?;
+        let audience = SiteUrl::parse(&env.required("NEXT_PUBLIC_SITE_URL")?)?
+            .origin()
+            .to_owned();
         let domain = env.optional("COOKIE_DOMAIN");
         if let Some(domain) = &domain
             && !domain
@@ -377,7 +402,8 @@ impl CookieConfig {
             ));
         }
         Ok(Self {
-            secret,
+            keys,
+            audience,
             lifetime_seconds: env.seconds(
                 "COOKIE_MAX_AGE_SECONDS",
                 30 * 86_400,
@@ -391,7 +417,7 @@ impl CookieConfig {
 
 /// `NEXT_PUBLIC_SITE_URL`: the only place buyers are redirected to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SiteUrl(String);
+pub struct SiteUrl(String, String);
 
 impl SiteUrl {
     /// Accepts `https://host[:port][/path]`, or `http://` for localhost only; no query,
@@ -424,7 +450,31 @@ impl SiteUrl {
         if !rest.contains('/') || rest.trim_end_matches('/') == authority {
             base.push('/');
         }
-        Ok(Self(base))
+        let scheme = if text.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
+        Ok(Self(base, origin))
+    }
+
+    /// `scheme://host[:port]`, no trailing slash: the cookie token's audience.
+    pub fn origin(&self) -> &str {
+        &self.1
+    }
+
+    /// Whether this is a loopback development URL (`http://localhost[:port]` or
+    /// `http://127.0.0.1[:port]`).
+    pub fn is_loopback_http(&self) -> bool {
+        let Some(authority) = self.1.strip_prefix("http://") else {
+            return false;
+        };
+        let host = authority.split(':').next().unwrap_or_default();
+        let port_ok = authority
+            .split_once(':')
+            .is_none_or(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+        matches!(host, "localhost" | "127.0.0.1") && port_ok
     }
 
     /// The site URL as configured (ends with `/` when it has no path).
@@ -473,11 +523,20 @@ impl SuccessConfig {
                 "must be an absolute http(s) URL",
             ));
         }
+        let cookie = CookieConfig::from_env(env)?;
+        let site_url = SiteUrl::parse(&env.required("NEXT_PUBLIC_SITE_URL")?)?;
+        let allow_unverified = env.flag("ENTITLEMENT_ALLOW_UNVERIFIED", false)?;
+        if allow_unverified && !site_url.is_loopback_http() {
+            return Err(ConfigError::new(
+                "ENTITLEMENT_ALLOW_UNVERIFIED",
+                "is refused unless NEXT_PUBLIC_SITE_URL is http://localhost[:port] or http://127.0.0.1[:port] (dev mode grants Pro to anyone)",
+            ));
+        }
         Ok(Self {
-            cookie: CookieConfig::from_env(env)?,
-            site_url: SiteUrl::parse(&env.required("NEXT_PUBLIC_SITE_URL")?)?,
+            cookie,
+            site_url,
             checkout_url,
-            allow_unverified: env.flag("ENTITLEMENT_ALLOW_UNVERIFIED", false)?,
+            allow_unverified,
             plans: PlanCatalog::from_env(env)?,
             store: StoreConfig::from_env(env)?,
         })
@@ -590,8 +649,11 @@ mod tests {
             WebhookConfig::from_env(&env(&[("DODO_WEBHOOK_SECRET", GOOD_SECRET)])).expect("valid");
         let printed = format!("{config:?}");
         assert!(!printed.contains("MfKQ9r8"), "{printed}");
-        let cookie =
-            CookieConfig::from_env(&env(&[("ENTITLEMENT_SECRET", STRONG)])).expect("valid");
+        let cookie = CookieConfig::from_env(&env(&[
+            ("ENTITLEMENT_SECRET", STRONG),
+            ("NEXT_PUBLIC_SITE_URL", "https://example.com"),
+        ]))
+        .expect("valid");
         assert!(!format!("{cookie:?}").contains(STRONG));
     }
 
@@ -639,6 +701,7 @@ mod tests {
         let relaxed = EntitlementConfig::from_env(&env(&[
             ("ENTITLEMENT_SECRET", STRONG),
             ("REQUIRE_HMAC_SIGNATURE", "false"),
+            ("NEXT_PUBLIC_SITE_URL", "https://example.com"),
         ]))
         .expect("valid");
         assert!(!relaxed.require_signature);

@@ -4,6 +4,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+/// HMAC with SHA-256.
+pub type HmacSha256 = Hmac<Sha256>;
+
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this constructor cannot fail.

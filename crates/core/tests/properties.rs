@@ -130,13 +130,13 @@ proptest! {
 
     #[test]
     fn arbitrary_cookies_never_verify(token in ".{0,300}") {
-        let signer = TokenSigner::new(Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+        let signer = TokenSigner::new(vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())], "https://pro.example.com");
         prop_assert!(signer.verify(&token, NOW).is_err());
     }
 
     #[test]
     fn any_change_to_a_cookie_is_rejected(position in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9_.=-]") {
-        let signer = TokenSigner::new(Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()));
+        let signer = TokenSigner::new(vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())], "https://pro.example.com");
         let token = signer.issue(&Email::parse("a@example.com").unwrap(), "professional", NOW, 3600);
         let i = position.index(token.len());
         prop_assume!(token[i..=i] != replacement);

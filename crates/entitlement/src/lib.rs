@@ -13,10 +13,10 @@ use llmxt_core::records::{Entitlement, status};
 use llmxt_core::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::{EntitlementClaims, TokenSigner};
+use llmxt_core::token::{CookieIssuer, EntitlementClaims, VerifiedToken};
 use llmxt_http::{
-    ApiError, COOKIE_NAME, add_set_cookie, body_bytes, cleared_entitlement_cookie, cookie, header,
-    json_response, path_and_query, query_param,
+    ApiError, COOKIE_NAME, add_set_cookie, body_bytes, cookies, header, json_response,
+    path_and_query, query_param,
 };
 use serde_json::{Value, json};
 
@@ -27,18 +27,18 @@ pub struct EntitlementDeps {
     pub config: EntitlementConfig,
     /// The tables, through a client whose timeouts fit the budget.
     pub store: Store,
-    /// Verifies cookies.
-    pub signer: TokenSigner,
+    /// Verifies cookies, and issues the refreshed ones.
+    pub cookies: CookieIssuer,
 }
 
 impl EntitlementDeps {
     /// Wraps a store.
     pub fn new(config: EntitlementConfig, store: Store) -> Self {
-        let signer = TokenSigner::new(config.cookie.secret.clone());
+        let cookies = CookieIssuer::new(&config.cookie);
         Self {
             config,
             store,
-            signer,
+            cookies,
         }
     }
 
@@ -108,32 +108,58 @@ async fn answer(
         };
     }
 
-    let Some(token) = cookie(request, COOKIE_NAME).filter(|t| !t.is_empty()) else {
-        return Ok(not_pro(Source::Cookie));
-    };
-    let claims = match deps.signer.verify(token, now) {
-        Ok(claims) => claims,
-        Err(error) => {
-            tracing::info!(reason = %error, "entitlement cookie rejected and cleared");
-            let mut response = not_pro(Source::Cookie);
-            let cleared = cleared_entitlement_cookie(deps.config.cookie.domain.as_deref());
-            add_set_cookie(response.headers_mut(), &cleared);
-            return Ok(response);
+    // Every `llmxt_pro` cookie sent is tried (a sibling subdomain can plant one): the first
+    // valid one answers, and an invalid one is cleared only when no valid one came with it.
+    let mut rejected = None;
+    let mut verified = None;
+    for token in cookies(request, COOKIE_NAME).filter(|t| !t.is_empty()) {
+        match deps.cookies.signer().verify(token, now) {
+            Ok(token) => {
+                verified = Some(token);
+                break;
+            }
+            Err(error) => rejected = Some(error),
         }
+    }
+    let Some(verified) = verified else {
+        let mut response = not_pro(Source::Cookie);
+        if let Some(reason) = rejected {
+            tracing::info!(reason = %reason, "entitlement cookie rejected and cleared");
+            add_set_cookie(response.headers_mut(), &deps.cookies.cleared());
+        }
+        return Ok(response);
     };
-    let Ok(email) = Email::parse(&claims.email) else {
+    let Ok(email) = Email::parse(&verified.claims.email) else {
         return Ok(not_pro(Source::Cookie));
     };
     match lookup(deps, &email).await {
         Ok(entitlement) => {
-            tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by cookie");
-            Ok(from_database(deps, entitlement.as_ref(), now))
+            let pro = is_pro(entitlement.as_ref(), now);
+            let mut response = from_database(deps, entitlement.as_ref(), now);
+            let refreshed = entitlement
+                .as_ref()
+                .and_then(|e| e.best_grant(now, &deps.config.ranking))
+                .filter(|_| needs_refresh(&verified, now));
+            if let Some(grant) = refreshed {
+                let fresh = deps.cookies.issue(&email, &grant.plan, now);
+                add_set_cookie(response.headers_mut(), &fresh.set_cookie);
+            }
+            tracing::info!(email = %email, pro, refreshed = refreshed.is_some(), source = "database", "entitlement by cookie");
+            Ok(response)
         }
         Err(error) => {
             tracing::warn!(email = %email, error = %error, "database unavailable: failing open on a valid cookie");
-            Ok(from_cookie(&claims))
+            Ok(from_cookie(&verified.claims))
         }
     }
+}
+
+/// Seconds after which a cookie the database still backs is re-issued.
+pub const REFRESH_AFTER_SECONDS: i64 = 86_400;
+
+/// A cookie issued more than a day ago, or signed with a key being rotated out.
+fn needs_refresh(token: &VerifiedToken, now: i64) -> bool {
+    !token.signed_with_current_key || now - token.claims.iat > REFRESH_AFTER_SECONDS
 }
 
 fn verify_signature(deps: &EntitlementDeps, request: &Request, now: i64) -> Result<(), ApiError> {

@@ -13,10 +13,9 @@ use llmxt_core::records::{Entitlement, source, status};
 use llmxt_core::request_signature::{SignedRequest, sign};
 use llmxt_core::secret::Secret;
 use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::token::TokenSigner;
 use llmxt_testkit::{
-    ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, entitlement_secret,
-    event_file, fresh_store, hmac_secret, request_from_event, response_json, unique_store_config,
+    ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, TEST_SITE, event_file,
+    fresh_store, hmac_secret, request_from_event, response_json, unique_store_config,
 };
 use serde_json::json;
 
@@ -29,6 +28,7 @@ fn config(require_signature: bool) -> EntitlementConfig {
         ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("HMAC_SECRET", TEST_HMAC_SECRET),
         ("REQUIRE_HMAC_SIGNATURE", require),
+        ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
     ]))
     .unwrap()
 }
@@ -51,7 +51,7 @@ async fn grant(store: &Store, email: &str, state: &str, expires_at: Option<i64>)
 }
 
 fn token_for(email: &str, lifetime: i64) -> String {
-    TokenSigner::new(entitlement_secret()).issue(
+    llmxt_testkit::token_signer().issue(
         &Email::parse(email).unwrap(),
         "professional",
         NOW,
@@ -198,7 +198,7 @@ async fn bad_cookies_are_not_pro_and_are_cleared() {
         let mac = hmac_sha256(b"another-key-another-key-another-key!", &[input.as_bytes()]);
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
     };
-    let expired = TokenSigner::new(entitlement_secret()).issue(
+    let expired = llmxt_testkit::token_signer().issue(
         &Email::parse(BUYER).unwrap(),
         "professional",
         NOW - 7200,
@@ -496,4 +496,148 @@ async fn oversized_headers_and_queries_are_refused_without_harm() {
         StatusCode::BAD_REQUEST,
         "a 64 KiB address is not an email"
     );
+}
+
+const DAY: i64 = 86_400;
+const LIFETIME: i64 = 30 * DAY;
+
+fn issued_at(iat: i64, lifetime: i64) -> String {
+    llmxt_testkit::token_signer().issue(
+        &Email::parse(BUYER).unwrap(),
+        "professional",
+        iat,
+        lifetime,
+    )
+}
+
+/// The refreshed cookie's token, checked against every attribute the issuer sets.
+fn refreshed(response: &Response<Body>) -> Option<llmxt_core::token::EntitlementClaims> {
+    let cookie = response.headers().get("set-cookie")?.to_str().unwrap();
+    let rest = cookie.strip_prefix("llmxt_pro=")?;
+    let (token, attributes) = rest.split_once(';').unwrap();
+    assert_eq!(
+        attributes.trim(),
+        format!("Max-Age={LIFETIME}; Path=/; HttpOnly; Secure; SameSite=Lax")
+    );
+    let verified = llmxt_testkit::token_signer().verify(token, NOW).unwrap();
+    assert!(verified.signed_with_current_key);
+    Some(verified.claims)
+}
+
+#[tokio::test]
+async fn a_cookie_older_than_a_day_is_refreshed_to_a_full_lifetime() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let response = ask_with_cookie(&deps, &issued_at(NOW - 3 * DAY, LIFETIME)).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    let claims = refreshed(&response).expect("a fresh cookie");
+    assert_eq!((claims.iat, claims.exp), (NOW, NOW + LIFETIME));
+    assert_eq!(claims.email, BUYER);
+    // Nearly expired: refreshed too.
+    let response = ask_with_cookie(&deps, &issued_at(NOW - LIFETIME + 60, LIFETIME)).await;
+    assert_eq!(refreshed(&response).expect("fresh").exp, NOW + LIFETIME);
+    // Issued within the day: left alone.
+    let response = ask_with_cookie(&deps, &issued_at(NOW - 3600, LIFETIME)).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn no_refresh_when_the_database_says_not_pro_or_cannot_answer() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::REVOKED, None).await;
+    let response = ask_with_cookie(&deps, &issued_at(NOW - 3 * DAY, LIFETIME)).await;
+    assert_eq!(response_json(&response)["pro"], json!(false));
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "refunded: no refresh"
+    );
+    // Fail-open answers never refresh.
+    let down = deps_with_endpoint(llmxt_testkit::closed_endpoint()).await;
+    let response = ask_with_cookie(&down, &issued_at(NOW - 3 * DAY, LIFETIME)).await;
+    assert_eq!(response_json(&response)["source"], json!("cookie"));
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn a_cookie_signed_with_the_old_key_is_accepted_and_re_signed_with_the_new() {
+    let new_key = "a-brand-new-entitlement-key-0123456789";
+    let rotated = EntitlementConfig::from_env(&Env::from_pairs([
+        (
+            "ENTITLEMENT_SECRET",
+            format!("{new_key} {TEST_ENTITLEMENT_SECRET}").as_str(),
+        ),
+        ("REQUIRE_HMAC_SIGNATURE", "false"),
+        ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
+    ]))
+    .unwrap();
+    let deps = EntitlementDeps::new(rotated, fresh_store().await);
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let old = issued_at(NOW - 60, LIFETIME);
+    let response = ask_with_cookie(&deps, &old).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let token = cookie
+        .trim_start_matches("llmxt_pro=")
+        .split(';')
+        .next()
+        .unwrap();
+    let new_only = llmxt_core::token::TokenSigner::new(
+        vec![Secret::new(new_key.as_bytes().to_vec())],
+        TEST_SITE,
+    );
+    assert!(
+        new_only.verify(token, NOW).is_ok(),
+        "re-signed with the new key"
+    );
+    assert!(llmxt_testkit::token_signer().verify(token, NOW).is_err());
+}
+
+#[tokio::test]
+async fn a_token_for_another_site_is_refused() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let elsewhere = llmxt_core::token::TokenSigner::new(
+        vec![llmxt_testkit::entitlement_secret()],
+        "https://other.example.com",
+    )
+    .issue(&Email::parse(BUYER).unwrap(), "professional", NOW, LIFETIME);
+    let response = ask_with_cookie(&deps, &elsewhere).await;
+    assert_eq!(response_json(&response)["pro"], json!(false));
+    assert!(cleared(&response));
+}
+
+#[tokio::test]
+async fn a_planted_invalid_cookie_never_hides_or_clears_a_valid_one() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let valid = issued_at(NOW - 60, LIFETIME);
+    for cookies in [
+        vec![
+            "llmxt_pro=planted.garbage.value".to_owned(),
+            format!("llmxt_pro={valid}"),
+        ],
+        vec![
+            format!("llmxt_pro={valid}"),
+            "llmxt_pro=planted.garbage.value".to_owned(),
+        ],
+    ] {
+        let response = ask(&deps, &request("", vec![], cookies)).await;
+        assert_eq!(response_json(&response)["pro"], json!(true));
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "nothing cleared"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_signed_server_call_forwarding_the_cookie_gets_the_refresh_to_pass_on() {
+    let deps = deps(true).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let headers = signed_headers(&llmxt_testkit::hmac_secret(), NOW, "/api/entitlement");
+    let cookie = format!("llmxt_pro={}", issued_at(NOW - 2 * DAY, LIFETIME));
+    let response = ask(&deps, &request("", headers, vec![cookie])).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    assert!(refreshed(&response).is_some());
 }

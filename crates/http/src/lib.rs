@@ -155,8 +155,14 @@ pub fn path_and_query(request: &Request) -> String {
     }
 }
 
-/// The value of one cookie from the `Cookie` header(s).
-pub fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+/// The value of one cookie from the `Cookie` header(s) (the first, when sent several times).
+pub fn cookie<'a>(request: &'a Request, name: &'a str) -> Option<&'a str> {
+    cookies(request, name).next()
+}
+
+/// Every value sent for a cookie name, in order: a sibling subdomain can plant a second
+/// cookie of the same name.
+pub fn cookies<'a>(request: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     request
         .headers()
         .get_all("cookie")
@@ -164,7 +170,7 @@ pub fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .filter(move |(key, _)| *key == name)
         .map(|(_, value)| value.trim())
 }
 
@@ -194,38 +200,9 @@ pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
 
 pub use llmxt_core::token::COOKIE_NAME;
 
-/// `Set-Cookie` value for the entitlement token: first-party, HttpOnly, Secure, Lax.
-pub fn entitlement_cookie(token: &str, max_age_seconds: i64, domain: Option<&str>) -> String {
-    let mut cookie = format!(
-        "{COOKIE_NAME}={token}; Max-Age={max_age_seconds}; Path=/; HttpOnly; Secure; SameSite=Lax"
-    );
-    if let Some(domain) = domain {
-        cookie.push_str("; Domain=");
-        cookie.push_str(domain);
-    }
-    cookie
-}
-
-/// `Set-Cookie` value that deletes the entitlement cookie.
-pub fn cleared_entitlement_cookie(domain: Option<&str>) -> String {
-    entitlement_cookie("", 0, domain)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cookie_attributes() {
-        assert_eq!(
-            entitlement_cookie("abc", 60, None),
-            "llmxt_pro=abc; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax"
-        );
-        assert_eq!(
-            cleared_entitlement_cookie(Some("example.com")),
-            "llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax; Domain=example.com"
-        );
-    }
 
     #[test]
     fn status_mapping() {

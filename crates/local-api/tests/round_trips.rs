@@ -7,11 +7,10 @@
 use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
 use llmxt_core::email::Email;
 use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::token::TokenSigner;
 use llmxt_testkit::faults::FaultProxy;
 use llmxt_testkit::{
-    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body, entitlement_secret,
-    fresh_store, request_from_event, response_text, webhook_event,
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body, fresh_store,
+    request_from_event, response_text, webhook_event,
 };
 use serde_json::json;
 
@@ -133,7 +132,7 @@ async fn each_request_costs_the_fewest_round_trips() {
     }
 
     // The entitlement check: one read.
-    let token = TokenSigner::new(entitlement_secret()).issue(
+    let token = llmxt_testkit::token_signer().issue(
         &Email::parse("john.doe@example.com").unwrap(),
         "professional",
         NOW,

@@ -9,10 +9,8 @@ use llmxt_core::config::SuccessConfig;
 use llmxt_core::email::Email;
 use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
 use llmxt_core::store::{ClaimOutcome, ClientProfile, Store, StoreError};
-use llmxt_core::token::TokenSigner;
-use llmxt_http::{
-    ApiError, entitlement_cookie, html_response, json_response, query_param, redirect, wants_json,
-};
+use llmxt_core::token::CookieIssuer;
+use llmxt_http::{ApiError, html_response, json_response, query_param, redirect, wants_json};
 use serde_json::json;
 
 /// Seconds between the pending page's automatic retries.
@@ -29,18 +27,18 @@ pub struct SuccessDeps {
     pub config: SuccessConfig,
     /// The tables.
     pub store: Store,
-    /// Signs the cookie.
-    pub signer: TokenSigner,
+    /// Issues the cookie.
+    pub cookies: CookieIssuer,
 }
 
 impl SuccessDeps {
     /// Wraps a store.
     pub fn new(config: SuccessConfig, store: Store) -> Self {
-        let signer = TokenSigner::new(config.cookie.secret.clone());
+        let cookies = CookieIssuer::new(&config.cookie);
         Self {
             config,
             store,
-            signer,
+            cookies,
         }
     }
 
@@ -204,12 +202,10 @@ async fn redeem(
 }
 
 fn grant_cookie(deps: &SuccessDeps, email: &Email, plan: &str, now: i64) -> Response<Body> {
-    let lifetime = deps.config.cookie.lifetime_seconds;
-    let token = deps.signer.issue(email, plan, now, lifetime);
-    let cookie = entitlement_cookie(&token, lifetime, deps.config.cookie.domain.as_deref());
+    let cookie = deps.cookies.issue(email, plan, now);
     redirect(
         &deps.config.site_url.with_upgrade_outcome("success"),
-        Some(&cookie),
+        Some(&cookie.set_cookie),
     )
 }
 

@@ -11,13 +11,13 @@ use llmxt_core::email::Email;
 use llmxt_core::token::TokenSigner;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body,
-    entitlement_secret, event_file, fresh_store, request_from_event, response_json, response_text,
-    webhook_event,
+    event_file, fresh_store, request_from_event, response_json, response_text, webhook_event,
 };
 use serde_json::json;
 use success_redirect::{MAX_ATTEMPTS, SuccessDeps, handle};
 
 const SITE: &str = "https://pro.example.com";
+const LOCAL_SITE: &str = "http://localhost:3000";
 const NOW: i64 = EVENTS_TIME + 5;
 
 fn success_config(extra: &[(&str, &str)]) -> SuccessConfig {
@@ -127,9 +127,10 @@ async fn a_paid_claim_sets_the_cookie_once() {
         .split(';')
         .next()
         .unwrap();
-    let claims = TokenSigner::new(entitlement_secret())
+    let claims = llmxt_testkit::token_signer()
         .verify(token, NOW)
-        .unwrap();
+        .unwrap()
+        .claims;
     assert_eq!(
         (claims.email.as_str(), claims.plan.as_str(), claims.exp),
         ("john.doe@example.com", "professional", NOW + lifetime)
@@ -348,13 +349,14 @@ async fn dev_mode_grants_without_a_payment() {
         success_config(&[
             ("ENTITLEMENT_ALLOW_UNVERIFIED", "true"),
             ("DEFAULT_PLAN", "starter"),
+            ("NEXT_PUBLIC_SITE_URL", LOCAL_SITE),
         ]),
         store,
     );
     let response = visit(&deps, "email=Dev.Person%40Example.com", NOW).await;
     assert_eq!(
         location(&response),
-        "https://pro.example.com/?upgrade=success"
+        "http://localhost:3000/?upgrade=success"
     );
     let cookie = set_cookie(&response).unwrap();
     let token = cookie
@@ -362,9 +364,10 @@ async fn dev_mode_grants_without_a_payment() {
         .split(';')
         .next()
         .unwrap();
-    let claims = TokenSigner::new(entitlement_secret())
+    let claims = TokenSigner::new(vec![llmxt_testkit::entitlement_secret()], LOCAL_SITE)
         .verify(token, NOW)
-        .unwrap();
+        .unwrap()
+        .claims;
     assert_eq!(
         (claims.email.as_str(), claims.plan.as_str()),
         ("dev.person@example.com", "starter")
@@ -451,6 +454,48 @@ async fn a_renewals_success_link_sets_no_new_cookie() {
             location(&response),
             format!("{SITE}/?upgrade=success"),
             "{query}"
+        );
+    }
+}
+
+#[test]
+fn dev_mode_is_refused_unless_the_site_is_local() {
+    for site in [
+        "https://pro.example.com",
+        "http://localhost.evil.com",
+        "http://127.0.0.2:3000",
+        "http://localhost:",
+    ] {
+        let pairs = [
+            ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+            ("NEXT_PUBLIC_SITE_URL", site),
+            ("ENTITLEMENT_ALLOW_UNVERIFIED", "true"),
+        ];
+        let result = SuccessConfig::from_env(&Env::from_pairs(pairs));
+        match result {
+            Err(error) => assert!(
+                matches!(
+                    error.variable,
+                    "ENTITLEMENT_ALLOW_UNVERIFIED" | "NEXT_PUBLIC_SITE_URL"
+                ),
+                "{site}: {error}"
+            ),
+            Ok(_) => panic!("{site}: dev mode accepted"),
+        }
+    }
+    for site in [
+        "http://localhost",
+        "http://localhost:3000",
+        "http://127.0.0.1:8080/",
+    ] {
+        let pairs = [
+            ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+            ("NEXT_PUBLIC_SITE_URL", site),
+            ("ENTITLEMENT_ALLOW_UNVERIFIED", "true"),
+        ];
+        assert!(
+            SuccessConfig::from_env(&Env::from_pairs(pairs)).is_ok(),
+            "{site}"
         );
     }
 }

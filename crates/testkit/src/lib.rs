@@ -61,6 +61,14 @@ pub fn entitlement_secret() -> Secret {
     Secret::new(TEST_ENTITLEMENT_SECRET.as_bytes().to_vec())
 }
 
+/// The site the tests' functions serve (`NEXT_PUBLIC_SITE_URL`), and so the cookie audience.
+pub const TEST_SITE: &str = "https://pro.example.com";
+
+/// Signs and verifies cookies as the test functions do: the test key, [`TEST_SITE`].
+pub fn token_signer() -> llmxt_core::token::TokenSigner {
+    llmxt_core::token::TokenSigner::new(vec![entitlement_secret()], TEST_SITE)
+}
+
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when it does not answer.
 pub fn dynamodb_endpoint() -> String {
     let Ok(endpoint) = std::env::var(ENDPOINT_VARIABLE) else {
@@ -262,7 +270,6 @@ pub fn sample_events() -> Vec<(&'static str, serde_json::Value)> {
 /// The same events, signed at time `t` (to feed binaries that read the real clock).
 pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
     use llmxt_core::request_signature::{SignedRequest, sign as sign_request};
-    use llmxt_core::token::TokenSigner;
 
     let payment = dodo_body("payment.succeeded.cli-generator", |_| {});
     let subscription = dodo_body("subscription.active.cli-generator", |_| {});
@@ -282,8 +289,7 @@ pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
         .to_json()
     };
     let buyer = llmxt_core::email::Email::parse("john.doe@example.com").unwrap();
-    let cookie =
-        TokenSigner::new(entitlement_secret()).issue(&buyer, "professional", t, 30 * 86_400);
+    let cookie = token_signer().issue(&buyer, "professional", t, 30 * 86_400);
     let email_query = "email=john.doe%40example.com";
     let signature = sign_request(
         &hmac_secret(),
@@ -361,7 +367,7 @@ pub fn function_env(store: &Store) -> Vec<(&'static str, String)> {
         ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET.to_owned()),
         ("HMAC_SECRET", TEST_HMAC_SECRET.to_owned()),
         ("REQUIRE_HMAC_SIGNATURE", "false".to_owned()),
-        ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com".to_owned()),
+        ("NEXT_PUBLIC_SITE_URL", TEST_SITE.to_owned()),
         ("PRODUCT_PLANS", "pdt_test=professional".to_owned()),
         ("ENTITLEMENTS_TABLE", config.entitlements_table.clone()),
         ("PAYMENTS_TABLE", config.payments_table.clone()),
