@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -166,4 +167,34 @@ test("replaying the success URL in another browser gives no Pro", async () => {
   assert.equal(await proStatus(page), "Not Pro");
   await first.close();
   await second.close();
+});
+
+// An HS256 JWT signed here, independently of the Rust code, as jsonwebtoken expects it.
+function jwt(claims, key) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const input = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${input}.${createHmac("sha256", key).update(input).digest("base64url")}`;
+}
+
+test("a three-day-old cookie is refreshed to a full lifetime with the same attributes", async () => {
+  await deliverPayment("pay_e2e_refresh", "buyer4@example.com");
+  const now = Math.floor(Date.now() / 1000);
+  const old = jwt(
+    { sub: "buyer4@example.com", plan: "professional", iat: now - 3 * 86400, exp: now + 27 * 86400, aud: site },
+    env.ENTITLEMENT_SECRET,
+  );
+  const context = await browser.newContext();
+  await context.addCookies([{ name: "llmxt_pro", value: old, url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
+  const page = await context.newPage();
+  await page.goto(`${site}/`);
+  assert.equal(await proStatus(page), "Pro (professional)");
+  const cookie = (await context.cookies()).find((c) => c.name === "llmxt_pro");
+  assert.ok(cookie && cookie.value !== old, "a fresh cookie replaced the old one");
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.secure, true);
+  assert.equal(cookie.sameSite, "Lax");
+  assert.equal(cookie.path, "/");
+  const lifetime = cookie.expires - now;
+  assert.ok(Math.abs(lifetime - 30 * 86400) < 120, `expires in a full lifetime (got ${lifetime} s)`);
+  await context.close();
 });
