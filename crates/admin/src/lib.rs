@@ -35,7 +35,7 @@ commands:
                                          prints the variables it reads as JSON
   table-specs                            print both tables' definitions as JSON
 
---by defaults to LLMXT_OPERATOR, then USER.
+--by defaults to LLMXT_OPERATOR, then USER, then the login name of the process's user.
 environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
              DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, DEFAULT_PLAN";
 
@@ -315,9 +315,29 @@ fn operator(options: &Options, env: &Env) -> Result<String, AdminError> {
         .map(str::to_owned)
         .or_else(|| env.optional("LLMXT_OPERATOR"))
         .or_else(|| env.optional("USER"))
+        .or_else(login_name)
         .ok_or_else(|| {
             AdminError::Usage("say who you are with --by NAME (or set LLMXT_OPERATOR)".to_owned())
         })
+}
+
+/// The login name of the process's user (its real uid looked up in /etc/passwd), for
+/// attributing changes when neither `--by`, `LLMXT_OPERATOR` nor `USER` says who.
+fn login_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_owned())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
 }
 
 /// `2026-12-31` (midnight UTC) or an RFC 3339 date-time, to unix seconds.

@@ -301,27 +301,13 @@ async fn a_missing_table_is_a_clear_error() {
 #[tokio::test]
 async fn rejected_credentials_are_a_clear_error() {
     // A stand-in for DynamoDB that rejects every request the way AWS does.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut buffer = vec![0_u8; 65536];
-                let _ = stream.read(&mut buffer).await;
-                let body = r#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}"#;
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: test\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let stand_in = llmxt_testkit::faults::DynamoDbErrorStandIn::start(
+        400,
+        "com.amazon.coral.service#UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+    )
+    .await;
+    let endpoint = stand_in.endpoint();
     let env = Env::from_pairs([("DYNAMODB_ENDPOINT", endpoint.as_str())]);
     let error = admin(&env, &["show", BUYER]).await.unwrap_err();
     assert!(error.to_string().contains("AWS credentials rejected or access denied: The security token included in the request is invalid."), "{error}");
@@ -347,14 +333,6 @@ async fn usage_errors_exit_2() {
         let error = admin(&env, &args).await.unwrap_err();
         assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
     }
-    let nobody = Env::from_pairs([(
-        "DYNAMODB_ENDPOINT",
-        store.config().endpoint.clone().unwrap(),
-    )]);
-    let error = admin(&nobody, &["revoke", BUYER, "--reason", "x"])
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("--by"), "{error}");
 }
 
 #[test]
@@ -390,5 +368,39 @@ fn missing_credentials_are_a_clear_error() {
         stderr.trim(),
         "llmxt-admin: AWS credentials rejected or access denied: no usable AWS credentials \
          (configure a profile or AWS_ACCESS_KEY_ID, or set DYNAMODB_ENDPOINT for DynamoDB Local)"
+    );
+}
+
+#[tokio::test]
+async fn without_by_operator_or_user_the_login_name_is_recorded() {
+    let store = fresh_store().await;
+    let config = store.config();
+    let env = Env::from_pairs([
+        ("ENTITLEMENTS_TABLE", config.entitlements_table.as_str()),
+        ("PAYMENTS_TABLE", config.payments_table.as_str()),
+        ("DYNAMODB_ENDPOINT", config.endpoint.as_deref().unwrap()),
+    ]);
+    admin(
+        &env,
+        &[
+            "grant",
+            BUYER,
+            "--plan",
+            "professional",
+            "--reason",
+            "support",
+        ],
+    )
+    .await
+    .unwrap();
+    let expected = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let expected = String::from_utf8(expected.stdout).unwrap();
+    let value = show_json(&env_for(&store, &[]), BUYER).await;
+    assert_eq!(
+        value["entitlement"]["history"][0]["by"],
+        json!(expected.trim())
     );
 }

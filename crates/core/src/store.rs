@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -41,6 +42,10 @@ pub enum StoreError {
     /// AWS rejected the credentials or denied access.
     #[error("AWS credentials rejected or access denied: {0}")]
     Credentials(String),
+    /// DynamoDB refused the request itself (validation and other client errors): a
+    /// deployment or code problem that retrying will not fix.
+    #[error("request refused by DynamoDB: {0}")]
+    Rejected(String),
     /// The named item does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -49,10 +54,10 @@ pub enum StoreError {
     Contention,
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>
-    From<SdkError<E, R>> for StoreError
+impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, HttpResponse>>
+    for StoreError
 {
-    fn from(error: SdkError<E, R>) -> Self {
+    fn from(error: SdkError<E, HttpResponse>) -> Self {
         if matches!(
             error.code(),
             Some(
@@ -68,6 +73,26 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug +
         if error.code() == Some("ResourceNotFoundException") {
             let message = error.message().unwrap_or("requested table").to_owned();
             return Self::MissingTable(message);
+        }
+        // Throttling and 5xx are the database being unavailable for now; any other error
+        // DynamoDB answers (4xx) is a refusal of the request itself.
+        let throttled = matches!(
+            error.code(),
+            Some(
+                "ThrottlingException"
+                    | "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "TransactionInProgressException"
+            )
+        );
+        let client_error = error
+            .raw_response()
+            .map(|response| response.status().as_u16())
+            .is_some_and(|status| (400..500).contains(&status));
+        if client_error && !throttled {
+            let code = error.code().unwrap_or("client error");
+            let message = error.message().unwrap_or("no detail");
+            return Self::Rejected(format!("{code}: {message}"));
         }
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         let mut credentials_failed = false;
@@ -86,6 +111,15 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug +
             );
         }
         Self::Unavailable(detail)
+    }
+}
+
+impl StoreError {
+    /// Whether the database is only unreachable, too slow, throttled or failing (5xx) for
+    /// now, as opposed to refusing us (credentials, access, missing table, bad request): only
+    /// the former may let a valid cookie answer alone.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Contention)
     }
 }
 

@@ -89,6 +89,12 @@ async fn answer(
     if request.method() != Method::GET {
         return Err(ApiError::MethodNotAllowed("GET"));
     }
+    // The signed string joins its fields with dots, so a body could stand in for the end of
+    // the query ("…?email=a%40b" + "co." signs like "…?email=a%40b.co" + ""): a GET carries
+    // none, and one that does is refused before its signature is looked at.
+    if !body_bytes(request).is_empty() {
+        return Err(ApiError::BadRequest("a GET request must not have a body"));
+    }
     let email_query = query_param(request, "email");
     if email_query.is_some() || deps.config.require_signature {
         verify_signature(deps, request, now)?;
@@ -102,7 +108,7 @@ async fn answer(
                 Ok(from_database(deps, entitlement.as_ref(), now))
             }
             Err(error) => {
-                tracing::error!(email = %email, error = %error, "entitlement by email: database unavailable, failing closed");
+                tracing::error!(email = %email, error = %error, cause = cause(&error), "entitlement by email: database failed, failing closed");
                 Err(ApiError::Unavailable)
             }
         };
@@ -147,10 +153,26 @@ async fn answer(
             tracing::info!(email = %email, pro, refreshed = refreshed.is_some(), source = "database", "entitlement by cookie");
             Ok(response)
         }
-        Err(error) => {
-            tracing::warn!(email = %email, error = %error, "database unavailable: failing open on a valid cookie");
+        Err(error) if error.is_transient() => {
+            tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
             Ok(from_cookie(&verified.claims))
         }
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, cause = cause(&error), "database refused the lookup (misconfiguration?): failing closed");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
+
+/// A short name for why the database failed, for alarms and searches.
+fn cause(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Unavailable(_) | StoreError::Contention => "unavailable",
+        StoreError::MissingTable(_) => "missing_table",
+        StoreError::Credentials(_) => "credentials_or_access",
+        StoreError::Rejected(_) => "request_rejected",
+        StoreError::Corrupt(_) => "corrupt_item",
+        StoreError::NotFound(_) => "not_found",
     }
 }
 

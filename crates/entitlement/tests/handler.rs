@@ -15,7 +15,8 @@ use llmxt_core::secret::Secret;
 use llmxt_core::store::{ClientProfile, Store};
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, TEST_SITE, event_file,
-    fresh_store, hmac_secret, request_from_event, response_json, unique_store_config,
+    fresh_store, hmac_secret, request_from_event, response_json, response_text,
+    unique_store_config,
 };
 use serde_json::json;
 
@@ -640,4 +641,119 @@ async fn a_signed_server_call_forwarding_the_cookie_gets_the_refresh_to_pass_on(
     let response = ask(&deps, &request("", headers, vec![cookie])).await;
     assert_eq!(response_json(&response)["pro"], json!(true));
     assert!(refreshed(&response).is_some());
+}
+
+/// DynamoDB's answers that mean "you are misconfigured", not "I am down": a valid cookie must
+/// not answer alone (a wrong table name or IAM policy would otherwise grant every past buyer
+/// Pro, refunded ones included, with no alarm).
+#[tokio::test]
+async fn a_refusing_database_fails_closed_even_for_a_valid_cookie() {
+    use llmxt_testkit::faults::DynamoDbErrorStandIn;
+    const DDB: &str = "com.amazonaws.dynamodb.v20120810#";
+    let refusals = [
+        (
+            "AccessDeniedException",
+            "User: arn:aws:sts::123456789012:assumed-role/x is not authorized to perform: dynamodb:GetItem",
+        ),
+        ("ResourceNotFoundException", "Requested resource not found"),
+        (
+            "ValidationException",
+            "One or more parameter values were invalid",
+        ),
+    ];
+    let mut stand_ins = Vec::new();
+    for (code, message) in refusals {
+        stand_ins.push((
+            code,
+            DynamoDbErrorStandIn::start(400, &format!("{DDB}{code}"), message).await,
+        ));
+    }
+    for code in ["UnrecognizedClientException", "ExpiredTokenException"] {
+        let error_type = format!("com.amazon.coral.service#{code}");
+        stand_ins.push((
+            code,
+            DynamoDbErrorStandIn::start(
+                400,
+                &error_type,
+                "The security token included in the request is invalid.",
+            )
+            .await,
+        ));
+    }
+    for (code, stand_in) in &stand_ins {
+        let deps = deps_with_endpoint(stand_in.endpoint()).await;
+        let response = ask_with_cookie(&deps, &token_for(BUYER, 3600)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{code}: {}",
+            response_text(&response)
+        );
+        assert!(response.headers().get("set-cookie").is_none(), "{code}");
+        let path = "/api/entitlement?email=john.doe%40example.com";
+        let by_email = ask(
+            &deps,
+            &request(
+                "email=john.doe%40example.com",
+                signed_headers(&hmac_secret(), NOW, path),
+                vec![],
+            ),
+        )
+        .await;
+        assert_eq!(by_email.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+    }
+}
+
+/// DynamoDB's answers that mean "down for now": throttling and 5xx let a valid cookie
+/// answer alone.
+#[tokio::test]
+async fn a_throttled_or_failing_database_fails_open_for_a_valid_cookie_only() {
+    use llmxt_testkit::faults::DynamoDbErrorStandIn;
+    const DDB: &str = "com.amazonaws.dynamodb.v20120810#";
+    for (status, code) in [
+        (400, "ProvisionedThroughputExceededException"),
+        (400, "ThrottlingException"),
+        (400, "RequestLimitExceeded"),
+        (500, "InternalServerError"),
+        (503, "ServiceUnavailable"),
+    ] {
+        let stand_in =
+            DynamoDbErrorStandIn::start(status, &format!("{DDB}{code}"), "try again").await;
+        check_fail_open(&deps_with_endpoint(stand_in.endpoint()).await).await;
+    }
+}
+
+#[tokio::test]
+async fn a_get_with_a_body_is_refused_before_its_signature_is_checked() {
+    let deps = deps(true).await;
+    grant(&deps.store, "a@b", status::ACTIVE, None).await;
+    // A signature over "…?email=a%40b.co" with no body also covers "…?email=a%40b" with the
+    // body "co.": the canonical strings are equal.
+    let headers = signed_headers(&hmac_secret(), NOW, "/api/entitlement?email=a%40b.co");
+    let mut shifted = ApiGatewayEvent {
+        method: "GET",
+        path: "/api/entitlement",
+        query: "email=a%40b",
+        headers,
+        cookies: vec![],
+        body: Some("co.".to_owned()),
+    }
+    .to_json();
+    let response = ask(&deps, &shifted.to_string()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response_text(&response)
+    );
+    assert!(!response_text(&response).contains("\"pro\""));
+    // Any body at all, even with a valid signature over it.
+    shifted["rawQueryString"] = json!("email=a%40b.co");
+    shifted["body"] = json!("");
+    let ok = ask(&deps, &shifted.to_string()).await;
+    assert_eq!(
+        ok.status(),
+        StatusCode::OK,
+        "the same request without a body"
+    );
 }

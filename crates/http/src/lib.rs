@@ -64,6 +64,7 @@ impl From<&llmxt_core::store::StoreError> for ApiError {
             StoreError::MissingTable(_)
             | StoreError::Corrupt(_)
             | StoreError::Credentials(_)
+            | StoreError::Rejected(_)
             | StoreError::NotFound(_) => Self::Internal,
         }
     }
@@ -174,6 +175,23 @@ pub fn cookies<'a>(request: &'a Request, name: &'a str) -> impl Iterator<Item = 
         .map(|(_, value)| value.trim())
 }
 
+/// Longest unauthenticated header value written to a log.
+pub const MAX_LOGGED_HEADER_CHARS: usize = 64;
+
+/// An unauthenticated value made safe to log: at most [`MAX_LOGGED_HEADER_CHARS`] characters
+/// (then `…`), control characters replaced, so a client cannot flood or forge log lines.
+pub fn loggable(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(MAX_LOGGED_HEADER_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if value.chars().count() > MAX_LOGGED_HEADER_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 /// Whether the client prefers JSON (`Accept: application/json`).
 pub fn wants_json(request: &Request) -> bool {
     header(request, "accept").is_some_and(|accept| accept.contains("application/json"))
@@ -203,6 +221,15 @@ pub use llmxt_core::token::COOKIE_NAME;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_values_are_truncated_and_stripped_of_control_characters() {
+        assert_eq!(loggable("msg_123"), "msg_123");
+        let long = "x".repeat(10_000);
+        assert_eq!(loggable(&long).chars().count(), MAX_LOGGED_HEADER_CHARS + 1);
+        assert!(loggable(&long).ends_with('…'));
+        assert_eq!(loggable("a\nb\rc"), "a\u{FFFD}b\u{FFFD}c");
+    }
 
     #[test]
     fn status_mapping() {

@@ -110,6 +110,18 @@ async fn logs_never_carry_secrets_tokens_signatures_or_full_emails() {
     ))
     .await;
 
+    // An unauthenticated webhook-id far over the limit, trying to forge a JSON field: logged
+    // truncated, never whole.
+    let flood = format!("msg_flood\",\"forged\":true,{}", "x".repeat(8_000));
+    call(webhook_event(
+        &flood,
+        now,
+        &body,
+        Some("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned()),
+    ))
+    .await;
+    secrets_seen.push("x".repeat(100));
+
     // Success redirect: cookie issued, then replay.
     let success = ApiGatewayEvent {
         method: "GET",

@@ -210,3 +210,49 @@ impl FaultProxy {
         }
     }
 }
+
+/// A stand-in for DynamoDB that answers every request with one error, exactly as DynamoDB
+/// sends it (status, `__type`, message): for checking how each error type is treated.
+pub struct DynamoDbErrorStandIn {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl DynamoDbErrorStandIn {
+    /// Starts one answering `status` with `error_type` (e.g.
+    /// `com.amazonaws.dynamodb.v20120810#ResourceNotFoundException`) and `message`.
+    pub async fn start(status: u16, error_type: &str, message: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = serde_json::json!({ "__type": error_type, "message": message }).to_string();
+        let reason = match status {
+            400 => "Bad Request",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            _ => "Error",
+        };
+        let response = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: stand-in\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0_u8; 65536];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self { port }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}

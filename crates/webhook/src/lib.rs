@@ -41,9 +41,8 @@ impl WebhookDeps {
 /// Handles one request received at `now` (unix seconds).
 pub async fn handle(deps: &WebhookDeps, request: Request, now: i64) -> Response<Body> {
     let started = Instant::now();
-    let webhook_id = header(&request, "webhook-id")
-        .unwrap_or_default()
-        .to_owned();
+    // Not yet authenticated: logged truncated (verified ids are at most 256 bytes anyway).
+    let webhook_id = llmxt_http::loggable(header(&request, "webhook-id").unwrap_or_default());
     match process(deps, &request, now).await {
         Ok((event_type, outcome)) => {
             let (email, attention) = match &outcome {
@@ -57,7 +56,7 @@ pub async fn handle(deps: &WebhookDeps, request: Request, now: i64) -> Response<
                     webhook_id,
                     event_type,
                     attention,
-                    "delivery stored but needs an operator: it names no buyer email"
+                    "delivery stored but needs an operator: no usable buyer email"
                 );
             }
             if let Outcome::Ignored(reason) = outcome {
