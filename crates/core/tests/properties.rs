@@ -168,4 +168,37 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn two_addresses_share_a_key_only_if_they_differ_by_ascii_case_or_outer_whitespace(
+        local in "[a-zA-Zk\u{212A}\u{017F}sSéÉßİı\u{200B}\u{202E}\u{FEFF} .+-]{1,10}",
+        domain in "[a-zA-Z\u{212A}éÉ\u{200D}.-]{1,10}",
+        edits in prop::collection::vec(0_u8..6, 0..24),
+        pad in prop::sample::select(vec!["", " ", "\t", "\n ", "\u{00A0}"]),
+    ) {
+        let a = format!("{local}@{domain}");
+        // b: a with characters swapped for case variants (ASCII or Unicode), look-alikes or
+        // invisible characters, and whitespace around it.
+        let mut b = String::new();
+        for (i, c) in a.chars().enumerate() {
+            match edits.get(i).copied().unwrap_or(0) {
+                1 => b.push(c.to_ascii_uppercase()),
+                2 => b.extend(c.to_uppercase()),
+                3 => b.extend(c.to_lowercase()),
+                4 if c == 'k' || c == 'K' => b.push('\u{212A}'),
+                5 => { b.push(c); b.push('\u{200B}'); }
+                _ => b.push(c),
+            }
+        }
+        let b = format!("{pad}{b}{pad}");
+        if let (Ok(x), Ok(y)) = (Email::parse(&a), Email::parse(&b)) && x == y {
+            prop_assert_eq!(a.trim().to_ascii_lowercase(), b.trim().to_ascii_lowercase());
+        }
+        for raw in [&a, &b] {
+            let invisible = raw.chars().any(|c| matches!(c, '\u{200B}' | '\u{200D}' | '\u{202E}' | '\u{FEFF}'));
+            if invisible {
+                prop_assert!(Email::parse(raw).is_err(), "{:?}", raw);
+            }
+        }
+    }
 }

@@ -337,17 +337,20 @@ async fn with_require_signature_even_cookie_requests_must_be_signed() {
 #[tokio::test]
 async fn an_invalid_email_is_400() {
     let deps = deps(false).await;
-    let path = "/api/entitlement?email=not-an-email";
-    let response = ask(
-        &deps,
-        &request(
-            "email=not-an-email",
-            signed_headers(&hmac_secret(), NOW, path),
-            vec![],
-        ),
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Zero-width space and right-to-left override: invalid, not a look-alike of the buyer.
+    for query in [
+        "email=not-an-email",
+        "email=john.doe%E2%80%8B%40example.com",
+        "email=john.doe%40exa%E2%80%AEmple.com",
+    ] {
+        let path = format!("/api/entitlement?{query}");
+        let response = ask(
+            &deps,
+            &request(query, signed_headers(&hmac_secret(), NOW, &path), vec![]),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
 }
 
 #[tokio::test]
