@@ -29,6 +29,8 @@ FUNCTIONS = {
 # (action, table resource) pairs each function may use, and no more.
 EXPECTED_ACCESS = {
     "WebhookFunction": {
+        ("dynamodb:BatchGetItem", "PaymentsTable"),
+        ("dynamodb:BatchGetItem", "EntitlementsTable"),
         ("dynamodb:GetItem", "PaymentsTable"),
         ("dynamodb:PutItem", "PaymentsTable"),
         ("dynamodb:GetItem", "EntitlementsTable"),
@@ -190,3 +192,30 @@ def test_routes(template):
         "/upgrade/success": "SuccessRedirectFunction",
         "/api/entitlement": "EntitlementFunction",
     }
+
+
+def test_public_routes_are_throttled_and_the_webhook_keeps_capacity(template):
+    api = template["Resources"]["HttpApi"]["Properties"]
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+    }
+    webhook = template["Resources"]["WebhookFunction"]["Properties"]
+    assert webhook["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesWebhookConcurrency", {"Ref": "WebhookReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_alarms_watch_fail_open_fail_closed_and_attention_lines(template):
+    resources = template["Resources"]
+    filters = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Logs::MetricFilter"
+    }
+    patterns = {f["MetricTransformations"][0]["MetricName"]: f["FilterPattern"] for f in filters.values()}
+    assert "fail_open" in patterns["EntitlementFailOpen"]
+    assert "attention" in patterns["WebhookAttention"]
+    assert "missing_table" in patterns["EntitlementRefusedByDatabase"]
+    alarmed = {r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"EntitlementFailOpen", "WebhookAttention", "EntitlementRefusedByDatabase"} <= alarmed
