@@ -505,10 +505,17 @@ pub struct SuccessConfig {
     pub checkout_url: Option<String>,
     /// `ENTITLEMENT_ALLOW_UNVERIFIED`: dev mode, grants without a payment.
     pub allow_unverified: bool,
-    /// Plans, for dev-mode grants.
+    /// Plans, for dev-mode grants and purchases confirmed through the API.
     pub plans: PlanCatalog,
     /// Tables.
     pub store: StoreConfig,
+    /// Dodo's API (`DODO_PAYMENTS_API_KEY` …), when configured: asked when nothing is stored
+    /// for the purchase a buyer comes back from.
+    pub dodo_api: Option<crate::dodo_api::DodoApiConfig>,
+    /// `CLAIM_TTL_SECONDS`, as the webhook reads it: for purchases confirmed through the API.
+    pub claim_ttl_seconds: i64,
+    /// `SUBSCRIPTION_GRACE_SECONDS`, as the webhook reads it.
+    pub grace_seconds: i64,
 }
 
 impl SuccessConfig {
@@ -539,6 +546,9 @@ impl SuccessConfig {
             allow_unverified,
             plans: PlanCatalog::from_env(env)?,
             store: StoreConfig::from_env(env)?,
+            dodo_api: crate::dodo_api::DodoApiConfig::from_env(env)?,
+            claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
+            grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
         })
     }
 }

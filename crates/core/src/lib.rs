@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod dodo_api;
 pub mod email;
 pub mod events;
 pub mod ledger;

@@ -201,7 +201,9 @@ pub struct Records {
 pub enum ClaimOutcome {
     /// This caller won the claim.
     Redeemed(Box<PaymentRecord>),
-    /// No successful, attributable payment is stored yet (the webhook may still come).
+    /// Nothing is stored for this payment id (the webhook may still come).
+    NotStored,
+    /// The payment is stored, but not (yet) a successful, attributable one.
     Pending,
     /// Someone already redeemed it.
     AlreadyClaimed,
@@ -894,7 +896,7 @@ fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> Transa
 
 fn classify_unredeemable(payment: Option<&PaymentRecord>, now: i64) -> ClaimOutcome {
     let Some(payment) = payment else {
-        return ClaimOutcome::Pending;
+        return ClaimOutcome::NotStored;
     };
     if payment.access_revoked.is_some() || matches!(payment.status.as_str(), "failed" | "cancelled")
     {

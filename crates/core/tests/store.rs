@@ -324,7 +324,7 @@ async fn unredeemable_claims_say_why() {
     let store = fresh_store().await;
     assert_eq!(
         store.redeem_claim("pay_none", NOW).await.unwrap(),
-        ClaimOutcome::Pending
+        ClaimOutcome::NotStored
     );
 
     commit_payment(

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Missing or invalid signature (`401`).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// No such route (`404`).
+    #[error("not found")]
+    NotFound,
     /// Wrong HTTP method (`405`).
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -37,6 +40,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -47,7 +47,9 @@ impl LocalApi {
         let now = unix_now();
         match request.uri().path() {
             "/api/webhooks/dodo" => webhook::handle(&self.webhook, request, now).await,
-            "/upgrade/success" => success_redirect::handle(&self.success, request, now).await,
+            path if path.starts_with("/upgrade/") => {
+                success_redirect::handle(&self.success, request, now).await
+            }
             "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
             "/" => static_file("text/html; charset=utf-8", HOME_PAGE),
             "/app.js" => static_file("text/javascript; charset=utf-8", HOME_SCRIPT),

@@ -1,26 +1,21 @@
-//! `GET /upgrade/success`: where Dodo sends the buyer after checkout. The query only says
-//! which payment to look at; access comes from the stored, webhook-verified payment, whose
-//! one-time claim is redeemed atomically before the cookie is set.
+//! Every buyer-facing `/upgrade/*` route, one module each: `/upgrade/success`
+//! ([`success`]). The Lambda and local-api call [`handle`], which routes by path.
 #![forbid(unsafe_code)]
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+pub mod confirm;
+mod pages;
+pub mod success;
+
+pub use success::{DEV_MODE_EMAIL, MAX_ATTEMPTS, RETRY_SECONDS};
+
+use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_core::config::SuccessConfig;
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
-use llmxt_core::store::{ClaimOutcome, ClientProfile, Store, StoreError};
+use llmxt_core::dodo_api::DodoApi;
+use llmxt_core::store::{ClientProfile, Store};
 use llmxt_core::token::CookieIssuer;
-use llmxt_http::{ApiError, html_response, json_response, query_param, redirect, wants_json};
-use serde_json::json;
+use llmxt_http::ApiError;
 
-/// Seconds between the pending page's automatic retries.
-pub const RETRY_SECONDS: u32 = 2;
-/// Retries before the pending page stops and explains (about a minute).
-pub const MAX_ATTEMPTS: u32 = 30;
-/// Email used by dev mode when the link names none.
-pub const DEV_MODE_EMAIL: &str = "dev@example.com";
-
-/// What the handler needs, built once at cold start.
+/// What the buyer-facing routes need, built once at cold start.
 #[derive(Debug, Clone)]
 pub struct SuccessDeps {
     /// Validated configuration.
@@ -29,16 +24,23 @@ pub struct SuccessDeps {
     pub store: Store,
     /// Issues the cookie.
     pub cookies: CookieIssuer,
+    /// Dodo's API, when `DODO_PAYMENTS_API_KEY` is set (its HTTP client is built on first use).
+    pub dodo: Option<std::sync::Arc<DodoApi>>,
 }
 
 impl SuccessDeps {
     /// Wraps a store.
     pub fn new(config: SuccessConfig, store: Store) -> Self {
         let cookies = CookieIssuer::new(&config.cookie);
+        let dodo = config
+            .dodo_api
+            .clone()
+            .map(|api| std::sync::Arc::new(DodoApi::new(api, confirm::API_BUDGET, 0)));
         Self {
             config,
             store,
             cookies,
+            dodo,
         }
     }
 
@@ -53,286 +55,18 @@ impl SuccessDeps {
     }
 }
 
-/// Which purchase the buyer came back from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reference {
-    Payment(String),
-    Subscription(String),
-}
-
-impl Reference {
-    fn query(&self) -> String {
-        match self {
-            Self::Payment(id) => format!("payment_id={id}"),
-            Self::Subscription(id) => format!("subscription_id={id}"),
-        }
-    }
-}
-
-/// Dodo ids are short ASCII tokens (`pay_…`, `sub_…`); anything else is not ours.
-fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn reference(request: &Request) -> Option<Reference> {
-    if let Some(id) = query_param(request, "payment_id") {
-        return valid_id(&id).then_some(Reference::Payment(id));
-    }
-    query_param(request, "subscription_id")
-        .filter(|id| valid_id(id))
-        .map(Reference::Subscription)
-}
-
-/// Handles one request received at `now` (unix seconds).
+/// Handles one request received at `now` (unix seconds), routed by path.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return ApiError::MethodNotAllowed("GET, HEAD").into_response();
-    }
-    if deps.config.allow_unverified {
-        return dev_mode_grant(deps, &request, now).await;
-    }
-    let Some(reference) = reference(&request) else {
-        tracing::info!(outcome = "invalid_link", "success redirect");
-        return message_page(
-            deps,
-            StatusCode::BAD_REQUEST,
-            "This link is not valid",
-            "It does not name a payment. If you have just paid, use the link from your receipt email or contact support.",
-        );
-    };
-    let attempt = query_param(&request, "attempt")
-        .and_then(|a| a.parse::<u32>().ok())
-        .unwrap_or(0)
-        .min(MAX_ATTEMPTS);
-    if is_prefetch(&request) {
-        tracing::info!(
-            outcome = "prefetch",
-            reference = reference.query(),
-            "success redirect: not redeemed"
-        );
-        return continue_page(&reference);
-    }
-    match redeem(deps, &reference, now).await {
-        Ok(ClaimOutcome::Redeemed(payment)) => {
-            let Some(email) = payment.email else {
-                return outcome_redirect(deps, "failed", &reference);
-            };
-            let plan = payment
-                .plan
-                .as_deref()
-                .unwrap_or(deps.config.plans.default_plan());
-            tracing::info!(outcome = "success", payment_id = payment.payment_id, email = %email, "success redirect");
-            grant_cookie(deps, &email, plan, now)
-        }
-        Ok(ClaimOutcome::AlreadyClaimed) => outcome_redirect(deps, "already_claimed", &reference),
-        Ok(ClaimOutcome::Expired) => outcome_redirect(deps, "expired", &reference),
-        Ok(ClaimOutcome::Failed) => outcome_redirect(deps, "failed", &reference),
-        Ok(ClaimOutcome::Pending) => {
-            let reported = query_param(&request, "status").unwrap_or_default();
-            if matches!(reported.as_str(), "failed" | "cancelled") {
-                return outcome_redirect(deps, "failed", &reference);
-            }
-            tracing::info!(
-                outcome = "pending",
-                reference = reference.query(),
-                attempt,
-                "success redirect"
-            );
-            pending(deps, &request, &reference, attempt, StatusCode::OK)
-        }
-        Err(error) => {
-            tracing::error!(error = %error, reference = reference.query(), "success redirect could not read the payment");
-            pending(
-                deps,
-                &request,
-                &reference,
-                attempt,
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-        }
-    }
-}
-
-/// `HEAD`, and requests a browser or link checker makes ahead of a visit
-/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend the
-/// one-time claim.
-fn is_prefetch(request: &Request) -> bool {
-    let says_prefetch = |name: &str| {
-        llmxt_http::header(request, name)
-            .is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
-    };
-    request.method() == Method::HEAD
-        || says_prefetch("sec-purpose")
-        || says_prefetch("purpose")
-        || says_prefetch("x-moz")
-}
-
-/// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
-/// to the same link as a real visit.
-fn continue_page(reference: &Reference) -> Response<Body> {
-    let next = format!("?{}", reference.query());
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"1;url={next}\">\
-         <title>Finishing your purchase…</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>Finishing your purchase…</h1>\
-         <p><a href=\"{next}\">Continue</a></p></body></html>"
-    );
-    html_response(StatusCode::OK, html)
-}
-
-async fn redeem(
-    deps: &SuccessDeps,
-    reference: &Reference,
-    now: i64,
-) -> Result<ClaimOutcome, StoreError> {
-    let payment_id = match reference {
-        Reference::Payment(id) => Some(id.clone()),
-        Reference::Subscription(id) => deps.store.claim_payment_for_subscription(id).await?,
-    };
-    match payment_id {
-        Some(id) => deps.store.redeem_claim(&id, now).await,
-        None => Ok(ClaimOutcome::Pending),
-    }
-}
-
-fn grant_cookie(deps: &SuccessDeps, email: &Email, plan: &str, now: i64) -> Response<Body> {
-    let cookie = deps.cookies.issue(email, plan, now);
-    redirect(
-        &deps.config.site_url.with_upgrade_outcome("success"),
-        Some(&cookie.set_cookie),
-    )
-}
-
-fn outcome_redirect(
-    deps: &SuccessDeps,
-    outcome: &'static str,
-    reference: &Reference,
-) -> Response<Body> {
-    tracing::info!(outcome, reference = reference.query(), "success redirect");
-    redirect(&deps.config.site_url.with_upgrade_outcome(outcome), None)
-}
-
-fn pending(
-    deps: &SuccessDeps,
-    request: &Request,
-    reference: &Reference,
-    attempt: u32,
-    status: StatusCode,
-) -> Response<Body> {
-    if wants_json(request) {
-        let code = if status == StatusCode::OK {
-            StatusCode::ACCEPTED
+    let path = {
+        let raw = request.raw_http_path();
+        if raw.is_empty() {
+            request.uri().path().to_owned()
         } else {
-            status
-        };
-        return json_response(
-            code,
-            &json!({ "status": "pending", "retry_after": RETRY_SECONDS }),
-        );
-    }
-    if attempt >= MAX_ATTEMPTS {
-        return message_page(
-            deps,
-            StatusCode::OK,
-            "We have not received the payment confirmation yet",
-            "If you were charged, your access is activated automatically as soon as the confirmation arrives: \
-             reload this page in a few minutes. If it still does not work, contact support and mention the \
-             reference shown in the address bar.",
-        );
-    }
-    let next = format!("?{}&attempt={}", reference.query(), attempt + 1);
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{RETRY_SECONDS};url={next}\">\
-         <title>Confirming your payment…</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>Confirming your payment…</h1>\
-         <p>This usually takes a few seconds. This page checks again by itself; please keep it open.</p>\
-         </body></html>"
-    );
-    html_response(status, html)
-}
-
-fn message_page(deps: &SuccessDeps, status: StatusCode, title: &str, text: &str) -> Response<Body> {
-    let site = escape_html(deps.config.site_url.as_str());
-    let checkout = deps
-        .config
-        .checkout_url
-        .as_deref()
-        .map(|url| format!(" · <a href=\"{}\">Go to checkout</a>", escape_html(url)))
-        .unwrap_or_default();
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>{title}</h1><p>{text}</p><p><a href=\"{site}\">Back to the site</a>{checkout}</p></body></html>"
-    );
-    html_response(status, html)
-}
-
-/// Dev mode (`ENTITLEMENT_ALLOW_UNVERIFIED=true`): grants without any payment, so a site can
-/// be developed without Dodo. Warns at every use.
-async fn dev_mode_grant(deps: &SuccessDeps, request: &Request, now: i64) -> Response<Body> {
-    let email = query_param(request, "email")
-        .and_then(|raw| Email::parse(&raw).ok())
-        .or_else(|| Email::parse(DEV_MODE_EMAIL).ok());
-    let Some(email) = email else {
-        return ApiError::Internal.into_response();
-    };
-    let plan = deps.config.plans.default_plan().to_owned();
-    tracing::warn!(email = %email, "ENTITLEMENT_ALLOW_UNVERIFIED=true: granting Pro without a payment (never enable this in production)");
-    let expires_at = now + deps.config.cookie.lifetime_seconds;
-    let recorded = match deps.store.get_entitlement(&email).await {
-        Ok(current) => {
-            let mut next = current
-                .clone()
-                .unwrap_or_else(|| Entitlement::new(email.clone()));
-            let key = format!("{MANUAL_GRANT_PREFIX}dev-mode");
-            next.grants.insert(
-                key.clone(),
-                Grant {
-                    key,
-                    source: source::MANUAL.to_owned(),
-                    plan: plan.clone(),
-                    status: status::ACTIVE.to_owned(),
-                    expires_at: Some(expires_at),
-                    reason: Some("dev mode (ENTITLEMENT_ALLOW_UNVERIFIED)".to_owned()),
-                    changed_by: Some("success-redirect".to_owned()),
-                    updated_at: now,
-                    ..Grant::default()
-                },
-            );
-            next.summarise(now, deps.config.plans.ranking());
-            next.updated_at = now;
-            next.record_grant_changes(current.as_ref(), now, "success-redirect (dev mode)");
-            deps.store.put_entitlement(&next).await.map(|_| ())
+            raw.to_owned()
         }
-        Err(error) => Err(error),
     };
-    if let Err(error) = recorded {
-        tracing::warn!(error = %error, "dev mode could not record the entitlement; the cookie alone is set");
+    match path.trim_end_matches('/') {
+        "/upgrade/success" => success::handle(deps, request, now).await,
+        _ => ApiError::NotFound.into_response(),
     }
-    grant_cookie(deps, &email, &plan, now)
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

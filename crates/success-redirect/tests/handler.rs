@@ -87,6 +87,20 @@ fn location(response: &Response<Body>) -> &str {
         .unwrap_or("")
 }
 
+/// A page (no redirect, no cookie) that says `why` and offers the email sign-in link on the
+/// site's own origin.
+fn offers_sign_in(response: &Response<Body>, why: &str) {
+    let html = response_text(response);
+    assert_eq!(response.status(), StatusCode::OK, "{html}");
+    assert_eq!(location(response), "", "{html}");
+    assert_eq!(set_cookie(response), None);
+    assert!(html.contains(why), "{html}");
+    assert!(
+        html.contains("href=\"https://pro.example.com/upgrade/restore\""),
+        "{html}"
+    );
+}
+
 fn set_cookie(response: &Response<Body>) -> Option<String> {
     response
         .headers()
@@ -137,11 +151,7 @@ async fn a_paid_claim_sets_the_cookie_once() {
     );
 
     let again = visit(&deps, "payment_id=pay_test&status=succeeded", NOW + 1).await;
-    assert_eq!(
-        location(&again),
-        "https://pro.example.com/?upgrade=already_claimed"
-    );
-    assert_eq!(set_cookie(&again), None);
+    offers_sign_in(&again, "already used");
 }
 
 #[tokio::test]
@@ -205,11 +215,14 @@ async fn after_about_a_minute_the_pending_page_explains() {
     let html = response_text(&response);
     assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
     assert!(html.contains("contact support"));
-    assert!(html.contains("https://checkout.example.com/buy/pdt_test"));
+    assert!(
+        html.contains("https://pro.example.com/upgrade/restore"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
-async fn an_expired_claim_redirects_without_a_cookie() {
+async fn an_expired_claim_offers_the_sign_in_link_without_a_cookie() {
     let (deps, hook) = setup().await;
     deliver(
         &hook,
@@ -218,15 +231,11 @@ async fn an_expired_claim_redirects_without_a_cookie() {
     )
     .await;
     let response = visit(&deps, "payment_id=pay_test", NOW + 600).await;
-    assert_eq!(
-        location(&response),
-        "https://pro.example.com/?upgrade=expired"
-    );
-    assert_eq!(set_cookie(&response), None);
+    offers_sign_in(&response, "expired");
 }
 
 #[tokio::test]
-async fn a_failed_payment_redirects_with_failed() {
+async fn a_failed_payment_says_so_and_offers_the_sign_in_link() {
     let (deps, hook) = setup().await;
     let failed = dodo_body("payment.succeeded.cli-generator", |v| {
         v["type"] = json!("payment.failed");
@@ -234,17 +243,10 @@ async fn a_failed_payment_redirects_with_failed() {
     });
     deliver(&hook, "msg_1", &failed).await;
     let response = visit(&deps, "payment_id=pay_test&status=failed", NOW).await;
-    assert_eq!(
-        location(&response),
-        "https://pro.example.com/?upgrade=failed"
-    );
+    offers_sign_in(&response, "did not go through");
     // Dodo's own failed status, before any webhook.
     let response = visit(&deps, "payment_id=pay_other&status=failed", NOW).await;
-    assert_eq!(
-        location(&response),
-        "https://pro.example.com/?upgrade=failed"
-    );
-    assert_eq!(set_cookie(&response), None);
+    offers_sign_in(&response, "did not go through");
 }
 
 #[tokio::test]
@@ -287,10 +289,7 @@ async fn fifty_concurrent_redirects_give_one_cookie() {
         if set_cookie(&response).is_some() {
             cookies += 1;
         } else {
-            assert_eq!(
-                location(&response),
-                "https://pro.example.com/?upgrade=already_claimed"
-            );
+            offers_sign_in(&response, "already used");
         }
     }
     assert_eq!(cookies, 1);
@@ -321,10 +320,8 @@ async fn redirects_only_ever_go_to_the_site() {
         NOW,
     )
     .await;
-    assert_eq!(
-        location(&response),
-        "https://pro.example.com/?upgrade=failed"
-    );
+    offers_sign_in(&response, "did not go through");
+    assert!(!response_text(&response).contains("evil.example"));
 }
 
 #[tokio::test]
@@ -497,5 +494,193 @@ fn dev_mode_is_refused_unless_the_site_is_local() {
             SuccessConfig::from_env(&Env::from_pairs(pairs)).is_ok(),
             "{site}"
         );
+    }
+}
+
+mod confirmed_through_the_api {
+    use super::*;
+    use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY, payment_object, subscription_object};
+
+    async fn with_api() -> (SuccessDeps, webhook::WebhookDeps, DodoStandIn) {
+        let (plain, hook) = setup().await;
+        let stand_in = DodoStandIn::for_tests().await;
+        let config = success_config(&[
+            ("DODO_PAYMENTS_API_KEY", TEST_API_KEY),
+            ("DODO_PAYMENTS_BASE_URL", stand_in.base_url.as_str()),
+        ]);
+        (SuccessDeps::new(config, plain.store), hook, stand_in)
+    }
+
+    #[tokio::test]
+    async fn a_buyer_whose_webhook_never_came_gets_the_cookie() {
+        let (deps, hook, dodo) = with_api().await;
+        dodo.add_payment(payment_object(
+            "pay_api",
+            "late@example.com",
+            "succeeded",
+            "pdt_test",
+            None,
+            |_| {},
+        ));
+        let response = visit(&deps, "payment_id=pay_api&status=succeeded", NOW).await;
+        assert_eq!(location(&response), format!("{SITE}/?upgrade=success"));
+        assert!(set_cookie(&response).is_some());
+        assert_eq!(dodo.take_requests(), ["GET /payments/pay_api"]);
+        let email = Email::parse("late@example.com").unwrap();
+        let entitlement = deps.store.get_entitlement(&email).await.unwrap().unwrap();
+        assert!(entitlement.grants["pay_api"].status == "active");
+        assert!(
+            entitlement.history[0]
+                .by
+                .starts_with("api payment.succeeded"),
+            "{:?}",
+            entitlement.history
+        );
+        // The webhook that arrives later changes nothing further: no second claim, no
+        // double grant.
+        let body = dodo_body("payment.succeeded.cli-generator", |v| {
+            v["data"]["payment_id"] = json!("pay_api");
+            v["data"]["customer"]["email"] = json!("late@example.com");
+        });
+        deliver(&hook, "msg_late", &body).await;
+        let after = deps.store.get_entitlement(&email).await.unwrap().unwrap();
+        assert_eq!(after.grants, entitlement.grants);
+        let payment = deps.store.get_payment("pay_api").await.unwrap().unwrap();
+        assert!(payment.claim_redeemed_at.is_some());
+        offers_sign_in(
+            &visit(&deps, "payment_id=pay_api", NOW + 1).await,
+            "already used",
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subscription_is_confirmed_with_its_first_payment() {
+        let (deps, _, dodo) = with_api().await;
+        dodo.add_subscription(subscription_object(
+            "sub_api",
+            "sub@example.com",
+            "active",
+            "pdt_test",
+            "2026-02-10T17:55:53Z",
+        ));
+        dodo.add_payment(payment_object(
+            "pay_first",
+            "sub@example.com",
+            "succeeded",
+            "pdt_test",
+            Some("sub_api"),
+            |p| {
+                p["created_at"] = json!("2026-01-10T17:55:00Z");
+            },
+        ));
+        dodo.add_payment(payment_object(
+            "pay_renewal",
+            "sub@example.com",
+            "succeeded",
+            "pdt_test",
+            Some("sub_api"),
+            |p| {
+                p["created_at"] = json!("2026-02-10T17:55:00Z");
+            },
+        ));
+        let response = visit(&deps, "subscription_id=sub_api&status=active", NOW).await;
+        assert_eq!(location(&response), format!("{SITE}/?upgrade=success"));
+        assert!(set_cookie(&response).is_some());
+        let requests = dodo.take_requests();
+        assert!(
+            requests.contains(&"GET /payments/pay_first".to_owned()),
+            "{requests:?}"
+        );
+        let payment = deps.store.get_payment("pay_first").await.unwrap().unwrap();
+        assert!(payment.claim_redeemed_at.is_some());
+        let email = Email::parse("sub@example.com").unwrap();
+        let entitlement = deps.store.get_entitlement(&email).await.unwrap().unwrap();
+        assert_eq!(
+            entitlement.grants["sub_api"].period_end,
+            llmxt_core::time::parse_rfc3339_seconds("2026-02-10T17:55:53Z")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payment_dodo_reports_failed_grants_nothing() {
+        let (deps, _, dodo) = with_api().await;
+        dodo.add_payment(payment_object(
+            "pay_failed",
+            "f@example.com",
+            "failed",
+            "pdt_test",
+            None,
+            |_| {},
+        ));
+        let response = visit(&deps, "payment_id=pay_failed&status=succeeded", NOW).await;
+        offers_sign_in(&response, "did not go through");
+        let email = Email::parse("f@example.com").unwrap();
+        assert_eq!(deps.store.get_entitlement(&email).await.unwrap(), None);
+        assert_eq!(
+            deps.store
+                .get_payment("pay_failed")
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "failed"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_down_unknown_ids_slow_answers_and_unfinished_payments_leave_the_pending_page() {
+        let (deps, _, dodo) = with_api().await;
+        let pending = |response: &Response<Body>| {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(
+                response_text(response).contains("Confirming your payment"),
+                "{}",
+                response_text(response)
+            );
+            assert_eq!(set_cookie(response), None);
+        };
+        pending(&visit(&deps, "payment_id=pay_unknown", NOW).await);
+        pending(&visit(&deps, "subscription_id=sub_unknown", NOW).await);
+        dodo.add_payment(payment_object(
+            "pay_processing",
+            "p@example.com",
+            "processing",
+            "pdt_test",
+            None,
+            |_| {},
+        ));
+        pending(&visit(&deps, "payment_id=pay_processing", NOW).await);
+        assert_eq!(
+            deps.store.get_payment("pay_processing").await.unwrap(),
+            None,
+            "nothing stored"
+        );
+        dodo.add_payment(payment_object(
+            "pay_down",
+            "d@example.com",
+            "succeeded",
+            "pdt_test",
+            None,
+            |_| {},
+        ));
+        dodo.set_down(true);
+        pending(&visit(&deps, "payment_id=pay_down", NOW).await);
+        dodo.set_down(false);
+        dodo.set_delay(std::time::Duration::from_secs(4));
+        let started = std::time::Instant::now();
+        pending(&visit(&deps, "payment_id=pay_down", NOW).await);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the 2 s budget holds"
+        );
+        assert_eq!(deps.store.get_payment("pay_down").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn without_an_api_key_no_call_is_made() {
+        let (deps, _) = setup().await;
+        assert!(deps.dodo.is_none());
+        let response = visit(&deps, "payment_id=pay_api", NOW).await;
+        assert!(response_text(&response).contains("Confirming your payment"));
     }
 }

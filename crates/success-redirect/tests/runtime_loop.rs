@@ -45,9 +45,14 @@ async fn the_success_event_through_the_runtime_loop() {
         cookies[0].as_str().unwrap().starts_with("llmxt_pro="),
         "{cookies:?}"
     );
-    assert_eq!(
-        responses[1]["headers"]["location"],
-        "https://pro.example.com/?upgrade=already_claimed"
+    assert_eq!(responses[1]["statusCode"], 200);
+    assert!(
+        responses[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("https://pro.example.com/upgrade/restore"),
+        "{:?}",
+        responses[1]
     );
 }
 

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod dodo;
 pub mod faults;
 pub mod runtime_api;
 

@@ -1,0 +1,118 @@
+//! Confirming a purchase through Dodo's API when the buyer is back before the webhook: the
+//! answer is applied through the same ledger and policy as a delivery (recorded as coming
+//! from the API, its freshness the time of the read), so the webhook that arrives later
+//! changes nothing further.
+
+use std::time::Duration;
+
+use llmxt_core::dodo_api::{DodoApiError, api_event, payment_status};
+use llmxt_core::ledger::{Delivery, Origin, apply_delivery};
+use llmxt_core::policy::PolicySettings;
+use serde_json::Value;
+
+use crate::SuccessDeps;
+
+/// How long the success page waits for Dodo's API, all calls included.
+pub const API_BUDGET: Duration = Duration::from_secs(2);
+
+/// What asking the API gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Applied; the claim (if any) is now stored under this payment id.
+    Applied(String),
+    /// Dodo does not know it, has no final answer yet, or could not be asked in time.
+    NoAnswer,
+}
+
+/// Asks Dodo about a payment and applies a final answer (succeeded, failed, cancelled).
+pub async fn payment(deps: &SuccessDeps, payment_id: &str, now: i64) -> Confirmation {
+    let Some(api) = &deps.dodo else {
+        return Confirmation::NoAnswer;
+    };
+    within_budget(async {
+        let object = answer(api.payment(payment_id).await, payment_id)?;
+        apply_payment(deps, object, now).await
+    })
+    .await
+}
+
+/// Asks Dodo about a subscription and its first payment, and applies both.
+pub async fn subscription(deps: &SuccessDeps, subscription_id: &str, now: i64) -> Confirmation {
+    let Some(api) = &deps.dodo else {
+        return Confirmation::NoAnswer;
+    };
+    within_budget(async {
+        let object = answer(api.subscription(subscription_id).await, subscription_id)?;
+        apply(deps, "subscription", subscription_id, object, now).await?;
+        let first = answer(api.first_payment_of(subscription_id).await, subscription_id)??;
+        apply_payment(deps, first, now).await
+    })
+    .await
+}
+
+async fn within_budget(
+    work: impl std::future::Future<Output = Option<Confirmation>>,
+) -> Confirmation {
+    tokio::time::timeout(API_BUDGET, work)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(Confirmation::NoAnswer)
+}
+
+fn answer<T>(result: Result<T, DodoApiError>, id: &str) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(DodoApiError::NotFound) => {
+            tracing::info!(id, "Dodo's API does not know this purchase (yet)");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(id, error = %error, "Dodo's API could not confirm the purchase");
+            None
+        }
+    }
+}
+
+async fn apply_payment(deps: &SuccessDeps, object: Value, now: i64) -> Option<Confirmation> {
+    let payment_id = object.get("payment_id")?.as_str()?.to_owned();
+    if !matches!(
+        payment_status(&object).as_str(),
+        "succeeded" | "failed" | "cancelled"
+    ) {
+        return None;
+    }
+    apply(deps, "payment", &payment_id, object, now).await?;
+    Some(Confirmation::Applied(payment_id))
+}
+
+async fn apply(deps: &SuccessDeps, kind: &str, id: &str, object: Value, now: i64) -> Option<()> {
+    let event = api_event(kind, object).ok()?;
+    let settings = PolicySettings {
+        plans: &deps.config.plans,
+        claim_ttl_seconds: deps.config.claim_ttl_seconds,
+        grace_seconds: deps.config.grace_seconds,
+    };
+    let read_id = format!("api:{kind}:{id}:{now}");
+    let delivery = Delivery {
+        webhook_id: &read_id,
+        origin: Origin::Api,
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    match apply_delivery(&deps.store, settings, delivery, &event).await {
+        Ok(outcome) => {
+            tracing::info!(
+                id,
+                kind,
+                outcome = outcome.as_str(),
+                "purchase confirmed through Dodo's API"
+            );
+            Some(())
+        }
+        Err(error) => {
+            tracing::error!(id, kind, error = %error, "could not store what Dodo's API answered");
+            None
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `GET /upgrade/success`: where Dodo sends the buyer after checkout. The query only says
+//! which purchase to look at; access comes from the stored, verified payment, whose one-time
+//! claim is redeemed atomically before the cookie is set. When nothing is stored yet and
+//! Dodo's API is configured, the purchase is confirmed through the API first.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use llmxt_core::email::Email;
+use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
+use llmxt_core::store::{ClaimOutcome, StoreError};
+use llmxt_http::{ApiError, html_response, json_response, query_param, redirect, wants_json};
+use serde_json::json;
+
+use crate::pages::{message_page, message_with_sign_in};
+use crate::{SuccessDeps, confirm};
+
+/// Seconds between the pending page's automatic retries.
+pub const RETRY_SECONDS: u32 = 2;
+/// Retries before the pending page stops and explains (about a minute).
+pub const MAX_ATTEMPTS: u32 = 30;
+/// Email used by dev mode when the link names none.
+pub const DEV_MODE_EMAIL: &str = "dev@example.com";
+
+/// Which purchase the buyer came back from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reference {
+    Payment(String),
+    Subscription(String),
+}
+
+impl Reference {
+    fn query(&self) -> String {
+        match self {
+            Self::Payment(id) => format!("payment_id={id}"),
+            Self::Subscription(id) => format!("subscription_id={id}"),
+        }
+    }
+}
+
+/// Dodo ids are short ASCII tokens (`pay_…`, `sub_…`); anything else is not ours.
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn reference(request: &Request) -> Option<Reference> {
+    if let Some(id) = query_param(request, "payment_id") {
+        return valid_id(&id).then_some(Reference::Payment(id));
+    }
+    query_param(request, "subscription_id")
+        .filter(|id| valid_id(id))
+        .map(Reference::Subscription)
+}
+
+/// Handles `GET /upgrade/success` received at `now` (unix seconds).
+pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return ApiError::MethodNotAllowed("GET, HEAD").into_response();
+    }
+    if deps.config.allow_unverified {
+        return dev_mode_grant(deps, &request, now).await;
+    }
+    let Some(reference) = reference(&request) else {
+        tracing::info!(outcome = "invalid_link", "success redirect");
+        return message_page(
+            deps,
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            "It does not name a payment. If you have just paid, use the link from your receipt email or contact support.",
+        );
+    };
+    let attempt = query_param(&request, "attempt")
+        .and_then(|a| a.parse::<u32>().ok())
+        .unwrap_or(0)
+        .min(MAX_ATTEMPTS);
+    if is_prefetch(&request) {
+        tracing::info!(
+            outcome = "prefetch",
+            reference = reference.query(),
+            "success redirect: not redeemed"
+        );
+        return continue_page(&reference);
+    }
+    match redeem(deps, &reference, now).await {
+        Ok(ClaimOutcome::Redeemed(payment)) => {
+            let Some(email) = payment.email else {
+                return unredeemable(deps, "failed", &reference);
+            };
+            let plan = payment
+                .plan
+                .as_deref()
+                .unwrap_or(deps.config.plans.default_plan());
+            tracing::info!(outcome = "success", payment_id = payment.payment_id, email = %email, "success redirect");
+            grant_cookie(deps, &email, plan, now)
+        }
+        Ok(ClaimOutcome::AlreadyClaimed) => unredeemable(deps, "already_claimed", &reference),
+        Ok(ClaimOutcome::Expired) => unredeemable(deps, "expired", &reference),
+        Ok(ClaimOutcome::Failed) => unredeemable(deps, "failed", &reference),
+        Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored) => {
+            let reported = query_param(&request, "status").unwrap_or_default();
+            if matches!(reported.as_str(), "failed" | "cancelled") {
+                return unredeemable(deps, "failed", &reference);
+            }
+            tracing::info!(
+                outcome = "pending",
+                reference = reference.query(),
+                attempt,
+                "success redirect"
+            );
+            pending(deps, &request, &reference, attempt, StatusCode::OK)
+        }
+        Err(error) => {
+            tracing::error!(error = %error, reference = reference.query(), "success redirect could not read the payment");
+            pending(
+                deps,
+                &request,
+                &reference,
+                attempt,
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        }
+    }
+}
+
+/// `HEAD`, and requests a browser or link checker makes ahead of a visit
+/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend the
+/// one-time claim.
+fn is_prefetch(request: &Request) -> bool {
+    let says_prefetch = |name: &str| {
+        llmxt_http::header(request, name)
+            .is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
+    };
+    request.method() == Method::HEAD
+        || says_prefetch("sec-purpose")
+        || says_prefetch("purpose")
+        || says_prefetch("x-moz")
+}
+
+/// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
+/// to the same link as a real visit.
+fn continue_page(reference: &Reference) -> Response<Body> {
+    let next = format!("?{}", reference.query());
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"1;url={next}\">\
+         <title>Finishing your purchase…</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
+         <h1>Finishing your purchase…</h1>\
+         <p><a href=\"{next}\">Continue</a></p></body></html>"
+    );
+    html_response(StatusCode::OK, html)
+}
+
+/// Redeems the purchase's claim; when nothing is stored for it and Dodo's API is
+/// configured, confirms the purchase through the API first.
+async fn redeem(
+    deps: &SuccessDeps,
+    reference: &Reference,
+    now: i64,
+) -> Result<ClaimOutcome, StoreError> {
+    let payment_id = match reference {
+        Reference::Payment(id) => id.clone(),
+        Reference::Subscription(id) => match deps.store.claim_payment_for_subscription(id).await? {
+            Some(payment_id) => payment_id,
+            None => match confirm::subscription(deps, id, now).await {
+                confirm::Confirmation::Applied(payment_id) => payment_id,
+                confirm::Confirmation::NoAnswer => return Ok(ClaimOutcome::NotStored),
+            },
+        },
+    };
+    match deps.store.redeem_claim(&payment_id, now).await? {
+        ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, now).await {
+            confirm::Confirmation::Applied(id) => deps.store.redeem_claim(&id, now).await,
+            confirm::Confirmation::NoAnswer => Ok(ClaimOutcome::NotStored),
+        },
+        outcome => Ok(outcome),
+    }
+}
+
+fn grant_cookie(deps: &SuccessDeps, email: &Email, plan: &str, now: i64) -> Response<Body> {
+    let cookie = deps.cookies.issue(email, plan, now);
+    redirect(
+        &deps.config.site_url.with_upgrade_outcome("success"),
+        Some(&cookie.set_cookie),
+    )
+}
+
+/// The claim cannot give a cookie: the page says why and offers the email sign-in link (a
+/// buyer whose claim was spent by another tab, or who came back too late, restores access
+/// that way).
+fn unredeemable(
+    deps: &SuccessDeps,
+    outcome: &'static str,
+    reference: &Reference,
+) -> Response<Body> {
+    tracing::info!(outcome, reference = reference.query(), "success redirect");
+    let (title, text) = match outcome {
+        "already_claimed" => (
+            "This purchase link was already used",
+            "Access from this link was already set up, perhaps in another browser or tab. \
+             If that was you, you are done. On another device, ask for a sign-in link: we send it \
+             to the email address you paid with.",
+        ),
+        "expired" => (
+            "This purchase link has expired",
+            "For your security, a purchase link works for a few minutes only. Your purchase is \
+             safe: ask for a sign-in link, sent to the email address you paid with.",
+        ),
+        _ => (
+            "This payment did not go through",
+            "The payment failed, was cancelled or was refunded, so it gives no access. If you \
+             believe you paid, ask for a sign-in link or contact support.",
+        ),
+    };
+    message_with_sign_in(deps, StatusCode::OK, title, text)
+}
+
+fn pending(
+    deps: &SuccessDeps,
+    request: &Request,
+    reference: &Reference,
+    attempt: u32,
+    status: StatusCode,
+) -> Response<Body> {
+    if wants_json(request) {
+        let code = if status == StatusCode::OK {
+            StatusCode::ACCEPTED
+        } else {
+            status
+        };
+        return json_response(
+            code,
+            &json!({ "status": "pending", "retry_after": RETRY_SECONDS }),
+        );
+    }
+    if attempt >= MAX_ATTEMPTS {
+        return message_with_sign_in(
+            deps,
+            StatusCode::OK,
+            "We have not received the payment confirmation yet",
+            "If you were charged, your access is activated as soon as the confirmation arrives: \
+             reload this page in a few minutes, or ask for a sign-in link by email later, from any \
+             device. If it still does not work, contact support and mention the reference shown in \
+             the address bar.",
+        );
+    }
+    let next = format!("?{}&attempt={}", reference.query(), attempt + 1);
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"{RETRY_SECONDS};url={next}\">\
+         <title>Confirming your payment…</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
+         <h1>Confirming your payment…</h1>\
+         <p>This usually takes a few seconds. This page checks again by itself; please keep it open.</p>\
+         </body></html>"
+    );
+    html_response(status, html)
+}
+
+/// Dev mode (`ENTITLEMENT_ALLOW_UNVERIFIED=true`): grants without any payment, so a site can
+/// be developed without Dodo. Warns at every use.
+async fn dev_mode_grant(deps: &SuccessDeps, request: &Request, now: i64) -> Response<Body> {
+    let email = query_param(request, "email")
+        .and_then(|raw| Email::parse(&raw).ok())
+        .or_else(|| Email::parse(DEV_MODE_EMAIL).ok());
+    let Some(email) = email else {
+        return ApiError::Internal.into_response();
+    };
+    let plan = deps.config.plans.default_plan().to_owned();
+    tracing::warn!(email = %email, "ENTITLEMENT_ALLOW_UNVERIFIED=true: granting Pro without a payment (never enable this in production)");
+    let expires_at = now + deps.config.cookie.lifetime_seconds;
+    let recorded = match deps.store.get_entitlement(&email).await {
+        Ok(current) => {
+            let mut next = current
+                .clone()
+                .unwrap_or_else(|| Entitlement::new(email.clone()));
+            let key = format!("{MANUAL_GRANT_PREFIX}dev-mode");
+            next.grants.insert(
+                key.clone(),
+                Grant {
+                    key,
+                    source: source::MANUAL.to_owned(),
+                    plan: plan.clone(),
+                    status: status::ACTIVE.to_owned(),
+                    expires_at: Some(expires_at),
+                    reason: Some("dev mode (ENTITLEMENT_ALLOW_UNVERIFIED)".to_owned()),
+                    changed_by: Some("success-redirect".to_owned()),
+                    updated_at: now,
+                    ..Grant::default()
+                },
+            );
+            next.summarise(now, deps.config.plans.ranking());
+            next.updated_at = now;
+            next.record_grant_changes(current.as_ref(), now, "success-redirect (dev mode)");
+            deps.store.put_entitlement(&next).await.map(|_| ())
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(error = %error, "dev mode could not record the entitlement; the cookie alone is set");
+    }
+    grant_cookie(deps, &email, &plan, now)
+}

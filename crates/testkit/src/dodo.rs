@@ -1,0 +1,634 @@
+//! A stand-in for Dodo's API, written to the public types of the official SDK: Bearer auth,
+//! `{"code","message"}` errors, `{"items":[…]}` lists in 0-based pages of at most 100, and
+//! payment and subscription objects the SDK's typed models accept (with numeric and boolean
+//! metadata). It also serves a hosted checkout page and a customer portal page, so that the
+//! whole purchase can be clicked through locally (`dodo-local`, started by scripts/dev.sh).
+//!
+//! Faults for tests: down (503), slow, and `429` for the next N calls.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use llmxt_core::webhook_signature::{self, WebhookSecrets};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::dodo_body;
+
+/// How the stand-in is reached and what it does on a hosted-checkout payment.
+#[derive(Clone)]
+pub struct StandInOptions {
+    /// The API key callers must present (`Authorization: Bearer …`).
+    pub api_key: String,
+    /// Where the hosted checkout posts the signed `payment.succeeded` webhook.
+    pub webhook_url: Option<String>,
+    /// The secret it signs webhooks with.
+    pub webhook_secret: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    payments: BTreeMap<String, Value>,
+    subscriptions: BTreeMap<String, Value>,
+    checkouts: BTreeMap<String, Value>,
+    portal_sessions: Vec<(String, String)>,
+    requests: Vec<String>,
+    down: bool,
+    delay_ms: u64,
+    rate_limited: u32,
+    counter: u64,
+}
+
+/// A running stand-in on 127.0.0.1.
+#[derive(Clone)]
+pub struct DodoStandIn {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    options: StandInOptions,
+    state: Arc<Mutex<State>>,
+}
+
+/// The API key tests use.
+pub const TEST_API_KEY: &str = "test-dodo-api-key";
+
+impl DodoStandIn {
+    /// Starts one on a free port.
+    pub async fn start(options: StandInOptions) -> Self {
+        Self::start_on(options, 0).await
+    }
+
+    /// Starts one on `port` (0: any free port).
+    pub async fn start_on(options: StandInOptions, port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stand_in = Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            options,
+            state: Arc::default(),
+        };
+        let server = stand_in.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.answer(request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        stand_in
+    }
+
+    /// With [`TEST_API_KEY`] and no webhook target.
+    pub async fn for_tests() -> Self {
+        Self::start(StandInOptions {
+            api_key: TEST_API_KEY.to_owned(),
+            webhook_url: None,
+            webhook_secret: None,
+        })
+        .await
+    }
+
+    /// Stores a payment object (as [`payment_object`] builds them).
+    pub fn add_payment(&self, payment: Value) {
+        let id = payment["payment_id"].as_str().unwrap().to_owned();
+        self.state.lock().unwrap().payments.insert(id, payment);
+    }
+
+    /// Stores a subscription object.
+    pub fn add_subscription(&self, subscription: Value) {
+        let id = subscription["subscription_id"].as_str().unwrap().to_owned();
+        self.state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .insert(id, subscription);
+    }
+
+    /// Answers `503` to everything while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    /// Holds every answer back by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay_ms = delay.as_millis() as u64;
+    }
+
+    /// Answers `429` (with `Retry-After: 0`) to the next `calls` API calls.
+    pub fn rate_limit_next(&self, calls: u32) {
+        self.state.lock().unwrap().rate_limited = calls;
+    }
+
+    /// Every API call received (`METHOD /path?query`), in order; clears the list.
+    pub fn take_requests(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap().requests)
+    }
+
+    /// The bodies of the Checkout Sessions created, by session id.
+    pub fn checkouts(&self) -> BTreeMap<String, Value> {
+        self.state.lock().unwrap().checkouts.clone()
+    }
+
+    /// The portal sessions created: (customer id, return URL).
+    pub fn portal_sessions(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().portal_sessions.clone()
+    }
+
+    async fn answer(&self, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let method = request.method().as_str().to_owned();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let authorised = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(format!("Bearer {}", self.options.api_key).as_str());
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let params = parse_query(&query);
+        if path.starts_with("/checkout/") || path.starts_with("/portal/") {
+            return self.hosted_page(&method, &path, &params, &body).await;
+        }
+        let (delay, down, limited) = {
+            let mut state = self.state.lock().unwrap();
+            state.requests.push(if query.is_empty() {
+                format!("{method} {path}")
+            } else {
+                format!("{method} {path}?{query}")
+            });
+            let limited = state.rate_limited > 0;
+            state.rate_limited = state.rate_limited.saturating_sub(1);
+            (state.delay_ms, state.down, limited)
+        };
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if down {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "try again later",
+            );
+        }
+        if !authorised {
+            return error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "invalid API key");
+        }
+        if limited {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "slow down");
+            response
+                .headers_mut()
+                .insert("retry-after", "0".parse().unwrap());
+            return response;
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let state = &self.state;
+        match (method.as_str(), segments.as_slice()) {
+            ("GET", ["payments", id]) => match state.lock().unwrap().payments.get(*id) {
+                Some(payment) => ok(payment.clone()),
+                None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "payment not found"),
+            },
+            ("GET", ["subscriptions", id]) => match state.lock().unwrap().subscriptions.get(*id) {
+                Some(subscription) => ok(subscription.clone()),
+                None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "subscription not found"),
+            },
+            ("GET", ["payments"]) => {
+                let all: Vec<Value> = state.lock().unwrap().payments.values().cloned().collect();
+                list(all, &params, payment_list_item)
+            }
+            ("GET", ["subscriptions"]) => {
+                let all: Vec<Value> = state
+                    .lock()
+                    .unwrap()
+                    .subscriptions
+                    .values()
+                    .cloned()
+                    .collect();
+                list(all, &params, Value::clone)
+            }
+            ("POST", ["checkouts"]) => self.create_checkout(&body),
+            ("POST", ["customers", customer_id, "customer-portal", "session"]) => {
+                let Some(return_url) = params.get("return_url") else {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "INVALID_REQUEST",
+                        "return_url is required",
+                    );
+                };
+                state
+                    .lock()
+                    .unwrap()
+                    .portal_sessions
+                    .push(((*customer_id).to_owned(), return_url.clone()));
+                let link = format!(
+                    "{}/portal/{customer_id}?return_url={}",
+                    self.base_url,
+                    encode(return_url)
+                );
+                ok(json!({ "link": link }))
+            }
+            _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
+        }
+    }
+
+    fn create_checkout(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let Ok(request) = serde_json::from_slice::<Value>(body) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                "body is not JSON",
+            );
+        };
+        let valid_cart = request["product_cart"].as_array().is_some_and(|cart| {
+            !cart.is_empty() && cart.iter().all(|item| item["product_id"].is_string())
+        });
+        if !valid_cart {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                "product_cart is required",
+            );
+        }
+        let mut state = self.state.lock().unwrap();
+        state.counter += 1;
+        let session_id = format!("cks_local{:04}", state.counter);
+        state.checkouts.insert(session_id.clone(), request);
+        ok(json!({
+            "session_id": session_id,
+            "checkout_url": format!("{}/checkout/{session_id}", self.base_url),
+        }))
+    }
+
+    /// The hosted checkout (`/checkout/{session}`, with **Pay** and **Pay, but lose the
+    /// webhook**) and the customer portal (`/portal/{customer}`).
+    async fn hosted_page(
+        &self,
+        method: &str,
+        path: &str,
+        params: &BTreeMap<String, String>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if let Some(customer_id) = path.strip_prefix("/portal/") {
+            let back = params.get("return_url").cloned().unwrap_or_default();
+            return html(&format!(
+                "<h1>Customer portal</h1><p>Billing for <code>{}</code>: invoices, payment \
+                 method, cancel the subscription.</p><p><a id=\"back\" href=\"{}\">Back to the site</a></p>",
+                escape(customer_id),
+                escape(&back)
+            ));
+        }
+        let rest = path.trim_start_matches("/checkout/");
+        let (session_id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(session) = self
+            .state
+            .lock()
+            .unwrap()
+            .checkouts
+            .get(session_id)
+            .cloned()
+        else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "no such checkout session",
+            );
+        };
+        let product = session["product_cart"][0]["product_id"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if method == "GET" {
+            let email = session["customer"]["email"]
+                .as_str()
+                .unwrap_or("buyer@example.com");
+            return html(&format!(
+                "<h1>Dodo Payments (local stand-in)</h1><p>Checkout for <code>{}</code></p>\
+                 <form method=\"post\" action=\"/checkout/{session_id}/pay\">\
+                 <label>Email <input name=\"email\" type=\"email\" value=\"{}\" required></label>\
+                 <p><button name=\"webhook\" value=\"send\">Pay</button> \
+                 <button name=\"webhook\" value=\"lose\">Pay, but lose the webhook</button></p></form>",
+                escape(&product),
+                escape(email)
+            ));
+        }
+        if method != "POST" || action != "pay" {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "use the form",
+            );
+        }
+        let form = parse_query(&String::from_utf8_lossy(body));
+        let email = form
+            .get("email")
+            .cloned()
+            .unwrap_or_else(|| "buyer@example.com".to_owned());
+        let payment_id = {
+            let mut state = self.state.lock().unwrap();
+            state.counter += 1;
+            format!("pay_local{:04}", state.counter)
+        };
+        let metadata = session["metadata"].clone();
+        let payment = payment_object(&payment_id, &email, "succeeded", &product, None, |p| {
+            if metadata.is_object() {
+                p["metadata"] = metadata.clone();
+            }
+            p["checkout_session_id"] = json!(session_id);
+        });
+        self.add_payment(payment.clone());
+        if form.get("webhook").map(String::as_str) != Some("lose") {
+            self.send_webhook("payment.succeeded", &payment).await;
+        }
+        let return_url = session["return_url"].as_str().unwrap_or("/").to_owned();
+        let separator = if return_url.contains('?') { '&' } else { '?' };
+        let location = format!("{return_url}{separator}payment_id={payment_id}&status=succeeded");
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::SEE_OTHER;
+        response
+            .headers_mut()
+            .insert("location", location.parse().unwrap());
+        response
+    }
+
+    /// Posts a signed delivery of `object` to the webhook URL, as Dodo would.
+    pub async fn send_webhook(&self, event_type: &str, object: &Value) {
+        let (Some(url), Some(secret)) = (&self.options.webhook_url, &self.options.webhook_secret)
+        else {
+            return;
+        };
+        let Ok(secrets) = WebhookSecrets::parse(secret) else {
+            return;
+        };
+        let mut data = object.clone();
+        data["payload_type"] = json!(if event_type.starts_with("subscription") {
+            "Subscription"
+        } else {
+            "Payment"
+        });
+        let body = json!({
+            "business_id": "bus_local",
+            "type": event_type,
+            "timestamp": llmxt_core::time::format_rfc3339(llmxt_core::time::unix_now()),
+            "data": data,
+        })
+        .to_string();
+        let id = {
+            let mut state = self.state.lock().unwrap();
+            state.counter += 1;
+            format!("msg_local{:04}", state.counter)
+        };
+        let now = llmxt_core::time::unix_now();
+        let signature = webhook_signature::sign(&secrets.keys()[0], &id, now, body.as_bytes());
+        let _ = post(url, &id, now, &signature, body).await;
+    }
+}
+
+async fn post(url: &str, id: &str, timestamp: i64, signature: &str, body: String) -> Option<u16> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(Full::new(Bytes::from(body)))
+        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(15), client.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    Some(response.status().as_u16())
+}
+
+/// A payment object as `GET /payments/{id}` returns it (the SDK's `Payment`), from the
+/// fixture, with `edit` applied. `subscription_id` fills both the old and the new
+/// (`subscription_ids`) forms; metadata carries a number and a boolean.
+pub fn payment_object(
+    payment_id: &str,
+    email: &str,
+    status: &str,
+    product_id: &str,
+    subscription_id: Option<&str>,
+    edit: impl FnOnce(&mut Value),
+) -> Value {
+    let mut event: Value =
+        serde_json::from_str(&dodo_body("payment.succeeded.cli-generator", |_| {})).unwrap();
+    let mut payment = event["data"].take();
+    let object = payment.as_object_mut().unwrap();
+    object.remove("payload_type");
+    payment["payment_id"] = json!(payment_id);
+    payment["status"] = json!(status);
+    payment["customer"]["email"] = json!(email);
+    payment["customer"]["customer_id"] =
+        json!(format!("cus_{}", email.split('@').next().unwrap_or("x")));
+    payment["product_cart"] = json!([{ "product_id": product_id, "quantity": 1 }]);
+    payment["subscription_id"] = json!(subscription_id);
+    payment["subscription_ids"] = json!(subscription_id.into_iter().collect::<Vec<_>>());
+    payment["metadata"] = json!({ "source": "stand-in", "attempt": 1, "gift": false });
+    for (field, value) in [
+        ("includes_usage", json!(false)),
+        ("is_multi_subscription", json!(false)),
+        ("is_update_payment_method", json!(false)),
+        ("payment_provider", json!("stripe")),
+        ("retry_attempt", json!(0)),
+        ("service_periods", json!([])),
+    ] {
+        payment[field] = value;
+    }
+    edit(&mut payment);
+    payment
+}
+
+/// A subscription object as `GET /subscriptions/{id}` returns it (the SDK's `Subscription`).
+pub fn subscription_object(
+    subscription_id: &str,
+    email: &str,
+    status: &str,
+    product_id: &str,
+    next_billing_date: &str,
+) -> Value {
+    let mut event: Value =
+        serde_json::from_str(&dodo_body("subscription.active.cli-generator", |_| {})).unwrap();
+    let mut subscription = event["data"].take();
+    subscription.as_object_mut().unwrap().remove("payload_type");
+    subscription["subscription_id"] = json!(subscription_id);
+    subscription["status"] = json!(status);
+    subscription["customer"]["email"] = json!(email);
+    subscription["product_id"] = json!(product_id);
+    subscription["next_billing_date"] = json!(next_billing_date);
+    subscription["metadata"] = json!({ "seats": 3, "trial": true });
+    for (field, value) in [
+        ("brand_id", json!("bdr_local")),
+        ("credit_entitlement_cart", json!([])),
+        ("meter_credit_entitlement_cart", json!([])),
+        ("has_payment_method", json!(true)),
+    ] {
+        subscription[field] = value;
+    }
+    subscription
+}
+
+/// What `GET /payments` lists for a payment: no `product_cart`, no billing or refunds.
+fn payment_list_item(payment: &Value) -> Value {
+    let mut item = payment.clone();
+    if let Some(object) = item.as_object_mut() {
+        for field in [
+            "product_cart",
+            "billing",
+            "refunds",
+            "disputes",
+            "business_id",
+            "is_update_payment_method",
+            "settlement_amount",
+            "settlement_currency",
+        ] {
+            object.remove(field);
+        }
+        object.insert("has_license_key".to_owned(), json!(false));
+    }
+    item
+}
+
+fn list(
+    objects: Vec<Value>,
+    params: &BTreeMap<String, String>,
+    shape: fn(&Value) -> Value,
+) -> Response<Full<Bytes>> {
+    let page_size: usize = params
+        .get("page_size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let page_number: usize = params
+        .get("page_number")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if !(1..=100).contains(&page_size) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_REQUEST",
+            "page_size must be from 1 to 100",
+        );
+    }
+    let mut matching: Vec<&Value> = objects
+        .iter()
+        .filter(|o| {
+            params
+                .get("subscription_id")
+                .is_none_or(|id| o["subscription_id"].as_str() == Some(id.as_str()))
+                && params.get("created_at_gte").is_none_or(|since| {
+                    o["created_at"]
+                        .as_str()
+                        .is_some_and(|at| at >= since.as_str())
+                })
+                && params
+                    .get("customer_id")
+                    .is_none_or(|id| o["customer"]["customer_id"].as_str() == Some(id.as_str()))
+        })
+        .collect();
+    // Newest first, as Dodo lists.
+    matching.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
+    let items: Vec<Value> = matching
+        .into_iter()
+        .skip(page_number * page_size)
+        .take(page_size)
+        .map(shape)
+        .collect();
+    ok(json!({ "items": items }))
+}
+
+fn ok(body: Value) -> Response<Full<Bytes>> {
+    respond(StatusCode::OK, "application/json", body.to_string())
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    respond(
+        status,
+        "application/json",
+        json!({ "code": code, "message": message }).to_string(),
+    )
+}
+
+fn html(body: &str) -> Response<Full<Bytes>> {
+    respond(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Dodo Payments (local)</title></head>\
+             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">{body}</body></html>"
+        ),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", content_type.parse().unwrap());
+    response
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(byte) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+            {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
