@@ -43,6 +43,13 @@ EXPECTED_ACCESS = {
     "EntitlementFunction": {("dynamodb:GetItem", "EntitlementsTable")},
 }
 DEV_MODE_ACCESS = {("dynamodb:GetItem", "EntitlementsTable"), ("dynamodb:PutItem", "EntitlementsTable")}
+# With DodoApiKey set, the success page applies what the API says through the ledger.
+API_LEDGER_ACCESS = {
+    ("dynamodb:BatchGetItem", "PaymentsTable"),
+    ("dynamodb:BatchGetItem", "EntitlementsTable"),
+    ("dynamodb:PutItem", "PaymentsTable"),
+    ("dynamodb:PutItem", "EntitlementsTable"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +165,11 @@ def test_each_function_gets_only_what_it_uses(template, logical):
         else:
             conditional.setdefault(condition, set()).update(access_pairs(statement))
     assert always == EXPECTED_ACCESS[logical]
-    expected_conditional = {"DevMode": DEV_MODE_ACCESS} if logical == "SuccessRedirectFunction" else {}
+    expected_conditional = (
+        {"DevMode": DEV_MODE_ACCESS, "HasDodoApiKey": API_LEDGER_ACCESS}
+        if logical == "SuccessRedirectFunction"
+        else {}
+    )
     assert conditional == expected_conditional
 
 

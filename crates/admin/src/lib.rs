@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::time::Duration;
 
 use llmxt_core::config::{ConfigError, CookieConfig, Env, PlanCatalog, StoreConfig};
 use llmxt_core::email::Email;
@@ -25,6 +26,9 @@ commands:
   grant EMAIL --plan PLAN [--until DATE] --reason TEXT [--by NAME]
                                          add a manual grant (DATE: 2026-12-31 or RFC 3339)
   revoke EMAIL --reason TEXT [--by NAME] end every current grant, and the purchases behind them
+  reconcile [--since 72h] [--apply] [--requests-per-minute 100]
+                                         compare Dodo's payments and subscriptions (DODO_PAYMENTS_API_KEY)
+                                         with the tables; --apply writes the differences through the ledger
   mint-cookie EMAIL [--plan PLAN] [--days N]
                                          print an llmxt_pro cookie signed with ENTITLEMENT_SECRET
   create-tables                          create both tables (idempotent), with email-index and TTL
@@ -37,7 +41,9 @@ commands:
 
 --by defaults to LLMXT_OPERATOR, then USER, then the login name of the process's user.
 environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
-             DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, DEFAULT_PLAN";
+             DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, NEXT_PUBLIC_SITE_URL, PRODUCT_PLANS,
+             DEFAULT_PLAN, PLAN_RANKING, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
+             DODO_PAYMENTS_BASE_URL";
 
 /// Why a command failed; printed as one line, exit code 1 (2 for usage errors).
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +73,7 @@ impl AdminError {
 }
 
 /// Options that take no value.
-const FLAGS: &[&str] = &["json", "attention"];
+const FLAGS: &[&str] = &["json", "attention", "apply"];
 
 /// Parsed `--name value` options after the command.
 struct Options {
@@ -225,6 +231,49 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             let plans = PlanCatalog::from_env(env)?;
             operator::revoke(&store, plans.ranking(), &email, reason, actor).await?;
             writeln!(out, "revoked {} (by {by}): {reason}", email.as_str()).map_err(io)
+        }
+        "reconcile" => {
+            let since = parse_since(options.get("since").unwrap_or("72h"), now())?;
+            let per_minute: u32 = options
+                .get("requests-per-minute")
+                .unwrap_or("100")
+                .parse()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    AdminError::Usage("--requests-per-minute must be from 1 to 100000".to_owned())
+                })?;
+            let api_config =
+                llmxt_core::dodo_api::DodoApiConfig::from_env(env)?.ok_or(ConfigError {
+                    variable: "DODO_PAYMENTS_API_KEY",
+                    problem: "is required for reconcile (a read-only key is enough)".to_owned(),
+                })?;
+            let api = llmxt_core::dodo_api::DodoApi::new(api_config, Duration::from_secs(15), 5);
+            let plans = PlanCatalog::from_env(env)?;
+            let settings = llmxt_core::policy::PolicySettings {
+                plans: &plans,
+                claim_ttl_seconds: 0,
+                grace_seconds: env.seconds(
+                    "SUBSCRIPTION_GRACE_SECONDS",
+                    3 * 86_400,
+                    0,
+                    30 * 86_400,
+                )?,
+            };
+            let apply = options.flag("apply");
+            let run = llmxt_core::reconcile::ReconcileOptions {
+                since,
+                apply,
+                min_interval: Duration::from_secs(60) / per_minute,
+                now: now(),
+            };
+            let store = connect(env).await?;
+            let mut progress = |line: String| eprintln!("reconcile: {line}");
+            let report =
+                llmxt_core::reconcile::reconcile(&store, &api, settings, run, &mut progress)
+                    .await
+                    .map_err(|e| AdminError::Io(e.to_string()))?;
+            print_reconcile(&report, apply, out)
         }
         "mint-cookie" => {
             let email = one_email(&options)?;
@@ -455,6 +504,40 @@ async fn show(
     }
     writeln!(out, "  payments: {}", payments.len()).map_err(io)?;
     print_payment_lines(&payments, out)
+}
+
+fn print_reconcile(
+    report: &llmxt_core::reconcile::Report,
+    applied: bool,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    writeln!(
+        out,
+        "Dodo lists {} payment(s) and {} subscription(s) in the window; {} difference(s){}",
+        report.payments_listed,
+        report.subscriptions_listed,
+        report.differences.len(),
+        if applied {
+            format!(", {} applied", report.applied)
+        } else if report.differences.is_empty() {
+            String::new()
+        } else {
+            " (dry run: --apply writes them)".to_owned()
+        }
+    )
+    .map_err(io)?;
+    for difference in &report.differences {
+        writeln!(
+            out,
+            "    {:<12} {:<28} {:<32} {}",
+            difference.kind,
+            difference.id,
+            difference.email.as_deref().unwrap_or("(no email)"),
+            difference.problem
+        )
+        .map_err(io)?;
+    }
+    Ok(())
 }
 
 fn print_payments(

@@ -112,7 +112,8 @@ impl Env {
         }
     }
 
-    fn seconds(
+    /// A whole number of seconds within `min..=max`, or `default` when unset.
+    pub fn seconds(
         &self,
         name: &'static str,
         default: i64,

@@ -32,10 +32,9 @@ pub struct DodoApiConfig {
 
 impl DodoApiConfig {
     /// Reads the API settings; `None` when `DODO_PAYMENTS_API_KEY` is unset (no API calls).
+    /// The environment and base URL are validated even without a key.
     pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let Some(api_key) = env.optional("DODO_PAYMENTS_API_KEY") else {
-            return Ok(None);
-        };
+        let api_key = env.optional("DODO_PAYMENTS_API_KEY");
         let environment = env
             .optional("DODO_PAYMENTS_ENVIRONMENT")
             .unwrap_or_else(|| "live_mode".to_owned());
@@ -61,8 +60,8 @@ impl DodoApiConfig {
             }
             None => default_url.to_owned(),
         };
-        Ok(Some(Self {
-            api_key: Secret::new(api_key.into_bytes()),
+        Ok(api_key.map(|key| Self {
+            api_key: Secret::new(key.into_bytes()),
             base_url,
         }))
     }

@@ -138,6 +138,32 @@ pub async fn scan_all(
     output.items.unwrap_or_default()
 }
 
+/// Every item of a table written out canonically (maps sorted at every depth), sorted: for
+/// comparing a table before and after something that must not write.
+pub async fn table_snapshot(store: &Store, table: &str) -> Vec<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn canonical(value: &AttributeValue) -> String {
+        match value {
+            AttributeValue::M(map) => {
+                let sorted: std::collections::BTreeMap<_, _> =
+                    map.iter().map(|(k, v)| (k, canonical(v))).collect();
+                format!("{sorted:?}")
+            }
+            AttributeValue::L(list) => {
+                format!("{:?}", list.iter().map(canonical).collect::<Vec<_>>())
+            }
+            other => format!("{other:?}"),
+        }
+    }
+    let mut rows: Vec<String> = scan_all(store, table)
+        .await
+        .into_iter()
+        .map(|item| canonical(&AttributeValue::M(item)))
+        .collect();
+    rows.sort();
+    rows
+}
+
 /// Both tables' item counts: (entitlements, payments).
 pub async fn table_sizes(store: &Store) -> (usize, usize) {
     let config = store.config().clone();

@@ -1,0 +1,350 @@
+//! Reconciling with Dodo's API: what webhooks missed (an endpoint down or a secret wrong for
+//! longer than Dodo's retries) is found by listing Dodo's payments and subscriptions and
+//! comparing them with what is stored; `apply` writes the differences through the same
+//! ledger as a delivery, recorded as coming from the API.
+//!
+//! Lists are read in 0-based pages of 100 until an empty page (this loop is ours: the SDKs'
+//! paginators stop a page early or late on some versions). List items carry no
+//! `product_cart`, so each payment to apply is fetched whole first. Calls are paced to Dodo's
+//! documented 100 requests a minute, and the SDK backs off on `429`. Payments applied here
+//! never open a one-time claim: their buyers restore access with the email link.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::dodo_api::{DodoApi, DodoApiError, api_event, payment_status};
+use crate::email::Email;
+use crate::ledger::{Delivery, Origin, apply_delivery};
+use crate::policy::PolicySettings;
+use crate::records::{PaymentRecord, SubscriptionRecord};
+use crate::store::{RecordKeys, Store, StoreError};
+use crate::time::{format_rfc3339, parse_rfc3339_seconds};
+
+/// Dodo's page size limit.
+pub const PAGE_SIZE: u32 = 100;
+
+/// What to do.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileOptions {
+    /// Only objects created at or after this time (unix seconds).
+    pub since: i64,
+    /// Write the differences (otherwise only report them).
+    pub apply: bool,
+    /// At least this long between two API calls.
+    pub min_interval: Duration,
+    /// When the run started (unix seconds).
+    pub now: i64,
+}
+
+/// One object whose stored state differs from Dodo's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// `payment` or `subscription`.
+    pub kind: &'static str,
+    /// Its id.
+    pub id: String,
+    /// The buyer, when known.
+    pub email: Option<String>,
+    /// What differs.
+    pub problem: String,
+}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Payments listed by Dodo.
+    pub payments_listed: usize,
+    /// Subscriptions listed by Dodo.
+    pub subscriptions_listed: usize,
+    /// Differences found.
+    pub differences: Vec<Difference>,
+    /// Differences written (with `apply`).
+    pub applied: usize,
+}
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Dodo's API failed (after the SDK's retries).
+    #[error("Dodo API: {0}")]
+    Api(#[from] DodoApiError),
+    /// DynamoDB failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct Paced<'a> {
+    api: &'a DodoApi,
+    interval: Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+impl Paced<'_> {
+    async fn wait(&mut self) {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + self.interval).await;
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
+
+/// Compares Dodo's payments and subscriptions created since `options.since` with the store;
+/// with `options.apply`, writes each difference through the ledger. `progress` receives a
+/// line now and then.
+pub async fn reconcile(
+    store: &Store,
+    api: &DodoApi,
+    settings: PolicySettings<'_>,
+    options: ReconcileOptions,
+    progress: &mut dyn FnMut(String),
+) -> Result<Report, ReconcileError> {
+    let settings = PolicySettings {
+        claim_ttl_seconds: 0,
+        ..settings
+    };
+    let mut paced = Paced {
+        api,
+        interval: options.min_interval,
+        last: None,
+    };
+    let filters = [("created_at_gte", format_rfc3339(options.since))];
+    let mut report = Report::default();
+
+    let subscriptions = list_all(&mut paced, "subscriptions", &filters, progress).await?;
+    report.subscriptions_listed = subscriptions.len();
+    for subscription in &subscriptions {
+        let Some(id) = subscription.get("subscription_id").and_then(Value::as_str) else {
+            continue;
+        };
+        let email = customer_email(subscription);
+        let stored = store
+            .read_records(RecordKeys {
+                subscription_id: Some(id),
+                email: email.as_ref(),
+                ..RecordKeys::default()
+            })
+            .await?;
+        let Some(problem) = subscription_difference(
+            subscription,
+            stored.subscription.as_ref(),
+            stored
+                .entitlement
+                .as_ref()
+                .is_some_and(|e| e.grants.contains_key(id)),
+        ) else {
+            continue;
+        };
+        report.differences.push(Difference {
+            kind: "subscription",
+            id: id.to_owned(),
+            email: email.map(|e| e.as_str().to_owned()),
+            problem,
+        });
+        if options.apply {
+            apply(
+                store,
+                settings,
+                "subscription",
+                id,
+                subscription.clone(),
+                options.now,
+            )
+            .await?;
+            report.applied += 1;
+        }
+    }
+
+    let payments = list_all(&mut paced, "payments", &filters, progress).await?;
+    report.payments_listed = payments.len();
+    let total = payments.len();
+    for (index, item) in payments.iter().enumerate() {
+        let Some(id) = item.get("payment_id").and_then(Value::as_str) else {
+            continue;
+        };
+        if !matches!(
+            payment_status(item).as_str(),
+            "succeeded" | "failed" | "cancelled"
+        ) {
+            continue;
+        }
+        let email = customer_email(item);
+        let stored = store
+            .read_records(RecordKeys {
+                payment_id: Some(id),
+                email: email.as_ref(),
+                ..RecordKeys::default()
+            })
+            .await?;
+        let grant_key = stored
+            .payment
+            .as_ref()
+            .and_then(|p| p.subscription_id.clone())
+            .or_else(|| text(item, "subscription_id"))
+            .unwrap_or_else(|| id.to_owned());
+        let has_grant = stored
+            .entitlement
+            .as_ref()
+            .is_some_and(|e| e.grants.contains_key(&grant_key));
+        let Some(problem) = payment_difference(item, stored.payment.as_ref(), has_grant) else {
+            continue;
+        };
+        report.differences.push(Difference {
+            kind: "payment",
+            id: id.to_owned(),
+            email: email.map(|e| e.as_str().to_owned()),
+            problem,
+        });
+        if options.apply {
+            paced.wait().await;
+            let whole = paced.api.payment(id).await?;
+            apply(store, settings, "payment", id, whole, options.now).await?;
+            report.applied += 1;
+            if report.applied % 25 == 0 {
+                progress(format!(
+                    "applied {} (payment {}/{total})",
+                    report.applied,
+                    index + 1
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn list_all(
+    paced: &mut Paced<'_>,
+    what: &str,
+    filters: &[(&str, String)],
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<Value>, ReconcileError> {
+    let mut all = Vec::new();
+    for page_number in 0.. {
+        paced.wait().await;
+        let page = if what == "payments" {
+            paced
+                .api
+                .payments_page(filters, page_number, PAGE_SIZE)
+                .await?
+        } else {
+            paced
+                .api
+                .subscriptions_page(filters, page_number, PAGE_SIZE)
+                .await?
+        };
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+        progress(format!(
+            "listed {} {what} ({} page(s))",
+            all.len(),
+            page_number + 1
+        ));
+    }
+    Ok(all)
+}
+
+fn payment_difference(
+    item: &Value,
+    stored: Option<&PaymentRecord>,
+    has_grant: bool,
+) -> Option<String> {
+    let status = payment_status(item);
+    let Some(stored) = stored else {
+        return Some(format!("missing (Dodo: {status})"));
+    };
+    if stored.status != status {
+        return Some(format!(
+            "status differs (stored {}, Dodo {status})",
+            stored.status
+        ));
+    }
+    let refunded = text(item, "refund_status").is_some_and(|s| s.eq_ignore_ascii_case("full"));
+    if refunded && stored.refund_status.is_none() {
+        return Some("refund not applied".to_owned());
+    }
+    let dispute_lost = text(item, "dispute_status").is_some_and(|s| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "dispute_lost" | "dispute_accepted" | "lost" | "accepted"
+        )
+    });
+    if dispute_lost && stored.access_revoked.is_none() {
+        return Some("dispute not applied".to_owned());
+    }
+    let grants = status == "succeeded" && stored.email.is_some() && stored.access_revoked.is_none();
+    if grants && !has_grant {
+        return Some("entitlement missing".to_owned());
+    }
+    None
+}
+
+fn subscription_difference(
+    item: &Value,
+    stored: Option<&SubscriptionRecord>,
+    has_grant: bool,
+) -> Option<String> {
+    let status = text(item, "status")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let next_billing = text(item, "next_billing_date").and_then(|t| parse_rfc3339_seconds(&t));
+    let Some(stored) = stored else {
+        return Some(format!("missing (Dodo: {status})"));
+    };
+    if stored.status != status {
+        return Some(format!(
+            "status differs (stored {}, Dodo {status})",
+            stored.status
+        ));
+    }
+    if next_billing.is_some() && stored.next_billing_date != next_billing {
+        return Some("paid period differs".to_owned());
+    }
+    let gives_access = matches!(
+        status.as_str(),
+        "active" | "on_hold" | "past_due" | "cancelled"
+    );
+    if gives_access && !has_grant && customer_email_of(item).is_some() {
+        return Some("entitlement missing".to_owned());
+    }
+    None
+}
+
+async fn apply(
+    store: &Store,
+    settings: PolicySettings<'_>,
+    kind: &str,
+    id: &str,
+    object: Value,
+    now: i64,
+) -> Result<(), ReconcileError> {
+    let Ok(event) = api_event(kind, object) else {
+        return Ok(());
+    };
+    let read_id = format!("reconcile:{kind}:{id}:{now}");
+    let delivery = Delivery {
+        webhook_id: &read_id,
+        origin: Origin::Api,
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    apply_delivery(store, settings, delivery, &event).await?;
+    Ok(())
+}
+
+fn text(object: &Value, field: &str) -> Option<String> {
+    object.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn customer_email_of(object: &Value) -> Option<String> {
+    object
+        .get("customer")
+        .and_then(|c| c.get("email"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn customer_email(object: &Value) -> Option<Email> {
+    customer_email_of(object).and_then(|raw| Email::parse(&raw).ok())
+}
