@@ -517,6 +517,40 @@ pub struct SuccessConfig {
     pub claim_ttl_seconds: i64,
     /// `SUBSCRIPTION_GRACE_SECONDS`, as the webhook reads it.
     pub grace_seconds: i64,
+    /// Restore by email link: `RESTORE_EMAIL_FROM` (and `SES_ENDPOINT`); `None` when unset,
+    /// and the restore form then says it is not enabled.
+    pub restore: Option<RestoreConfig>,
+}
+
+/// Sign-in links by email (SES v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreConfig {
+    /// `RESTORE_EMAIL_FROM`: the sender, an SES-verified identity.
+    pub from: String,
+    /// `SES_ENDPOINT`: an SES endpoint override (the local emulator).
+    pub ses_endpoint: Option<String>,
+}
+
+impl RestoreConfig {
+    /// Reads `RESTORE_EMAIL_FROM` and `SES_ENDPOINT`.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let ses_endpoint = env.optional("SES_ENDPOINT");
+        if let Some(url) = &ses_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new("SES_ENDPOINT", "must be an http(s) URL"));
+        }
+        let Some(from) = env.optional("RESTORE_EMAIL_FROM") else {
+            return Ok(None);
+        };
+        if crate::email::Email::parse(&from).is_err() || !from.contains('.') {
+            return Err(ConfigError::new(
+                "RESTORE_EMAIL_FROM",
+                "must be an email address (an SES-verified identity), e.g. access@example.com",
+            ));
+        }
+        Ok(Some(Self { from, ses_endpoint }))
+    }
 }
 
 impl SuccessConfig {
@@ -550,6 +584,7 @@ impl SuccessConfig {
             dodo_api: crate::dodo_api::DodoApiConfig::from_env(env)?,
             claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
             grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
+            restore: RestoreConfig::from_env(env)?,
         })
     }
 }

@@ -27,6 +27,13 @@ use crate::time::format_rfc3339;
 /// Name of the payments table's index by buyer.
 pub const EMAIL_INDEX: &str = "email-index";
 
+/// Key prefix of restore-link tokens in the payments table (`restore#<sha256 hex>`).
+pub const RESTORE_TOKEN_PREFIX: &str = "restore#";
+/// Key prefix of rate-limit counters in the payments table (`limit#<scope>#<key>#<window>`).
+pub const RATE_LIMIT_PREFIX: &str = "limit#";
+/// How long DynamoDB keeps a used or expired token or counter before its TTL deletes it.
+const SHORT_LIVED_RETENTION: i64 = 86_400;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -672,6 +679,115 @@ impl Store {
         }
     }
 
+    /// Stores a restore-link token by its SHA-256 (hex), for `email`, usable until
+    /// `expires_at`. The item carries no `email` attribute, so it never shows in
+    /// `email-index`, and a `record_type`, so listings skip it; TTL removes it later.
+    pub async fn put_restore_token(
+        &self,
+        token_hash: &str,
+        email: &Email,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.config.payments_table)
+            .item(
+                "payment_id",
+                AttributeValue::S(format!("{RESTORE_TOKEN_PREFIX}{token_hash}")),
+            )
+            .item("record_type", AttributeValue::S("restore_token".to_owned()))
+            .item(
+                "restore_email",
+                AttributeValue::S(email.as_str().to_owned()),
+            )
+            .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            .item(
+                TTL_ATTRIBUTE,
+                AttributeValue::N((expires_at + SHORT_LIVED_RETENTION).to_string()),
+            )
+            .condition_expression("attribute_not_exists(payment_id)")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Uses a restore-link token once: of any number of callers, one gets its email, and only
+    /// before it expires (the condition checks the expiry: TTL deletion lags).
+    pub async fn redeem_restore_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Email>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RESTORE_TOKEN_PREFIX}{token_hash}")),
+            )
+            .update_expression("SET used_at = :now")
+            .condition_expression(
+                "attribute_exists(restore_email) AND attribute_not_exists(used_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                Ok(output
+                    .attributes
+                    .as_ref()
+                    .and_then(|item| match item.get("restore_email") {
+                        Some(AttributeValue::S(email)) => Email::parse(email).ok(),
+                        _ => None,
+                    }))
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Counts one more event for `counter` (e.g. `email#<hash>`) in the fixed window ending at
+    /// `window_end` (unix seconds), and returns the count so far.
+    pub async fn count_in_window(&self, counter: &str, window_end: i64) -> Result<i64, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}#{window_end}")),
+            )
+            .update_expression("ADD #count :one SET record_type = :type, #ttl = :ttl")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((window_end + SHORT_LIVED_RETENTION).to_string()),
+            )
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await?;
+        Ok(output
+            .attributes
+            .as_ref()
+            .and_then(|item| match item.get("count") {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            })
+            .unwrap_or(i64::MAX))
+    }
+
     /// Creates both tables (with `email-index` and TTL) if they do not exist; waits until
     /// they are active. Against AWS it also turns on point-in-time recovery.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
@@ -791,8 +907,9 @@ impl Store {
 /// whole store takes about 90% of the instructions out of a cold start.
 const AWS_ROOT_CAS: &[u8] = include_bytes!("aws-root-cas.pem");
 
-/// The HTTPS client for DynamoDB: rustls with ring, trusting [`AWS_ROOT_CAS`].
-fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+/// The HTTPS client for AWS services (DynamoDB, SES): rustls with ring, trusting
+/// [`AWS_ROOT_CAS`].
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{
         Provider, TlsContext, TrustStore, rustls_provider::CryptoMode,
     };

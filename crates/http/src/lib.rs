@@ -102,6 +102,24 @@ pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
     response
 }
 
+/// An HTML page whose forms may post back to the same origin (and nowhere else); like
+/// [`html_response`] otherwise.
+pub fn html_form_response(status: StatusCode, html: String) -> Response<Body> {
+    let mut response = html_response(status, html);
+    response.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// A `303 See Other` to `location` (after a form post), optionally setting a cookie.
+pub fn see_other(location: &str, set_cookie: Option<&str>) -> Response<Body> {
+    let mut response = redirect(location, set_cookie);
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+}
+
 /// A `302` to `location`, optionally setting a cookie. `location` must be built from
 /// configuration, never from the request.
 pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {

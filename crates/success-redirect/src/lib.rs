@@ -1,9 +1,12 @@
 //! Every buyer-facing `/upgrade/*` route, one module each: `/upgrade/success`
-//! ([`success`]). The Lambda and local-api call [`handle`], which routes by path.
+//! ([`success`]), `/upgrade/restore` ([`restore`]). The Lambda and local-api call [`handle`],
+//! which routes by path.
 #![forbid(unsafe_code)]
 
 pub mod confirm;
+pub mod mail;
 mod pages;
+pub mod restore;
 pub mod success;
 
 pub use success::{DEV_MODE_EMAIL, MAX_ATTEMPTS, RETRY_SECONDS};
@@ -26,7 +29,18 @@ pub struct SuccessDeps {
     pub cookies: CookieIssuer,
     /// Dodo's API, when `DODO_PAYMENTS_API_KEY` is set (its HTTP client is built on first use).
     pub dodo: Option<std::sync::Arc<DodoApi>>,
+    /// Sends sign-in links, when `RESTORE_EMAIL_FROM` is set (its SES client is built on the
+    /// first email).
+    pub mailer: Option<std::sync::Arc<mail::Mailer>>,
+    /// A request for a sign-in link is answered no sooner than this after it arrived, whether
+    /// or not an email was sent ([`DEFAULT_RESTORE_FLOOR`]).
+    pub restore_floor: std::time::Duration,
 }
+
+/// How long every sign-in link request takes at least: longer than storing a token and
+/// sending through SES usually takes, so the answer's timing does not tell whether the email
+/// has a purchase.
+pub const DEFAULT_RESTORE_FLOOR: std::time::Duration = std::time::Duration::from_millis(700);
 
 impl SuccessDeps {
     /// Wraps a store.
@@ -36,11 +50,17 @@ impl SuccessDeps {
             .dodo_api
             .clone()
             .map(|api| std::sync::Arc::new(DodoApi::new(api, confirm::API_BUDGET, 0)));
+        let mailer = config
+            .restore
+            .clone()
+            .map(|restore| std::sync::Arc::new(mail::Mailer::new(restore)));
         Self {
             config,
             store,
             cookies,
             dodo,
+            mailer,
+            restore_floor: DEFAULT_RESTORE_FLOOR,
         }
     }
 
@@ -67,6 +87,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     };
     match path.trim_end_matches('/') {
         "/upgrade/success" => success::handle(deps, request, now).await,
+        "/upgrade/restore" => restore::handle(deps, request, now).await,
         _ => ApiError::NotFound.into_response(),
     }
 }

@@ -93,6 +93,59 @@ pub fn dynamodb_endpoint() -> String {
     endpoint
 }
 
+/// The variable naming the SES emulator endpoint the tests use.
+pub const SES_ENDPOINT_VARIABLE: &str = "LLMXT_TEST_SES_ENDPOINT";
+
+/// The SES emulator endpoint; fails the test, saying how to get one, when it does not answer.
+pub fn ses_endpoint() -> String {
+    let Ok(endpoint) = std::env::var(SES_ENDPOINT_VARIABLE) else {
+        panic!(
+            "{SES_ENDPOINT_VARIABLE} is not set. These tests need the SES emulator: run them with \
+             `scripts/test.sh`, or start it with `scripts/ses-local.sh start 8005` and set \
+             {SES_ENDPOINT_VARIABLE}=http://127.0.0.1:8005"
+        );
+    };
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let reachable = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    assert!(
+        reachable,
+        "the SES emulator does not answer at {endpoint} ({SES_ENDPOINT_VARIABLE}). Start it with \
+         `scripts/ses-local.sh start <port>` or run the tests with `scripts/test.sh`."
+    );
+    endpoint
+}
+
+/// The emails the SES emulator holds for `recipient` (its `GET /store`), oldest first.
+pub async fn sent_emails(recipient: &str) -> Vec<serde_json::Value> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Empty<hyper::body::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let uri: hyper::Uri = format!("{}/store", ses_endpoint()).parse().unwrap();
+    let response = client
+        .get(uri)
+        .await
+        .expect("GET /store from the SES emulator");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let store: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    store["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|email| {
+            email["destination"]["to"]
+                .as_array()
+                .is_some_and(|to| to.iter().any(|t| t.as_str() == Some(recipient)))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Table names unique to one test, so tests run in parallel on one DynamoDB Local.
 pub fn unique_store_config() -> StoreConfig {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,282 @@
+//! `/upgrade/restore`: Pro on any device, by a one-time sign-in link sent to the purchase
+//! email.
+//!
+//! - `GET` (no token): a form with one `email` field.
+//! - `POST` with `email`: always the same neutral page, answered no sooner than
+//!   [`SuccessDeps::restore_floor`] after the request arrived, whatever the email. Only when
+//!   the email has Pro now and is within its limits (3 links an hour per email, 20 an hour per
+//!   source IP) is a 32-byte random token stored, as its SHA-256, for 15 minutes, and the link
+//!   `SITE_ORIGIN/upgrade/restore?token=…` sent with SES.
+//! - `GET` with `token`: a page with one button; changes nothing (mail scanners open links).
+//! - `POST` with `token`: redeems the token once (its expiry is part of the condition),
+//!   re-checks Pro, sets the cookie, `303` to `SITE?upgrade=restored`. Any failure: one
+//!   generic "link invalid or expired" page with the form.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use llmxt_core::crypto::hex_encode;
+use llmxt_core::email::Email;
+use llmxt_http::{ApiError, body_bytes, html_form_response, query_param, see_other};
+use sha2::{Digest, Sha256};
+
+use crate::SuccessDeps;
+use crate::mail::SignInEmail;
+use crate::pages::escape_html;
+
+/// How long a sign-in link works.
+pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
+/// Links an email may be sent per hour.
+pub const LINKS_PER_EMAIL_PER_HOUR: i64 = 3;
+/// Link requests a source IP may make per hour.
+pub const REQUESTS_PER_IP_PER_HOUR: i64 = 20;
+/// Largest form body read.
+pub const MAX_FORM_BYTES: usize = 4096;
+
+const NEUTRAL: &str = "If a purchase exists for that address, we have sent a sign-in link. \
+    It works once, for 15 minutes. Check your inbox (and spam folder).";
+
+/// Handles `/upgrade/restore` received at `now` (unix seconds).
+pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
+    let arrived = tokio::time::Instant::now();
+    match *request.method() {
+        Method::GET | Method::HEAD => match query_param(&request, "token") {
+            Some(token) if valid_token(&token) => confirm_page(&token),
+            Some(_) => invalid_link(deps),
+            None => form_page(deps, StatusCode::OK, None),
+        },
+        Method::POST => {
+            if body_bytes(&request).len() > MAX_FORM_BYTES {
+                return ApiError::PayloadTooLarge.into_response();
+            }
+            let form = form_fields(body_bytes(&request));
+            if let Some(token) = field(&form, "token") {
+                return redeem(deps, &token, now).await;
+            }
+            let response = request_link(deps, &request, field(&form, "email"), now).await;
+            tokio::time::sleep_until(arrived + deps.restore_floor).await;
+            response
+        }
+        _ => ApiError::MethodNotAllowed("GET, POST").into_response(),
+    }
+}
+
+async fn request_link(
+    deps: &SuccessDeps,
+    request: &Request,
+    raw_email: Option<String>,
+    now: i64,
+) -> Response<Body> {
+    let neutral = form_page(deps, StatusCode::OK, Some(NEUTRAL));
+    let Some(mailer) = &deps.mailer else {
+        return neutral;
+    };
+    let window_end = (now / 3600 + 1) * 3600;
+    let ip = source_ip(request);
+    let ip_count = deps
+        .store
+        .count_in_window(&format!("ip#{}", digest(&ip)), window_end)
+        .await;
+    let Some(email) = raw_email.and_then(|raw| Email::parse(&raw).ok()) else {
+        tracing::info!(outcome = "malformed_email", "restore link requested");
+        return neutral;
+    };
+    let email_count = deps
+        .store
+        .count_in_window(&format!("email#{}", digest(email.as_str())), window_end)
+        .await;
+    let (ip_count, email_count) = match (ip_count, email_count) {
+        (Ok(ip), Ok(email)) => (ip, email),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::error!(error = %error, "restore: could not count the request; nothing sent");
+            return neutral;
+        }
+    };
+    if ip_count > REQUESTS_PER_IP_PER_HOUR || email_count > LINKS_PER_EMAIL_PER_HOUR {
+        tracing::warn!(email = %email, ip_count, email_count, outcome = "rate_limited", "restore link requested");
+        return neutral;
+    }
+    let has_pro = match deps.store.get_entitlement(&email).await {
+        Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "restore: could not read the entitlement; nothing sent");
+            return neutral;
+        }
+    };
+    if !has_pro {
+        tracing::info!(email = %email, outcome = "not_pro", "restore link requested");
+        return neutral;
+    }
+    let mut bytes = [0_u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        tracing::error!("restore: no randomness; nothing sent");
+        return neutral;
+    }
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    if let Err(error) = deps
+        .store
+        .put_restore_token(&digest(&token), &email, now + TOKEN_LIFETIME_SECONDS)
+        .await
+    {
+        tracing::error!(email = %email, error = %error, "restore: could not store the token; nothing sent");
+        return neutral;
+    }
+    let origin = deps.config.site_url.origin();
+    let link = format!("{origin}/upgrade/restore?token={token}");
+    let site = origin.split("://").nth(1).unwrap_or(origin);
+    let sent = mailer
+        .send(SignInEmail {
+            to: &email,
+            site,
+            link: &link,
+            valid_minutes: TOKEN_LIFETIME_SECONDS / 60,
+        })
+        .await;
+    match sent {
+        Ok(()) => tracing::info!(email = %email, outcome = "sent", "restore link requested"),
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, outcome = "ses_failed", "restore: SES did not send the sign-in link")
+        }
+    }
+    neutral
+}
+
+async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
+    if !valid_token(token) {
+        return invalid_link(deps);
+    }
+    let email = match deps.store.redeem_restore_token(&digest(token), now).await {
+        Ok(Some(email)) => email,
+        Ok(None) => {
+            tracing::info!(outcome = "invalid_or_expired", "restore link redeemed");
+            return invalid_link(deps);
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "restore: could not redeem the token");
+            return invalid_link(deps);
+        }
+    };
+    let entitlement = match deps.store.get_entitlement(&email).await {
+        Ok(entitlement) => entitlement,
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "restore: could not re-check Pro");
+            return invalid_link(deps);
+        }
+    };
+    let Some(grant) = entitlement
+        .as_ref()
+        .and_then(|e| e.best_grant(now, deps.config.plans.ranking()))
+    else {
+        tracing::info!(email = %email, outcome = "not_pro", "restore link redeemed");
+        return invalid_link(deps);
+    };
+    let cookie = deps.cookies.issue(&email, &grant.plan, now);
+    tracing::info!(email = %email, outcome = "restored", "restore link redeemed");
+    see_other(
+        &deps.config.site_url.with_upgrade_outcome("restored"),
+        Some(&cookie.set_cookie),
+    )
+}
+
+/// A token as we issue them: 32 bytes, base64url without padding.
+fn valid_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn digest(text: &str) -> String {
+    hex_encode(&Sha256::digest(text.as_bytes()))
+}
+
+/// The caller's address as API Gateway saw it; never a header the client sets.
+fn source_ip(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .http
+            .source_ip
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned()),
+        _ => "local".to_owned(),
+    }
+}
+
+fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A field given exactly once.
+fn field(form: &[(String, String)], name: &str) -> Option<String> {
+    let mut values = form.iter().filter(|(k, _)| k == name);
+    match (values.next(), values.next()) {
+        (Some((_, value)), None) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+fn shell(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    html_form_response(
+        status,
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title}</title></head>\
+             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
+             <h1>{title}</h1>{body}</body></html>"
+        ),
+    )
+}
+
+fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Response<Body> {
+    if deps.mailer.is_none() {
+        return shell(
+            status,
+            "Restore access on this device",
+            "<p>Sign-in links by email are not enabled on this site. Contact support to restore \
+             your access.</p>",
+        );
+    }
+    let notice = notice
+        .map(|text| format!("<p role=\"status\" id=\"notice\">{}</p>", escape_html(text)))
+        .unwrap_or_default();
+    shell(
+        status,
+        "Restore access on this device",
+        &format!(
+            "{notice}<p>Enter the email address you paid with. We send a one-time sign-in link \
+             to it.</p><form method=\"post\" action=\"/upgrade/restore\">\
+             <label for=\"email\">Email</label> \
+             <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required> \
+             <button type=\"submit\">Send me a sign-in link</button></form>"
+        ),
+    )
+}
+
+fn confirm_page(token: &str) -> Response<Body> {
+    shell(
+        StatusCode::OK,
+        "Sign in on this device",
+        &format!(
+            "<p>Press the button to restore Pro access in this browser.</p>\
+             <form method=\"post\" action=\"/upgrade/restore\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
+            escape_html(token)
+        ),
+    )
+}
+
+fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
+    let mut response = form_page(
+        deps,
+        StatusCode::BAD_REQUEST,
+        Some("This sign-in link is invalid or has expired. Ask for a new one below."),
+    );
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}

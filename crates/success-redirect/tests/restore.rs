@@ -1,0 +1,385 @@
+//! `/upgrade/restore` in-process, fed API Gateway events, against DynamoDB Local and the SES
+//! emulator (mail read back from its `GET /store`).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use llmxt_core::config::{Env, SuccessConfig};
+use llmxt_testkit::{
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store,
+    request_from_event, response_text, sent_emails, ses_endpoint, token_signer,
+};
+use serde_json::json;
+use success_redirect::{SuccessDeps, handle};
+
+const SITE: &str = "https://pro.example.com";
+
+/// A fresh address per test: the emulator's mailbox is shared.
+fn address(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{name}.{}.{}@example.com",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn deps_with(extra: &[(&str, String)]) -> SuccessDeps {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("ENTITLEMENT_SECRET".into(), TEST_ENTITLEMENT_SECRET.into()),
+        ("NEXT_PUBLIC_SITE_URL".into(), SITE.into()),
+        ("PRODUCT_PLANS".into(), "pdt_test=professional".into()),
+        ("RESTORE_EMAIL_FROM".into(), "access@pro.example.com".into()),
+        ("SES_ENDPOINT".into(), ses_endpoint()),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(name, _)| name != k);
+        pairs.push(((*k).to_owned(), v.clone()));
+    }
+    pairs.retain(|(_, v)| !v.is_empty());
+    let config = SuccessConfig::from_env(&Env::from_pairs(pairs)).unwrap();
+    let mut deps = SuccessDeps::new(config, fresh_store().await);
+    deps.restore_floor = std::time::Duration::from_millis(10);
+    deps
+}
+
+async fn deps() -> SuccessDeps {
+    deps_with(&[]).await
+}
+
+async fn buy(deps: &SuccessDeps, email: &str, payment_id: &str) {
+    let body = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!(payment_id);
+        v["data"]["customer"]["email"] = json!(email);
+    });
+    apply_body(&deps.store, &format!("msg_{payment_id}"), &body).await;
+}
+
+fn event(
+    method: &'static str,
+    query: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+) -> String {
+    let mut headers = headers;
+    if body.is_some() {
+        headers.push((
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ));
+    }
+    ApiGatewayEvent {
+        method,
+        path: "/upgrade/restore",
+        query,
+        headers,
+        cookies: vec![],
+        body,
+    }
+    .to_json()
+    .to_string()
+}
+
+async fn ask_for_link(deps: &SuccessDeps, email: &str) -> Response<Body> {
+    let body = format!("email={}", email.replace('@', "%40").replace('+', "%2B"));
+    handle(
+        deps,
+        request_from_event(&event("POST", "", vec![], Some(body))),
+        now(),
+    )
+    .await
+}
+
+fn now() -> i64 {
+    llmxt_core::time::unix_now()
+}
+
+/// The token in the newest email to `email`.
+async fn token_sent_to(email: &str) -> String {
+    let mails = sent_emails(email).await;
+    let text = mails.last().expect("an email")["body"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = text
+        .lines()
+        .find(|l| l.contains("/upgrade/restore?token="))
+        .unwrap()
+        .trim();
+    assert!(
+        link.starts_with(&format!("{SITE}/upgrade/restore?token=")),
+        "{link}"
+    );
+    link.rsplit('=').next().unwrap().to_owned()
+}
+
+async fn press_button(deps: &SuccessDeps, token: &str, at: i64) -> Response<Body> {
+    handle(
+        deps,
+        request_from_event(&event("POST", "", vec![], Some(format!("token={token}")))),
+        at,
+    )
+    .await
+}
+
+fn neutral(response: &Response<Body>) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response_text(response);
+    assert!(
+        html.contains("If a purchase exists for that address, we have sent a sign-in link"),
+        "{html}"
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+    html
+}
+
+#[tokio::test]
+async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
+    let deps = deps().await;
+    let buyer = address("buyer");
+    buy(&deps, &buyer, "pay_restore1").await;
+    neutral(&ask_for_link(&deps, &buyer).await);
+    let mails = sent_emails(&buyer).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0]["from"], "access@pro.example.com");
+    assert!(
+        mails[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("pro.example.com")
+    );
+    let text = mails[0]["body"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("pro.example.com") && text.contains("ignore this email"),
+        "{text}"
+    );
+    assert!(
+        mails[0]["body"]["html"]
+            .as_str()
+            .unwrap()
+            .contains("<a href=\"https://pro.example.com/upgrade/restore?token=")
+    );
+    let token = token_sent_to(&buyer).await;
+
+    // A mail scanner opening the link changes nothing.
+    for _ in 0..3 {
+        let query = Box::leak(format!("token={token}").into_boxed_str());
+        let page = handle(
+            &deps,
+            request_from_event(&event("GET", query, vec![], None)),
+            now(),
+        )
+        .await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(response_text(&page).contains("id=\"sign-in\""));
+        assert!(page.headers().get("set-cookie").is_none());
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    }
+    let signed_in = press_button(&deps, &token, now()).await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed_in.headers()["location"],
+        format!("{SITE}/?upgrade=restored")
+    );
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("Path=/; HttpOnly; Secure; SameSite=Lax"),
+        "{cookie}"
+    );
+    let value = cookie
+        .trim_start_matches("llmxt_pro=")
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(
+        token_signer().verify(value, now()).unwrap().claims.email,
+        buyer
+    );
+    // Once only.
+    let again = press_button(&deps, &token, now()).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(response_text(&again).contains("invalid or has expired"));
+    assert!(again.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn every_address_gets_the_same_answer_and_only_a_buyer_gets_mail() {
+    let deps = deps().await;
+    let buyer = address("buyer");
+    let refunded = address("refunded");
+    let stranger = address("stranger");
+    buy(&deps, &buyer, "pay_a").await;
+    buy(&deps, &refunded, "pay_b").await;
+    let refund = dodo_body("refund.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_b");
+    });
+    apply_body(&deps.store, "msg_refund", &refund).await;
+    let expected = neutral(&ask_for_link(&deps, &buyer).await);
+    for email in [
+        refunded.as_str(),
+        stranger.as_str(),
+        "not-an-email",
+        "ki\u{200B}m@example.com",
+        "",
+    ] {
+        assert_eq!(
+            neutral(&ask_for_link(&deps, email).await),
+            expected,
+            "{email:?}"
+        );
+    }
+    assert_eq!(sent_emails(&buyer).await.len(), 1);
+    assert!(sent_emails(&refunded).await.is_empty());
+    assert!(sent_emails(&stranger).await.is_empty());
+}
+
+#[tokio::test]
+async fn three_links_an_hour_per_email_and_twenty_requests_per_source_ip() {
+    let deps = deps().await;
+    let buyer = address("limited");
+    buy(&deps, &buyer, "pay_l").await;
+    for _ in 0..5 {
+        neutral(&ask_for_link(&deps, &buyer).await);
+    }
+    assert_eq!(
+        sent_emails(&buyer).await.len(),
+        3,
+        "3 links an hour per email"
+    );
+    let other = address("other");
+    buy(&deps, &other, "pay_o").await;
+    // The IP has made 5 requests; 15 more (anything) reach its limit of 20.
+    for _ in 0..15 {
+        neutral(&ask_for_link(&deps, "nobody@example.com").await);
+    }
+    neutral(&ask_for_link(&deps, &other).await);
+    assert!(
+        sent_emails(&other).await.is_empty(),
+        "the 21st request from the IP sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_link_expires_after_fifteen_minutes_and_a_refund_in_between_wins() {
+    let deps = deps().await;
+    let buyer = address("slow");
+    buy(&deps, &buyer, "pay_s").await;
+    ask_for_link(&deps, &buyer).await;
+    let token = token_sent_to(&buyer).await;
+    let late = press_button(&deps, &token, now() + 15 * 60 + 1).await;
+    assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+    assert!(late.headers().get("set-cookie").is_none());
+
+    ask_for_link(&deps, &buyer).await;
+    let token = token_sent_to(&buyer).await;
+    let refund = dodo_body("refund.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_s")
+    });
+    apply_body(&deps.store, "msg_refund_s", &refund).await;
+    let refunded = press_button(&deps, &token, now()).await;
+    assert_eq!(
+        refunded.status(),
+        StatusCode::BAD_REQUEST,
+        "Pro is re-checked when the button is pressed"
+    );
+    assert!(refunded.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn the_link_is_built_from_the_site_url_never_from_request_headers() {
+    let deps = deps().await;
+    let buyer = address("host");
+    buy(&deps, &buyer, "pay_h").await;
+    let headers = vec![
+        ("host", "evil.example".to_owned()),
+        ("x-forwarded-host", "evil.example".to_owned()),
+        ("forwarded", "host=evil.example".to_owned()),
+        ("origin", "https://evil.example".to_owned()),
+    ];
+    let body = format!("email={}", buyer.replace('@', "%40"));
+    neutral(
+        &handle(
+            &deps,
+            request_from_event(&event("POST", "", headers, Some(body))),
+            now(),
+        )
+        .await,
+    );
+    let mail = sent_emails(&buyer).await;
+    let text = mail[0]["body"]["text"].as_str().unwrap();
+    assert!(!text.contains("evil.example"), "{text}");
+    token_sent_to(&buyer).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_without_harm() {
+    let deps = deps().await;
+    let big = format!("email={}", "a".repeat(10_000));
+    let response = handle(
+        &deps,
+        request_from_event(&event("POST", "", vec![], Some(big))),
+        now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let response = handle(
+        &deps,
+        request_from_event(&event("PUT", "", vec![], None)),
+        now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    for token in [
+        "",
+        "short",
+        "../../etc",
+        "a".repeat(43).as_str(),
+        "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ%",
+    ] {
+        let response = press_button(&deps, &token.replace('%', "%25"), now()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{token}");
+        assert!(response_text(&response).contains("invalid or has expired"));
+    }
+    let form = handle(
+        &deps,
+        request_from_event(&event("GET", "", vec![], None)),
+        now(),
+    )
+    .await;
+    let html = response_text(&form);
+    assert!(
+        html.contains("<label for=\"email\">") && html.contains("name=\"email\" type=\"email\""),
+        "{html}"
+    );
+    assert!(
+        form.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("form-action 'self'")
+    );
+}
+
+#[tokio::test]
+async fn an_ses_failure_gets_the_same_neutral_page() {
+    let deps = deps_with(&[("SES_ENDPOINT", llmxt_testkit::closed_endpoint())]).await;
+    let buyer = address("sesdown");
+    buy(&deps, &buyer, "pay_x").await;
+    let response = ask_for_link(&deps, &buyer).await;
+    neutral(&response);
+    assert!(!response_text(&response).to_lowercase().contains("error"));
+}
+
+#[tokio::test]
+async fn without_a_sender_the_form_says_restore_is_not_enabled() {
+    let deps = deps_with(&[("RESTORE_EMAIL_FROM", String::new())]).await;
+    let form = handle(
+        &deps,
+        request_from_event(&event("GET", "", vec![], None)),
+        now(),
+    )
+    .await;
+    assert!(response_text(&form).contains("not enabled"));
+}
