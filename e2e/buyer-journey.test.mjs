@@ -15,6 +15,7 @@ import { chromium } from "playwright-core";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "target", "debug", name);
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
+const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const suffix = `${process.pid}-${Date.now()}`;
 let server;
@@ -69,6 +70,7 @@ async function deliverPayment(paymentId, email) {
 
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
+  assert.ok(sesEndpoint, "LLMXT_TEST_SES_ENDPOINT is not set: run the tests with scripts/test.sh (or scripts/ses-local.sh start)");
   for (const name of ["local-api", "llmxt-admin"]) {
     assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin (scripts/test.sh does)`);
   }
@@ -88,6 +90,8 @@ before(async () => {
     REQUIRE_HMAC_SIGNATURE: "false",
     NEXT_PUBLIC_SITE_URL: site,
     PRODUCT_PLANS: "pdt_test=professional",
+    RESTORE_EMAIL_FROM: "access@example.com",
+    SES_ENDPOINT: sesEndpoint,
     RUST_LOG: "warn",
   };
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
@@ -199,4 +203,30 @@ test("a three-day-old cookie is refreshed to a full lifetime with the same attri
   const lifetime = cookie.expires - now;
   assert.ok(Math.abs(lifetime - 30 * 86400) < 120, `expires in a full lifetime (got ${lifetime} s)`);
   await context.close();
+});
+
+test("a buyer restores Pro on a new device with the emailed link", async () => {
+  const email = `restore-${suffix}@example.com`;
+  await deliverPayment("pay_e2e_restore", email);
+  const device = await browser.newContext();
+  const page = await device.newPage();
+  await page.goto(`${site}/`);
+  assert.equal(await proStatus(page), "Not Pro");
+  await page.click("#restore");
+  await page.fill("#email", email);
+  await page.click("button[type=submit]");
+  assert.match(await page.textContent("#notice"), /If a purchase exists for that address/);
+  const store = await (await fetch(`${sesEndpoint}/store`)).json();
+  const mail = store.emails.filter((m) => m.destination.to.includes(email)).at(-1);
+  assert.ok(mail, "the sign-in email was sent");
+  const link = mail.body.text.match(/https?:\/\/\S+\/upgrade\/restore\?token=\S+/)[0];
+  assert.ok(link.startsWith(`${site}/upgrade/restore?token=`), link);
+  await page.goto(link);
+  assert.equal((await device.cookies()).some((c) => c.name === "llmxt_pro"), false, "opening the link alone changes nothing");
+  await page.click("#sign-in");
+  await page.waitForURL(`${site}/?upgrade=restored`);
+  assert.equal(await proStatus(page), "Pro (professional)");
+  const cookie = (await device.cookies()).find((c) => c.name === "llmxt_pro");
+  assert.equal(cookie.httpOnly, true);
+  await device.close();
 });

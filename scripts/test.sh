@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints and every test, against a real DynamoDB Local that
-# this script fetches (once), starts on a free port and stops again.
+# The one test command: formatting, lints and every test, against a real DynamoDB Local and
+# the SES emulator that this script fetches (once), starts on free loopback ports and stops
+# again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,10 +18,14 @@ fi
 export LLMXT_TEST_PYTHON="$venv/bin/python"
 export SAM_CLI_TELEMETRY=0
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-trap 'scripts/dynamodb-local.sh stop "$port"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+ses_port=$(free_port)
+trap 'scripts/dynamodb-local.sh stop "$port"; scripts/ses-local.sh stop "$ses_port"' EXIT
 scripts/dynamodb-local.sh start "$port"
+scripts/ses-local.sh start "$ses_port"
 export LLMXT_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+export LLMXT_TEST_SES_ENDPOINT="http://127.0.0.1:$ses_port"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

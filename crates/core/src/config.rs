@@ -285,6 +285,18 @@ impl PlanCatalog {
             .map_or(&self.default_plan, |plan| plan)
     }
 
+    /// Whether `product_id` is listed in `PRODUCT_PLANS`.
+    pub fn lists(&self, product_id: &str) -> bool {
+        self.by_product.contains_key(product_id)
+    }
+
+    /// The listed products, sorted.
+    pub fn products(&self) -> Vec<&str> {
+        let mut products: Vec<&str> = self.by_product.keys().map(String::as_str).collect();
+        products.sort_unstable();
+        products
+    }
+
     /// The plan for products not listed.
     pub fn default_plan(&self) -> &str {
         &self.default_plan

@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 /// Largest body the server reads (Lambda's own request limit is 6 MB).
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
-/// The three functions' dependencies.
+/// The three functions' dependencies, and the local landing page.
 pub struct LocalApi {
+    home: String,
     webhook: webhook::WebhookDeps,
     success: success_redirect::SuccessDeps,
     entitlement: entitlement::EntitlementDeps,
@@ -35,7 +36,9 @@ impl LocalApi {
         let webhook_config = WebhookConfig::from_env(env)?;
         let success_config = SuccessConfig::from_env(env)?;
         let entitlement_config = EntitlementConfig::from_env(env)?;
+        let home = home_page(&success_config, env);
         Ok(Self {
+            home,
             webhook: webhook::WebhookDeps::connect(webhook_config).await,
             success: success_redirect::SuccessDeps::connect(success_config).await,
             entitlement: entitlement::EntitlementDeps::connect(entitlement_config).await,
@@ -51,7 +54,7 @@ impl LocalApi {
                 success_redirect::handle(&self.success, request, now).await
             }
             "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
-            "/" => static_file("text/html; charset=utf-8", HOME_PAGE),
+            "/" => static_file("text/html; charset=utf-8", &self.home),
             "/app.js" => static_file("text/javascript; charset=utf-8", HOME_SCRIPT),
             _ => {
                 let mut response = lambda_http::Response::new(Body::from("not found"));
@@ -135,7 +138,37 @@ fn plain(status: StatusCode, text: &'static str) -> http::Response<Full<Bytes>> 
     response
 }
 
-fn static_file(content_type: &'static str, content: &'static str) -> lambda_http::Response<Body> {
+/// The landing page with the buyer's links: **Buy Pro** (a Checkout Session through
+/// `/upgrade/checkout` when Dodo's API is configured, else the static checkout link),
+/// **Manage billing**, **Restore on this device**, and the local SES emulator's mailbox.
+fn home_page(success: &SuccessConfig, env: &Env) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
+    let mut links = Vec::new();
+    let product = success.plans.products().first().map(|p| (*p).to_owned());
+    match (&success.dodo_api, product, &success.checkout_url) {
+        (Some(_), Some(product), _) => links.push(format!(
+            "<a id=\"buy\" href=\"/upgrade/checkout?product={}\">Buy Pro</a>",
+            escape(&product)
+        )),
+        (_, _, Some(url)) => links.push(format!("<a id=\"buy\" href=\"{}\">Buy Pro</a>", escape(url))),
+        _ => {}
+    }
+    links.push("<a id=\"billing\" href=\"/upgrade/billing\">Manage billing</a>".to_owned());
+    links.push("<a id=\"restore\" href=\"/upgrade/restore\">Restore on this device</a>".to_owned());
+    if let Some(ses) = env.optional("SES_ENDPOINT") {
+        links.push(format!(
+            "<a id=\"mailbox\" href=\"{}/\">Local mailbox (sent sign-in links)</a>",
+            escape(ses.trim_end_matches('/'))
+        ));
+    }
+    HOME_PAGE.replace("<!--LINKS-->", &format!("<p>{}</p>", links.join(" · ")))
+}
+
+fn static_file(content_type: &'static str, content: &str) -> lambda_http::Response<Body> {
     let mut response = llmxt_http::html_response(StatusCode::OK, content.to_owned());
     let headers = response.headers_mut();
     headers.insert(
