@@ -38,7 +38,9 @@ EXPECTED_ACCESS = {
     },
     "SuccessRedirectFunction": {
         ("dynamodb:GetItem", "PaymentsTable"),
+        ("dynamodb:PutItem", "PaymentsTable"),
         ("dynamodb:UpdateItem", "PaymentsTable"),
+        ("dynamodb:GetItem", "EntitlementsTable"),
     },
     "EntitlementFunction": {("dynamodb:GetItem", "EntitlementsTable")},
 }
@@ -143,6 +145,11 @@ def statements(template, logical):
 
 def access_pairs(statement):
     assert statement["Effect"] == "Allow"
+    if statement["Action"] == ["ses:SendEmail"]:
+        # One identity, never a wildcard.
+        resource = statement["Resource"]
+        assert "Fn::Sub" in resource and resource["Fn::Sub"][0].endswith(":identity/${Identity}"), resource
+        return {("ses:SendEmail", "RestoreIdentity")}
     actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
     resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
     pairs = set()
@@ -166,7 +173,11 @@ def test_each_function_gets_only_what_it_uses(template, logical):
             conditional.setdefault(condition, set()).update(access_pairs(statement))
     assert always == EXPECTED_ACCESS[logical]
     expected_conditional = (
-        {"DevMode": DEV_MODE_ACCESS, "HasDodoApiKey": API_LEDGER_ACCESS}
+        {
+            "DevMode": DEV_MODE_ACCESS,
+            "HasDodoApiKey": API_LEDGER_ACCESS,
+            "HasRestoreSender": {("ses:SendEmail", "RestoreIdentity")},
+        }
         if logical == "SuccessRedirectFunction"
         else {}
     )
@@ -175,7 +186,7 @@ def test_each_function_gets_only_what_it_uses(template, logical):
 
 def test_secrets_are_noecho_and_prod_refuses_dev_mode(template):
     parameters = template["Parameters"]
-    for name in ("DodoWebhookSecret", "EntitlementSecret", "HmacSecret"):
+    for name in ("DodoWebhookSecret", "EntitlementSecret", "HmacSecret", "DodoApiKey"):
         assert parameters[name].get("NoEcho") is True, name
     rule = template["Rules"]["ProdRefusesDevMode"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
@@ -201,6 +212,9 @@ def test_routes(template):
     assert routes == {
         "/api/webhooks/dodo": "WebhookFunction",
         "/upgrade/success": "SuccessRedirectFunction",
+        "/upgrade/restore": "SuccessRedirectFunction",
+        "/upgrade/checkout": "SuccessRedirectFunction",
+        "/upgrade/billing": "SuccessRedirectFunction",
         "/api/entitlement": "EntitlementFunction",
     }
 
