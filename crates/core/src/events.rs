@@ -99,6 +99,8 @@ pub struct SubscriptionSnapshot {
     pub email: Option<Email>,
     /// An address was given but none is acceptable ([`Email::parse`]).
     pub email_invalid: bool,
+    /// `customer.customer_id`.
+    pub customer_id: Option<String>,
     /// `product_id`
     pub product_id: Option<String>,
     /// `next_billing_date`, unix seconds: the end of the paid period.
@@ -244,6 +246,9 @@ fn parse_subscription(data: &Map<String, Value>) -> DodoObject {
         status: lower(data.get("status")).unwrap_or_default(),
         email,
         email_invalid,
+        customer_id: data
+            .get("customer")
+            .and_then(|c| text(c.get("customer_id"))),
         product_id: text(data.get("product_id")),
         next_billing_date: date("next_billing_date"),
         expires_at: date("expires_at"),

@@ -266,6 +266,7 @@ fn grant_from_payment(payment: &PaymentRecord, now: i64) -> Grant {
         status: status::ACTIVE.to_owned(),
         payment_id: Some(payment.payment_id.clone()),
         product_id: payment.product_id.clone(),
+        customer_id: payment.customer_id.clone(),
         updated_at: now,
         ..Grant::default()
     }
@@ -522,6 +523,7 @@ pub fn decide_subscription(
             }
             grant.period_end = paid_until;
             grant.product_id = subscription.product_id.clone();
+            grant.customer_id = snapshot.customer_id.clone().or(grant.customer_id);
             grant.plan = settings
                 .plans
                 .plan_for(subscription.product_id.as_deref())

@@ -386,6 +386,8 @@ pub struct Grant {
     pub subscription_id: Option<String>,
     /// The product bought.
     pub product_id: Option<String>,
+    /// Dodo's customer (`customer.customer_id`), for the billing portal.
+    pub customer_id: Option<String>,
     /// For a subscription: end of the paid period last reported (without grace).
     pub period_end: Option<i64>,
     /// For a subscription: a refund, lost dispute or operator revoked access up to this
@@ -419,6 +421,7 @@ impl Grant {
             payment_id: opt_s(fields, "payment_id"),
             subscription_id: opt_s(fields, "subscription_id"),
             product_id: opt_s(fields, "product_id"),
+            customer_id: opt_s(fields, "customer_id"),
             period_end: opt_n(fields, "period_end"),
             revoked_period_end: opt_n(fields, "revoked_period_end"),
             revoked_period_pending: matches!(
@@ -446,6 +449,7 @@ impl Grant {
             self.subscription_id.as_deref(),
         );
         put_s(&mut fields, "product_id", self.product_id.as_deref());
+        put_s(&mut fields, "customer_id", self.customer_id.as_deref());
         put_n(&mut fields, "period_end", self.period_end);
         put_n(&mut fields, "revoked_period_end", self.revoked_period_end);
         if self.revoked_period_pending {
@@ -568,6 +572,20 @@ impl Entitlement {
             })
     }
 
+    /// Dodo's customer id for the billing portal: the best grant's, else the most recently
+    /// changed grant's that knows one.
+    pub fn customer_id(&self, now: i64, ranking: &PlanRanking) -> Option<&str> {
+        self.best_grant(now, ranking)
+            .and_then(|g| g.customer_id.as_deref())
+            .or_else(|| {
+                self.grants
+                    .values()
+                    .filter(|g| g.customer_id.is_some())
+                    .max_by_key(|g| g.updated_at)
+                    .and_then(|g| g.customer_id.as_deref())
+            })
+    }
+
     /// Recomputes the top-level fields from the grants: the best grant at `now`, or, when
     /// none gives access, the most recently changed one.
     pub fn summarise(&mut self, now: i64, ranking: &PlanRanking) {
@@ -661,6 +679,7 @@ impl Entitlement {
             payment_id: self.payment_id.clone(),
             subscription_id: self.subscription_id.clone(),
             product_id: self.product_id.clone(),
+            customer_id: None,
             period_end: None,
             revoked_period_end: None,
             revoked_period_pending: false,

@@ -218,6 +218,9 @@ pub enum ClaimOutcome {
     Expired,
     /// The payment failed, was cancelled, refunded or lost a dispute.
     Failed,
+    /// The purchase was started in another browser (its checkout binding does not match);
+    /// the claim stays open for that browser.
+    BoundElsewhere,
 }
 
 /// Both tables, through one DynamoDB client built at start.
@@ -631,24 +634,48 @@ impl Store {
             .and_then(|subscription| subscription.claim_payment_id))
     }
 
-    /// Redeems a payment's one-time claim at `now`: of any number of concurrent callers,
-    /// exactly one gets [`ClaimOutcome::Redeemed`].
+    /// Redeems a payment's one-time claim at `now` from a request that presents no checkout
+    /// binding (see [`Store::redeem_claim_bound`]).
     pub async fn redeem_claim(
         &self,
         payment_id: &str,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
+        self.redeem_claim_bound(payment_id, now, None).await
+    }
+
+    /// Redeems a payment's one-time claim at `now`: of any number of concurrent callers,
+    /// exactly one gets [`ClaimOutcome::Redeemed`]. A payment bound to a checkout
+    /// (`checkout_ref`) is redeemed only by a caller presenting that binding; any other gets
+    /// [`ClaimOutcome::BoundElsewhere`] and the claim stays open.
+    pub async fn redeem_claim_bound(
+        &self,
+        payment_id: &str,
+        now: i64,
+        checkout_ref: Option<&str>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let binding = if checkout_ref.is_some() {
+            "(attribute_not_exists(checkout_ref) OR checkout_ref = :checkout_ref)"
+        } else {
+            "attribute_not_exists(checkout_ref)"
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.config.payments_table)
             .key("payment_id", AttributeValue::S(payment_id.to_owned()))
             .update_expression("SET claim_redeemed_at = :now, updated_at = :now_text, #version = #version + :one")
-            .condition_expression(
+            .condition_expression(format!(
                 "attribute_exists(email) AND #status = :succeeded AND attribute_not_exists(access_revoked) \
                  AND attribute_exists(claim_expires_at) AND attribute_not_exists(claim_redeemed_at) \
-                 AND claim_expires_at > :now",
-            )
+                 AND claim_expires_at > :now AND {binding}",
+            ))
+            .set_expression_attribute_values(checkout_ref.map(|reference| {
+                std::collections::HashMap::from([(
+                    ":checkout_ref".to_owned(),
+                    AttributeValue::S(reference.to_owned()),
+                )])
+            }))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -671,7 +698,7 @@ impl Store {
                 match error.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                         let payment = failed.item().map(PaymentRecord::from_item).transpose()?;
-                        Ok(classify_unredeemable(payment.as_ref(), now))
+                        Ok(classify_unredeemable(payment.as_ref(), now, checkout_ref))
                     }
                     _ => Err(error.into()),
                 }
@@ -1011,7 +1038,11 @@ fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> Transa
     TransactWriteItem::builder().put(put).build()
 }
 
-fn classify_unredeemable(payment: Option<&PaymentRecord>, now: i64) -> ClaimOutcome {
+fn classify_unredeemable(
+    payment: Option<&PaymentRecord>,
+    now: i64,
+    checkout_ref: Option<&str>,
+) -> ClaimOutcome {
     let Some(payment) = payment else {
         return ClaimOutcome::NotStored;
     };
@@ -1024,6 +1055,12 @@ fn classify_unredeemable(payment: Option<&PaymentRecord>, now: i64) -> ClaimOutc
     }
     match payment.claim_expires_at {
         Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,
+        Some(_)
+            if payment.checkout_ref.is_some()
+                && payment.checkout_ref.as_deref() != checkout_ref =>
+        {
+            ClaimOutcome::BoundElsewhere
+        }
         _ => ClaimOutcome::Pending,
     }
 }

@@ -154,7 +154,10 @@ fn home_page(success: &SuccessConfig, env: &Env) -> String {
             "<a id=\"buy\" href=\"/upgrade/checkout?product={}\">Buy Pro</a>",
             escape(&product)
         )),
-        (_, _, Some(url)) => links.push(format!("<a id=\"buy\" href=\"{}\">Buy Pro</a>", escape(url))),
+        (_, _, Some(url)) => links.push(format!(
+            "<a id=\"buy\" href=\"{}\">Buy Pro</a>",
+            escape(url)
+        )),
         _ => {}
     }
     links.push("<a id=\"billing\" href=\"/upgrade/billing\">Manage billing</a>".to_owned());

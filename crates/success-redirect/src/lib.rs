@@ -1,8 +1,11 @@
 //! Every buyer-facing `/upgrade/*` route, one module each: `/upgrade/success`
-//! ([`success`]), `/upgrade/restore` ([`restore`]). The Lambda and local-api call [`handle`],
-//! which routes by path.
+//! ([`success`]), `/upgrade/restore` ([`restore`]), `/upgrade/checkout` ([`checkout`]),
+//! `/upgrade/billing` ([`billing`]). The Lambda and local-api call [`handle`], which routes
+//! by path.
 #![forbid(unsafe_code)]
 
+pub mod billing;
+pub mod checkout;
 pub mod confirm;
 pub mod mail;
 mod pages;
@@ -88,6 +91,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     match path.trim_end_matches('/') {
         "/upgrade/success" => success::handle(deps, request, now).await,
         "/upgrade/restore" => restore::handle(deps, request, now).await,
+        "/upgrade/checkout" => checkout::handle(deps, request, now).await,
+        "/upgrade/billing" => billing::handle(deps, request, now).await,
         _ => ApiError::NotFound.into_response(),
     }
 }

@@ -83,7 +83,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         );
         return continue_page(&reference);
     }
-    match redeem(deps, &reference, now).await {
+    let binding = crate::checkout::presented_ref(&request);
+    match redeem(deps, &reference, binding.as_deref(), now).await {
         Ok(ClaimOutcome::Redeemed(payment)) => {
             let Some(email) = payment.email else {
                 return unredeemable(deps, "failed", &reference);
@@ -98,6 +99,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         Ok(ClaimOutcome::AlreadyClaimed) => unredeemable(deps, "already_claimed", &reference),
         Ok(ClaimOutcome::Expired) => unredeemable(deps, "expired", &reference),
         Ok(ClaimOutcome::Failed) => unredeemable(deps, "failed", &reference),
+        Ok(ClaimOutcome::BoundElsewhere) => unredeemable(deps, "other_browser", &reference),
         Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored) => {
             let reported = query_param(&request, "status").unwrap_or_default();
             if matches!(reported.as_str(), "failed" | "cancelled") {
@@ -127,7 +129,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
 /// `HEAD`, and requests a browser or link checker makes ahead of a visit
 /// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend the
 /// one-time claim.
-fn is_prefetch(request: &Request) -> bool {
+pub(crate) fn is_prefetch(request: &Request) -> bool {
     let says_prefetch = |name: &str| {
         llmxt_http::header(request, name)
             .is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
@@ -159,6 +161,7 @@ fn continue_page(reference: &Reference) -> Response<Body> {
 async fn redeem(
     deps: &SuccessDeps,
     reference: &Reference,
+    binding: Option<&str>,
     now: i64,
 ) -> Result<ClaimOutcome, StoreError> {
     let payment_id = match reference {
@@ -171,9 +174,15 @@ async fn redeem(
             },
         },
     };
-    match deps.store.redeem_claim(&payment_id, now).await? {
+    match deps
+        .store
+        .redeem_claim_bound(&payment_id, now, binding)
+        .await?
+    {
         ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, now).await {
-            confirm::Confirmation::Applied(id) => deps.store.redeem_claim(&id, now).await,
+            confirm::Confirmation::Applied(id) => {
+                deps.store.redeem_claim_bound(&id, now, binding).await
+            }
             confirm::Confirmation::NoAnswer => Ok(ClaimOutcome::NotStored),
         },
         outcome => Ok(outcome),
@@ -203,6 +212,12 @@ fn unredeemable(
             "Access from this link was already set up, perhaps in another browser or tab. \
              If that was you, you are done. On another device, ask for a sign-in link: we send it \
              to the email address you paid with.",
+        ),
+        "other_browser" => (
+            "This purchase was started in another browser",
+            "To protect your purchase, only the browser that opened the checkout can use this \
+             link, and it still can. To get access here instead, ask for a sign-in link: we send \
+             it to the email address you paid with.",
         ),
         "expired" => (
             "This purchase link has expired",

@@ -1,0 +1,73 @@
+//! `GET /upgrade/billing`: Dodo's customer portal for the buyer named by a valid cookie. The
+//! customer id comes from the buyer's stored grants, never from the request.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use llmxt_core::email::Email;
+use llmxt_core::token::COOKIE_NAME;
+use llmxt_http::{ApiError, cookies, redirect};
+
+use crate::SuccessDeps;
+use crate::pages::{message_page, restore_url};
+
+/// Handles `/upgrade/billing`.
+pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return ApiError::MethodNotAllowed("GET, HEAD").into_response();
+    }
+    let signer = deps.cookies.signer();
+    let email = cookies(&request, COOKIE_NAME)
+        .find_map(|token| signer.verify(token, now).ok())
+        .and_then(|verified| Email::parse(&verified.claims.email).ok());
+    let Some(email) = email else {
+        return redirect(&restore_url(deps), None);
+    };
+    let Some(api) = &deps.dodo else {
+        return message_page(
+            deps,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Billing is not available here",
+            "This site has not connected its billing portal. Contact support for invoices or to cancel.",
+        );
+    };
+    let entitlement = match deps.store.get_entitlement(&email).await {
+        Ok(entitlement) => entitlement,
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "billing: could not read the entitlement");
+            return ApiError::Unavailable.into_response();
+        }
+    };
+    let customer_id = entitlement
+        .as_ref()
+        .and_then(|e| e.customer_id(now, deps.config.plans.ranking()))
+        .map(str::to_owned);
+    let Some(customer_id) = customer_id else {
+        tracing::info!(email = %email, outcome = "no_customer", "billing");
+        return message_page(
+            deps,
+            StatusCode::OK,
+            "No billing account",
+            "Your access was not bought through our checkout (for example, it was granted by support), so there are no invoices or subscription to manage here.",
+        );
+    };
+    match api
+        .customer_portal(&customer_id, deps.config.site_url.as_str())
+        .await
+    {
+        Ok(link) if link.starts_with("https://") || link.starts_with("http://") => {
+            tracing::info!(email = %email, outcome = "portal", "billing");
+            let mut response = redirect(&link, None);
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            response
+        }
+        Ok(_) | Err(_) => {
+            tracing::error!(email = %email, "billing: Dodo could not open the customer portal");
+            message_page(
+                deps,
+                StatusCode::BAD_GATEWAY,
+                "The billing portal could not be opened",
+                "Our payment provider did not answer. Please try again in a moment.",
+            )
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! `GET /upgrade/checkout?product=pdt_…[&email=…]`: creates a Dodo Checkout Session bound to
+//! this browser and sends the buyer to it.
+//!
+//! A random nonce goes into the `__Host-llmxt_checkout` cookie (HttpOnly, Secure, Lax, one
+//! day) and its SHA-256 (base64url) into the session's `metadata.checkout_ref`; Dodo copies
+//! the metadata onto the payment, so only this browser can redeem the purchase's claim on
+//! `/upgrade/success`. Nothing is stored here.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use llmxt_core::email::Email;
+use llmxt_http::{ApiError, query_param, redirect};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::SuccessDeps;
+use crate::pages::{escape_html, message_page, page};
+
+/// The cookie holding the checkout nonce.
+pub const CHECKOUT_COOKIE: &str = "__Host-llmxt_checkout";
+/// How long the checkout cookie lives.
+pub const CHECKOUT_COOKIE_SECONDS: i64 = 86_400;
+
+/// The binding a payment carries for a browser's nonce: base64url SHA-256.
+pub fn checkout_ref(nonce: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(nonce.as_bytes()))
+}
+
+/// The binding this request presents, from its checkout cookie (a nonce as we issue them).
+pub fn presented_ref(request: &Request) -> Option<String> {
+    llmxt_http::cookies(request, CHECKOUT_COOKIE)
+        .find(|nonce| {
+            nonce.len() == 43
+                && nonce
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(checkout_ref)
+}
+
+/// Handles `/upgrade/checkout`.
+pub async fn handle(deps: &SuccessDeps, request: Request, _now: i64) -> Response<Body> {
+    if request.method() != Method::GET {
+        return ApiError::MethodNotAllowed("GET").into_response();
+    }
+    let Some(product) = query_param(&request, "product").filter(|p| deps.config.plans.lists(p))
+    else {
+        return message_page(
+            deps,
+            StatusCode::BAD_REQUEST,
+            "Unknown product",
+            "This checkout link does not name a product on sale here.",
+        );
+    };
+    let email = match query_param(&request, "email") {
+        None => None,
+        Some(raw) => match Email::parse(&raw) {
+            Ok(email) => Some(email),
+            Err(_) => {
+                return message_page(
+                    deps,
+                    StatusCode::BAD_REQUEST,
+                    "That email address is not valid",
+                    "Go back and check the address, or leave it out: the checkout asks for it.",
+                );
+            }
+        },
+    };
+    let Some(api) = &deps.dodo else {
+        // Without an API key, the static checkout link (unbound claims) still works.
+        return match &deps.config.checkout_url {
+            Some(url) => redirect(url, None),
+            None => message_page(
+                deps,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Checkout is not available",
+                "This site has not configured its checkout yet.",
+            ),
+        };
+    };
+    // A prefetch must not create sessions.
+    if crate::success::is_prefetch(&request) {
+        return page(
+            StatusCode::OK,
+            "Checkout",
+            "",
+            "<p>Opening the checkout…</p>",
+        );
+    }
+    let mut bytes = [0_u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        return retry_page(deps, &product);
+    }
+    let nonce = URL_SAFE_NO_PAD.encode(bytes);
+    let origin = deps.config.site_url.origin();
+    let mut body = json!({
+        "product_cart": [{ "product_id": product, "quantity": 1 }],
+        "return_url": format!("{origin}/upgrade/success"),
+        "metadata": { "checkout_ref": checkout_ref(&nonce) },
+    });
+    if let Some(email) = &email {
+        body["customer"] = json!({ "email": email.as_str() });
+    }
+    let session = api.create_checkout(&body).await;
+    match session {
+        Ok(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            tracing::info!(product, outcome = "session_created", "checkout");
+            let mut response = redirect(
+                &url,
+                Some(&format!(
+                    "{CHECKOUT_COOKIE}={nonce}; Max-Age={CHECKOUT_COOKIE_SECONDS}; Path=/; HttpOnly; Secure; SameSite=Lax"
+                )),
+            );
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            response
+        }
+        Ok(_) => {
+            tracing::error!(
+                product,
+                "checkout: Dodo's session has no usable checkout_url"
+            );
+            retry_page(deps, &product)
+        }
+        Err(error) => {
+            tracing::error!(product, error = %error, "checkout: Dodo could not create a session");
+            retry_page(deps, &product)
+        }
+    }
+}
+
+fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
+    let retry = escape_html(&format!(
+        "{}/upgrade/checkout?product={product}",
+        deps.config.site_url.origin()
+    ));
+    let site = escape_html(deps.config.site_url.as_str());
+    page(
+        StatusCode::BAD_GATEWAY,
+        "The checkout could not be opened",
+        "",
+        &format!(
+            "<p>Our payment provider did not answer. Nothing was charged.</p>\
+             <p><a id=\"retry\" href=\"{retry}\">Try again</a> · <a href=\"{site}\">Back to the site</a></p>"
+        ),
+    )
+}

@@ -1,0 +1,250 @@
+//! `/upgrade/checkout`, claims bound to the checkout's browser, and `/upgrade/billing`,
+//! against the Dodo stand-in and DynamoDB Local.
+#![allow(clippy::unwrap_used)]
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use llmxt_core::config::{Env, SuccessConfig};
+use llmxt_core::email::Email;
+use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
+use llmxt_testkit::{
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store,
+    request_from_event, response_text, table_sizes, token_signer,
+};
+use serde_json::json;
+use success_redirect::checkout::{CHECKOUT_COOKIE, checkout_ref};
+use success_redirect::{SuccessDeps, handle};
+
+const SITE: &str = "https://pro.example.com";
+const NOW: i64 = 1_800_000_000;
+
+async fn setup() -> (SuccessDeps, DodoStandIn) {
+    let dodo = DodoStandIn::for_tests().await;
+    let config = SuccessConfig::from_env(&Env::from_pairs([
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+        ("NEXT_PUBLIC_SITE_URL", SITE),
+        ("PRODUCT_PLANS", "pdt_test=professional"),
+        ("DODO_PAYMENTS_API_KEY", TEST_API_KEY),
+        ("DODO_PAYMENTS_BASE_URL", dodo.base_url.as_str()),
+    ]))
+    .unwrap();
+    (SuccessDeps::new(config, fresh_store().await), dodo)
+}
+
+async fn get(
+    deps: &SuccessDeps,
+    path: &'static str,
+    query: &'static str,
+    cookies: Vec<String>,
+) -> Response<Body> {
+    let event = ApiGatewayEvent {
+        method: "GET",
+        path,
+        query,
+        headers: vec![],
+        cookies,
+        body: None,
+    };
+    handle(
+        deps,
+        request_from_event(&event.to_json().to_string()),
+        llmxt_core::time::unix_now(),
+    )
+    .await
+}
+
+fn header(response: &Response<Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn checkout_creates_a_session_bound_to_this_browser() {
+    let (deps, dodo) = setup().await;
+    let response = get(
+        &deps,
+        "/upgrade/checkout",
+        "product=pdt_test&email=Buyer%40Example.com",
+        vec![],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let sessions = dodo.checkouts();
+    let (session_id, body) = sessions.iter().next().unwrap();
+    assert_eq!(
+        header(&response, "location"),
+        format!("{}/checkout/{session_id}", dodo.base_url)
+    );
+    let cookie = header(&response, "set-cookie");
+    let nonce = cookie
+        .strip_prefix(&format!("{CHECKOUT_COOKIE}="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(nonce.len(), 43);
+    assert!(
+        cookie.ends_with("; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Domain="),
+        "__Host- cookies carry no Domain"
+    );
+    assert_eq!(
+        body["product_cart"],
+        json!([{ "product_id": "pdt_test", "quantity": 1 }])
+    );
+    assert_eq!(body["return_url"], format!("{SITE}/upgrade/success"));
+    assert_eq!(body["metadata"]["checkout_ref"], checkout_ref(nonce));
+    assert_eq!(body["customer"]["email"], "buyer@example.com");
+    assert_eq!(table_sizes(&deps.store).await, (0, 0), "nothing stored");
+}
+
+#[tokio::test]
+async fn unknown_products_bad_emails_and_dodo_errors_get_clear_pages_and_store_nothing() {
+    let (deps, dodo) = setup().await;
+    for query in [
+        "product=pdt_unknown",
+        "",
+        "product=pdt_test&email=not-an-email",
+        "product=pdt_test&product=pdt_test",
+    ] {
+        let leaked: &'static str = Box::leak(query.to_owned().into_boxed_str());
+        let response = get(&deps, "/upgrade/checkout", leaked, vec![]).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(header(&response, "set-cookie").is_empty());
+    }
+    assert!(dodo.checkouts().is_empty(), "no session created");
+    dodo.set_down(true);
+    let response = get(&deps, "/upgrade/checkout", "product=pdt_test", vec![]).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(response_text(&response).contains(
+        "id=\"retry\" href=\"https://pro.example.com/upgrade/checkout?product=pdt_test\""
+    ));
+    assert!(header(&response, "set-cookie").is_empty());
+    assert_eq!(table_sizes(&deps.store).await, (0, 0));
+}
+
+#[tokio::test]
+async fn only_the_checkout_browser_redeems_a_bound_claim() {
+    let (deps, _) = setup().await;
+    let nonce = "n".repeat(43);
+    let body = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["metadata"] = json!({ "checkout_ref": checkout_ref(&nonce) });
+    });
+    apply_body(&deps.store, "msg_bound", &body).await;
+    for cookies in [
+        vec![],
+        vec![format!("{CHECKOUT_COOKIE}={}", "m".repeat(43))],
+        vec![format!("{CHECKOUT_COOKIE}=tampered")],
+    ] {
+        let response = get(
+            &deps,
+            "/upgrade/success",
+            "payment_id=pay_test&status=succeeded",
+            cookies,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(header(&response, "set-cookie").is_empty());
+        let html = response_text(&response);
+        assert!(
+            html.contains("started in another browser") && html.contains("/upgrade/restore"),
+            "{html}"
+        );
+    }
+    let payment = deps.store.get_payment("pay_test").await.unwrap().unwrap();
+    assert_eq!(
+        payment.claim_redeemed_at, None,
+        "the claim stays open for the buyer"
+    );
+    let response = get(
+        &deps,
+        "/upgrade/success",
+        "payment_id=pay_test&status=succeeded",
+        vec![format!("{CHECKOUT_COOKIE}={nonce}")],
+    )
+    .await;
+    assert_eq!(
+        header(&response, "location"),
+        format!("{SITE}/?upgrade=success")
+    );
+    assert!(header(&response, "set-cookie").starts_with("llmxt_pro="));
+}
+
+#[tokio::test]
+async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
+    let (deps, dodo) = setup().await;
+    apply_body(
+        &deps.store,
+        "msg_pay",
+        &dodo_body("payment.succeeded.cli-generator", |_| {}),
+    )
+    .await;
+    let token = token_signer().issue(
+        &Email::parse("john.doe@example.com").unwrap(),
+        "professional",
+        llmxt_core::time::unix_now(),
+        3600,
+    );
+    let response = get(
+        &deps,
+        "/upgrade/billing",
+        "customer_id=cus_someone_else",
+        vec![format!("llmxt_pro={token}")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        header(&response, "location").starts_with(&format!("{}/portal/cus_test", dodo.base_url))
+    );
+    assert_eq!(
+        dodo.portal_sessions(),
+        [("cus_test".to_owned(), format!("{SITE}/"))]
+    );
+
+    // No valid cookie: to the sign-in link.
+    for cookies in [vec![], vec!["llmxt_pro=forged.token.value".to_owned()]] {
+        let response = get(&deps, "/upgrade/billing", "customer_id=cus_test", cookies).await;
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            header(&response, "location"),
+            format!("{SITE}/upgrade/restore")
+        );
+    }
+    // A buyer with a manual grant only has no billing account.
+    let manual = Email::parse("gift@example.com").unwrap();
+    llmxt_core::operator::grant(
+        &deps.store,
+        deps.config.plans.ranking(),
+        &manual,
+        "professional",
+        None,
+        "gift",
+        llmxt_core::operator::Actor {
+            by: "ops",
+            now: NOW,
+        },
+    )
+    .await
+    .unwrap();
+    let token = token_signer().issue(&manual, "professional", llmxt_core::time::unix_now(), 3600);
+    let response = get(
+        &deps,
+        "/upgrade/billing",
+        "",
+        vec![format!("llmxt_pro={token}")],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response_text(&response).contains("No billing account"));
+    assert_eq!(
+        dodo.portal_sessions().len(),
+        1,
+        "no portal session for anyone else"
+    );
+}
