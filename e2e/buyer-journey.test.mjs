@@ -19,6 +19,8 @@ const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const suffix = `${process.pid}-${Date.now()}`;
 let server;
+let dodo;
+let dodoUrl;
 let browser;
 let site;
 let env;
@@ -71,12 +73,14 @@ async function deliverPayment(paymentId, email) {
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
   assert.ok(sesEndpoint, "LLMXT_TEST_SES_ENDPOINT is not set: run the tests with scripts/test.sh (or scripts/ses-local.sh start)");
-  for (const name of ["local-api", "llmxt-admin"]) {
-    assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin (scripts/test.sh does)`);
+  for (const name of ["local-api", "llmxt-admin", "dodo-local"]) {
+    assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin -p llmxt-testkit --bins (scripts/test.sh does)`);
   }
   assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`);
   const port = await freePort();
+  const dodoPort = await freePort();
   site = `http://localhost:${port}`;
+  dodoUrl = `http://127.0.0.1:${dodoPort}`;
   env = {
     ...process.env,
     PORT: String(port),
@@ -91,12 +95,18 @@ before(async () => {
     NEXT_PUBLIC_SITE_URL: site,
     PRODUCT_PLANS: "pdt_test=professional",
     RESTORE_EMAIL_FROM: "access@example.com",
+    DODO_PAYMENTS_API_KEY: "e2e-dodo-api-key",
+    DODO_PAYMENTS_BASE_URL: dodoUrl,
+    DODO_LOCAL_PORT: String(dodoPort),
+    DODO_LOCAL_WEBHOOK_URL: `http://127.0.0.1:${port}/api/webhooks/dodo`,
     SES_ENDPOINT: sesEndpoint,
     RUST_LOG: "warn",
   };
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
+  dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   await waitForServer(`${site}/`);
+  await waitForServer(`${dodoUrl}/`);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -105,9 +115,11 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server) {
-    server.kill("SIGINT");
-    await new Promise((resolve) => server.once("exit", resolve));
+  for (const child of [server, dodo]) {
+    if (child && child.exitCode === null) {
+      child.kill("SIGINT");
+      await new Promise((resolve) => child.once("exit", resolve));
+    }
   }
 });
 
@@ -229,4 +241,37 @@ test("a buyer restores Pro on a new device with the emailed link", async () => {
   const cookie = (await device.cookies()).find((c) => c.name === "llmxt_pro");
   assert.equal(cookie.httpOnly, true);
   await device.close();
+});
+
+async function buyFromHome(context, email, button) {
+  const page = await context.newPage();
+  await page.goto(`${site}/`);
+  assert.equal(await proStatus(page), "Not Pro");
+  await page.click("#buy");
+  await page.waitForURL(`${dodoUrl}/checkout/**`);
+  await page.fill("input[name=email]", email);
+  await page.click(`button[value=${button}]`);
+  await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await proStatus(page), "Pro (professional)");
+  return page;
+}
+
+test("a newcomer clicks home → Buy Pro → Pay and is Pro, then manages billing", async () => {
+  const context = await browser.newContext();
+  const page = await buyFromHome(context, `journey-${suffix}@example.com`, "send");
+  const checkoutCookie = (await context.cookies()).find((c) => c.name === "__Host-llmxt_checkout");
+  assert.ok(checkoutCookie && checkoutCookie.httpOnly && checkoutCookie.secure, "the checkout is bound to this browser");
+  await page.goto(`${site}/`);
+  await page.click("#billing");
+  await page.waitForURL(`${dodoUrl}/portal/**`);
+  assert.match(page.url(), /\/portal\/cus_journey-/);
+  await page.click("#back");
+  await page.waitForURL(`${site}/`);
+  await context.close();
+});
+
+test("when the webhook is lost, the success page confirms the payment through the API", async () => {
+  const context = await browser.newContext();
+  await buyFromHome(context, `lost-${suffix}@example.com`, "lose");
+  await context.close();
 });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole system on this machine: DynamoDB Local (fetched and cached on first use),
-# both tables, and local-api on http://localhost:$PORT routing to the real handlers.
+# Runs the whole system on this machine: DynamoDB Local and the SES emulator (fetched and
+# cached on first use), both tables, the Dodo stand-in (dodo-local, with a hosted checkout
+# page) and local-api on http://localhost:$PORT routing to the real handlers.
 # Settings come from .env when present (see .env.example); safe development defaults
 # otherwise. Ctrl-C stops everything (DynamoDB Local runs in memory: data goes with it).
 set -euo pipefail
@@ -23,9 +24,25 @@ export HMAC_SECRET=${HMAC_SECRET:-local-dev-hmac-secret-change-me-0123456789abcd
 export REQUIRE_HMAC_SIGNATURE=${REQUIRE_HMAC_SIGNATURE:-false}
 export NEXT_PUBLIC_SITE_URL=${NEXT_PUBLIC_SITE_URL:-http://localhost:$PORT}
 export RUST_LOG=${RUST_LOG:-info}
+ses_port=${SES_LOCAL_PORT:-8005}
+export SES_ENDPOINT=${SES_ENDPOINT:-http://127.0.0.1:$ses_port}
+export RESTORE_EMAIL_FROM=${RESTORE_EMAIL_FROM:-access@example.com}
+dodo_port=${DODO_LOCAL_PORT:-8006}
+export DODO_PAYMENTS_API_KEY=${DODO_PAYMENTS_API_KEY:-local-dodo-api-key}
+export DODO_PAYMENTS_BASE_URL=${DODO_PAYMENTS_BASE_URL:-http://127.0.0.1:$dodo_port}
+export DODO_LOCAL_PORT=$dodo_port
+export DODO_LOCAL_WEBHOOK_URL=${DODO_LOCAL_WEBHOOK_URL:-http://127.0.0.1:$PORT/api/webhooks/dodo}
+export PRODUCT_PLANS=${PRODUCT_PLANS:-pdt_test=professional}
 
 started_ddb=""
-cleanup() { [ -n "$started_ddb" ] && scripts/dynamodb-local.sh stop "$ddb_port"; }
+started_ses=""
+dodo_pid=""
+cleanup() {
+  [ -n "$dodo_pid" ] && kill "$dodo_pid" 2>/dev/null
+  [ -n "$started_ses" ] && scripts/ses-local.sh stop "$ses_port"
+  [ -n "$started_ddb" ] && scripts/dynamodb-local.sh stop "$ddb_port"
+  return 0
+}
 trap cleanup EXIT
 if [ "$DYNAMODB_ENDPOINT" = "http://127.0.0.1:$ddb_port" ]; then
   if ! scripts/dynamodb-local.sh status "$ddb_port"; then
@@ -34,14 +51,25 @@ if [ "$DYNAMODB_ENDPOINT" = "http://127.0.0.1:$ddb_port" ]; then
   fi
 fi
 
-echo "== building local-api and llmxt-admin" >&2
+if [ "$SES_ENDPOINT" = "http://127.0.0.1:$ses_port" ] && ! scripts/ses-local.sh status "$ses_port"; then
+  scripts/ses-local.sh start "$ses_port"
+  started_ses=1
+fi
+
+echo "== building local-api, llmxt-admin and dodo-local" >&2
 llmxt_admin create-tables
+if [ "$DODO_PAYMENTS_BASE_URL" = "http://127.0.0.1:$dodo_port" ]; then
+  target/debug/dodo-local &
+  dodo_pid=$!
+fi
 
 cat >&2 <<TXT
 
-  The site:        $NEXT_PUBLIC_SITE_URL/
-  Pay (simulated): scripts/send-webhook.sh payment.succeeded --email you@example.com --payment-id pay_demo1
-  Come back:       $NEXT_PUBLIC_SITE_URL/upgrade/success?payment_id=pay_demo1&status=succeeded
+  Open the site:   $NEXT_PUBLIC_SITE_URL/   → Buy Pro → Pay → back on the site as Pro
+                   (Manage billing, Restore on this device, and the local mailbox are linked there)
+  Local Dodo:      $DODO_PAYMENTS_BASE_URL (API stand-in + hosted checkout)
+  Local mailbox:   $SES_ENDPOINT/
+  Signed webhook:  scripts/send-webhook.sh payment.succeeded --email you@example.com --payment-id pay_demo1
   Look up:         DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT target/debug/llmxt-admin show you@example.com
 
 TXT

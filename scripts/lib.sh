@@ -12,9 +12,14 @@ load_env_file() {
   done <"$file"
 }
 
-# Runs llmxt-admin, built together with local-api as scripts/dev.sh and scripts/test.sh build
-# them (the same package set keeps cargo's feature resolution, and so its cache, identical).
+# The local binaries (local-api, llmxt-admin, dodo-local), built as one package set everywhere
+# (the same set keeps cargo's feature resolution, and so its cache, identical).
+build_local_binaries() {
+  cargo build --quiet "$@" -p local-api -p llmxt-admin -p llmxt-testkit --bins
+}
+
+# Runs llmxt-admin, built with the other local binaries.
 llmxt_admin() {
-  cargo build --quiet -p local-api -p llmxt-admin
+  build_local_binaries
   "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
 }

@@ -38,7 +38,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-cargo build --quiet --locked -p local-api -p llmxt-admin
+. scripts/lib.sh
+build_local_binaries --locked
 
 echo "== template: sam validate --lint, cfn-lint, checks against the code"
 "$venv/bin/sam" validate --lint --region us-east-1

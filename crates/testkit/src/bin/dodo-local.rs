@@ -1,0 +1,33 @@
+//! `dodo-local`: the Dodo API stand-in served on loopback for `scripts/dev.sh`, with a hosted
+//! checkout page (**Pay** sends the signed webhook to local-api; **Pay, but lose the
+//! webhook** leaves the success page to confirm through the API) and a customer portal page.
+//!
+//! Environment: `DODO_LOCAL_PORT` (8006), `DODO_PAYMENTS_API_KEY`, `DODO_WEBHOOK_SECRET`,
+//! `DODO_LOCAL_WEBHOOK_URL` (where to deliver webhooks).
+#![forbid(unsafe_code)]
+
+use llmxt_testkit::dodo::{DodoStandIn, StandInOptions};
+
+#[tokio::main]
+async fn main() {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let port: u16 = env("DODO_LOCAL_PORT")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8006);
+    let Some(api_key) = env("DODO_PAYMENTS_API_KEY") else {
+        eprintln!("dodo-local: DODO_PAYMENTS_API_KEY is required (the key local-api presents)");
+        std::process::exit(1);
+    };
+    let stand_in = DodoStandIn::start_on(
+        StandInOptions {
+            api_key,
+            webhook_url: env("DODO_LOCAL_WEBHOOK_URL"),
+            webhook_secret: env("DODO_WEBHOOK_SECRET"),
+        },
+        port,
+    )
+    .await;
+    eprintln!("dodo-local: Dodo API stand-in on {}", stand_in.base_url);
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("dodo-local stopped");
+}
