@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
@@ -252,7 +252,19 @@ impl Handlers {
     }
 
     /// What the webhook must do for it: the three reads, then the transaction.
+    /// What the webhook must do for a new payment: one consistent `BatchGetItem` (delivery
+    /// record, payment, entitlement) and one `TransactWriteItems`.
     async fn webhook_floor(&self, key: &str) -> Duration {
+        self.webhook_pattern(key, true).await
+    }
+
+    /// The previous round's access pattern: three sequential consistent `GetItem`s, then the
+    /// transaction.
+    async fn webhook_previous_pattern(&self, key: &str) -> Duration {
+        self.webhook_pattern(key, false).await
+    }
+
+    async fn webhook_pattern(&self, key: &str, batched: bool) -> Duration {
         let config = self.store.config();
         let client = self.store.client();
         let now = unix_now();
@@ -296,8 +308,7 @@ impl Handlers {
             put(&config.payments_table, payment.to_item(), "payment_id"),
             put(&config.entitlements_table, entitlement.to_item(), "email"),
         ];
-        let started = Instant::now();
-        for (table, name, value) in [
+        let reads = [
             (
                 &config.payments_table,
                 "payment_id",
@@ -305,15 +316,47 @@ impl Handlers {
             ),
             (&config.payments_table, "payment_id", format!("pay_{key}")),
             (&config.entitlements_table, "email", email.clone()),
-        ] {
+        ];
+        let started = Instant::now();
+        if batched {
+            let mut request: std::collections::HashMap<String, KeysAndAttributes> =
+                std::collections::HashMap::new();
+            for (table, name, value) in reads {
+                let entry = request.entry(table.clone()).or_insert_with(|| {
+                    KeysAndAttributes::builder()
+                        .consistent_read(true)
+                        .set_keys(Some(Vec::new()))
+                        .build()
+                        .unwrap()
+                });
+                let mut keys = entry.keys().to_vec();
+                keys.push(std::collections::HashMap::from([(
+                    name.to_owned(),
+                    AttributeValue::S(value),
+                )]));
+                *entry = KeysAndAttributes::builder()
+                    .consistent_read(true)
+                    .set_keys(Some(keys))
+                    .build()
+                    .unwrap();
+            }
             client
-                .get_item()
-                .table_name(table)
-                .key(name, AttributeValue::S(value))
-                .consistent_read(true)
+                .batch_get_item()
+                .set_request_items(Some(request))
                 .send()
                 .await
                 .unwrap();
+        } else {
+            for (table, name, value) in reads {
+                client
+                    .get_item()
+                    .table_name(table)
+                    .key(name, AttributeValue::S(value))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
         }
         client
             .transact_write_items()
@@ -452,8 +495,23 @@ pub async fn warm(iterations: usize) {
             }
         }
     }
+    let mut webhook_previous = Vec::new();
+    for trial in 0..trials {
+        let handlers = Handlers::new(&store, fresh().await).await;
+        webhook_previous.push(
+            handlers
+                .webhook_previous_pattern(&format!("firstprev{trial}"))
+                .await,
+        );
+    }
+    let mut webhook_again = webhook.clone();
     for (label, handler, floor) in [
         ("webhook", &mut webhook, &mut webhook_floor),
+        (
+            "webhook vs the previous round's 3 reads + 1 transaction",
+            &mut webhook_again,
+            &mut webhook_previous,
+        ),
         ("success-redirect", &mut success, &mut success_floor),
         ("entitlement", &mut check, &mut check_floor),
     ] {
@@ -472,15 +530,26 @@ pub async fn warm(iterations: usize) {
     println!("| handler | p50 (ms) | p90 (ms) | floor p50 (ms) | floor p90 (ms) | p50 / floor |");
     println!("|---|---:|---:|---:|---:|---:|");
     let handlers = Handlers::new(&store, store.clone()).await;
-    let (mut handler, mut floor) = (Vec::new(), Vec::new());
+    let (mut handler, mut floor, mut previous) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations {
         handler.push(handlers.webhook(&format!("warm{i}")).await);
         floor.push(handlers.webhook_floor(&format!("warmfloor{i}")).await);
+        previous.push(
+            handlers
+                .webhook_previous_pattern(&format!("warmprev{i}"))
+                .await,
+        );
     }
+    let mut handler_again = handler.clone();
     row(
-        "webhook: payment.succeeded (3 reads + 1 transaction)",
+        "webhook: payment.succeeded (1 batched read + 1 transaction)",
         &mut handler,
         &mut floor,
+    );
+    row(
+        "webhook vs the previous round's pattern (3 sequential reads + 1 transaction)",
+        &mut handler_again,
+        &mut previous,
     );
     let (mut handler, mut floor) = (Vec::new(), Vec::new());
     let offset = 2 * trials;
