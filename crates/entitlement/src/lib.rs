@@ -86,14 +86,16 @@ async fn answer(
     request: &Request,
     now: i64,
 ) -> Result<Response<Body>, ApiError> {
-    if request.method() != Method::GET {
-        return Err(ApiError::MethodNotAllowed("GET"));
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return Err(ApiError::MethodNotAllowed("GET, HEAD"));
     }
     // The signed string joins its fields with dots, so a body could stand in for the end of
-    // the query ("…?email=a%40b" + "co." signs like "…?email=a%40b.co" + ""): a GET carries
-    // none, and one that does is refused before its signature is looked at.
+    // the query ("…?email=a%40b" + "co." signs like "…?email=a%40b.co" + ""): a GET or HEAD
+    // carries none, and one that does is refused before its signature is looked at.
     if !body_bytes(request).is_empty() {
-        return Err(ApiError::BadRequest("a GET request must not have a body"));
+        return Err(ApiError::BadRequest(
+            "a GET or HEAD request must not have a body",
+        ));
     }
     let email_query = query_param(request, "email");
     if email_query.is_some() || deps.config.require_signature {

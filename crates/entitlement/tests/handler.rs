@@ -750,6 +750,11 @@ async fn a_get_with_a_body_is_refused_before_its_signature_is_checked() {
         response_text(&response)
     );
     assert!(!response_text(&response).contains("\"pro\""));
+    // HEAD likewise.
+    let mut head = shifted.clone();
+    head["requestContext"]["http"]["method"] = json!("HEAD");
+    let response = ask(&deps, &head.to_string()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // Any body at all, even with a valid signature over it.
     shifted["rawQueryString"] = json!("email=a%40b.co");
     shifted["body"] = json!("");
