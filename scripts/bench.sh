@@ -70,6 +70,8 @@ out=$(mktemp)
   echo "## 5. Throughput through local-api ($seconds s, DynamoDB Local)"
   echo
   "$bench" load --bin-dir target/release --seconds "$seconds" --in-flight 16
+  echo
+  cat docs/benchmark-choices.md
 } >"$out"
 mkdir -p docs
 if [ "$quick" = "--quick" ]; then

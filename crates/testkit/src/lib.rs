@@ -72,25 +72,7 @@ pub fn token_signer() -> llmxt_core::token::TokenSigner {
 
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when it does not answer.
 pub fn dynamodb_endpoint() -> String {
-    let Ok(endpoint) = std::env::var(ENDPOINT_VARIABLE) else {
-        panic!(
-            "{ENDPOINT_VARIABLE} is not set. These tests need DynamoDB Local: run them with \
-             `scripts/test.sh`, or start it with `scripts/dynamodb-local.sh start 8000` and set \
-             {ENDPOINT_VARIABLE}=http://127.0.0.1:8000"
-        );
-    };
-    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let reachable = address
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
-    assert!(
-        reachable,
-        "DynamoDB Local does not answer at {endpoint} ({ENDPOINT_VARIABLE}). Start it with \
-         `scripts/dynamodb-local.sh start <port>` or run the tests with `scripts/test.sh`."
-    );
-    endpoint
+    service_endpoint(ENDPOINT_VARIABLE, "DynamoDB Local", "dynamodb-local.sh", 8000)
 }
 
 /// The variable naming the SES emulator endpoint the tests use.
@@ -98,11 +80,17 @@ pub const SES_ENDPOINT_VARIABLE: &str = "LLMXT_TEST_SES_ENDPOINT";
 
 /// The SES emulator endpoint; fails the test, saying how to get one, when it does not answer.
 pub fn ses_endpoint() -> String {
-    let Ok(endpoint) = std::env::var(SES_ENDPOINT_VARIABLE) else {
+    service_endpoint(SES_ENDPOINT_VARIABLE, "the SES emulator", "ses-local.sh", 8005)
+}
+
+/// The endpoint in `variable`, checked to answer; otherwise the test fails saying how to start
+/// `service` with `scripts/{script}`.
+fn service_endpoint(variable: &str, service: &str, script: &str, port: u16) -> String {
+    let Ok(endpoint) = std::env::var(variable) else {
         panic!(
-            "{SES_ENDPOINT_VARIABLE} is not set. These tests need the SES emulator: run them with \
-             `scripts/test.sh`, or start it with `scripts/ses-local.sh start 8005` and set \
-             {SES_ENDPOINT_VARIABLE}=http://127.0.0.1:8005"
+            "{variable} is not set. These tests need {service}: run them with \
+             `scripts/test.sh`, or start it with `scripts/{script} start {port}` and set \
+             {variable}=http://127.0.0.1:{port}"
         );
     };
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -113,8 +101,8 @@ pub fn ses_endpoint() -> String {
         .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
     assert!(
         reachable,
-        "the SES emulator does not answer at {endpoint} ({SES_ENDPOINT_VARIABLE}). Start it with \
-         `scripts/ses-local.sh start <port>` or run the tests with `scripts/test.sh`."
+        "{service} does not answer at {endpoint} ({variable}). Start it with \
+         `scripts/{script} start <port>` or run the tests with `scripts/test.sh`."
     );
     endpoint
 }
