@@ -6,6 +6,13 @@ use llmxt_core::secret::Secret;
 use llmxt_core::token::TokenSigner;
 
 fuzz_target!(|data: &[u8]| {
-    let signer = TokenSigner::new(vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())], "https://pro.example.com");
-    assert!(signer.verify(&String::from_utf8_lossy(data), 1_800_000_000).is_err());
+    let signer = TokenSigner::new(
+        vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())],
+        "https://pro.example.com",
+    );
+    assert!(
+        signer
+            .verify(&String::from_utf8_lossy(data), 1_800_000_000)
+            .is_err()
+    );
 });
