@@ -132,11 +132,19 @@ async fn grant_and_revoke_record_who_why_and_when() {
         json!("2099-01-01T00:00:00Z")
     );
 
+    let grants = value["entitlement"]["grants"].as_array().unwrap().clone();
+    assert_eq!(grants.len(), 1, "show lists the grants: {grants:?}");
+    assert_eq!(grants[0]["source"], json!("manual"));
+    assert_eq!(grants[0]["gives_access"], json!(true));
     admin(&env, &["revoke", BUYER, "--reason", "chargeback threat"])
         .await
         .unwrap();
     let value = show_json(&env, BUYER).await;
     assert_eq!(value["pro"], json!(false));
+    assert_eq!(
+        value["entitlement"]["grants"][0]["status"],
+        json!("revoked")
+    );
     let history = value["entitlement"]["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(

@@ -72,7 +72,12 @@ pub fn token_signer() -> llmxt_core::token::TokenSigner {
 
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when it does not answer.
 pub fn dynamodb_endpoint() -> String {
-    service_endpoint(ENDPOINT_VARIABLE, "DynamoDB Local", "dynamodb-local.sh", 8000)
+    service_endpoint(
+        ENDPOINT_VARIABLE,
+        "DynamoDB Local",
+        "dynamodb-local.sh",
+        8000,
+    )
 }
 
 /// The variable naming the SES emulator endpoint the tests use.
@@ -80,7 +85,12 @@ pub const SES_ENDPOINT_VARIABLE: &str = "LLMXT_TEST_SES_ENDPOINT";
 
 /// The SES emulator endpoint; fails the test, saying how to get one, when it does not answer.
 pub fn ses_endpoint() -> String {
-    service_endpoint(SES_ENDPOINT_VARIABLE, "the SES emulator", "ses-local.sh", 8005)
+    service_endpoint(
+        SES_ENDPOINT_VARIABLE,
+        "the SES emulator",
+        "ses-local.sh",
+        8005,
+    )
 }
 
 /// The endpoint in `variable`, checked to answer; otherwise the test fails saying how to start
