@@ -221,6 +221,8 @@ pub enum ClaimOutcome {
     /// The purchase was started in another browser (its checkout binding does not match);
     /// the claim stays open for that browser.
     BoundElsewhere,
+    /// A paid payment that never opens a claim: a subscription's renewal.
+    NoClaim,
 }
 
 /// Both tables, through one DynamoDB client built at start.
@@ -1052,6 +1054,13 @@ fn classify_unredeemable(
     }
     if payment.claim_redeemed_at.is_some() {
         return ClaimOutcome::AlreadyClaimed;
+    }
+    if payment.status == "succeeded"
+        && payment.email.is_some()
+        && payment.subscription_id.is_some()
+        && payment.claim_expires_at.is_none()
+    {
+        return ClaimOutcome::NoClaim;
     }
     match payment.claim_expires_at {
         Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,

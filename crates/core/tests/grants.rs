@@ -113,7 +113,7 @@ async fn a_renewal_never_opens_a_claim() {
             .redeem_claim("pay_renewal", renewal_at + 1)
             .await
             .unwrap(),
-        ClaimOutcome::Pending
+        ClaimOutcome::NoClaim
     );
     assert_eq!(
         store

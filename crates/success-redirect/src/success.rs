@@ -100,6 +100,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         Ok(ClaimOutcome::Expired) => unredeemable(deps, "expired", &reference),
         Ok(ClaimOutcome::Failed) => unredeemable(deps, "failed", &reference),
         Ok(ClaimOutcome::BoundElsewhere) => unredeemable(deps, "other_browser", &reference),
+        Ok(ClaimOutcome::NoClaim) => unredeemable(deps, "renewal", &reference),
         Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored) => {
             let reported = query_param(&request, "status").unwrap_or_default();
             if matches!(reported.as_str(), "failed" | "cancelled") {
@@ -212,6 +213,11 @@ fn unredeemable(
             "Access from this link was already set up, perhaps in another browser or tab. \
              If that was you, you are done. On another device, ask for a sign-in link: we send it \
              to the email address you paid with.",
+        ),
+        "renewal" => (
+            "Your subscription was renewed",
+            "Access continues by itself on every device you already use. On a new device, ask \
+             for a sign-in link: we send it to the email address you paid with.",
         ),
         "other_browser" => (
             "This purchase was started in another browser",

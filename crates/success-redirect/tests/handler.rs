@@ -453,6 +453,10 @@ async fn a_renewals_success_link_sets_no_new_cookie() {
             "{query}"
         );
     }
+    offers_sign_in(
+        &visit(&deps, "payment_id=pay_renewal", NOW + 1).await,
+        "subscription was renewed",
+    );
 }
 
 #[test]
