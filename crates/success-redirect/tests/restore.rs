@@ -383,3 +383,33 @@ async fn without_a_sender_the_form_says_restore_is_not_enabled() {
     .await;
     assert!(response_text(&form).contains("not enabled"));
 }
+
+#[tokio::test]
+async fn tokens_and_counters_never_show_up_as_payments() {
+    let deps = deps().await;
+    let buyer = address("listing");
+    buy(&deps, &buyer, "pay_listed").await;
+    ask_for_link(&deps, &buyer).await;
+    ask_for_link(&deps, "nobody@example.com").await;
+    let all = llmxt_testkit::scan_all(&deps.store, &deps.store.config().payments_table).await;
+    assert!(
+        all.iter()
+            .any(|item| item["payment_id"].as_s().unwrap().starts_with("restore#")),
+        "a token was stored"
+    );
+    let (listed, complete) = deps.store.recent_payments(0, 10_000).await.unwrap();
+    assert!(complete);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|p| p.payment_id.as_str())
+            .collect::<Vec<_>>(),
+        ["pay_listed"]
+    );
+    let by_email = deps
+        .store
+        .payments_for_email(&llmxt_core::email::Email::parse(&buyer).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(by_email.len(), 1);
+}
