@@ -316,6 +316,30 @@ pub fn api_event(kind: &str, object: Value) -> Result<DodoEvent, EventParseError
     parse_event(event.to_string().as_bytes())
 }
 
+/// Applies an object read from the API (`kind`: `payment` or `subscription`) through the
+/// ledger, exactly as a delivery: recorded as coming from the API, its freshness the time of
+/// the read (`now`), deduplicated under `read_id`. An object the parser cannot read is
+/// ignored.
+pub async fn apply_api_object(
+    store: &crate::store::Store,
+    settings: crate::policy::PolicySettings<'_>,
+    kind: &str,
+    object: Value,
+    read_id: &str,
+    now: i64,
+) -> Result<crate::ledger::Outcome, crate::store::StoreError> {
+    let Ok(event) = api_event(kind, object) else {
+        return Ok(crate::ledger::Outcome::Ignored("unreadable API object"));
+    };
+    let delivery = crate::ledger::Delivery {
+        webhook_id: read_id,
+        origin: crate::ledger::Origin::Api,
+        webhook_timestamp: now,
+        received_at: now,
+    };
+    crate::ledger::apply_delivery(store, settings, delivery, &event).await
+}
+
 /// The status of a payment read from the API, lower-cased.
 pub fn payment_status(object: &Value) -> String {
     object

@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::dodo_api::{DodoApi, DodoApiError, api_event, payment_status};
+use crate::dodo_api::{DodoApi, DodoApiError, apply_api_object, payment_status};
 use crate::email::Email;
-use crate::ledger::{Delivery, Origin, apply_delivery};
 use crate::policy::PolicySettings;
 use crate::records::{PaymentRecord, SubscriptionRecord};
 use crate::store::{RecordKeys, Store, StoreError};
@@ -319,17 +318,8 @@ async fn apply(
     object: Value,
     now: i64,
 ) -> Result<(), ReconcileError> {
-    let Ok(event) = api_event(kind, object) else {
-        return Ok(());
-    };
     let read_id = format!("reconcile:{kind}:{id}:{now}");
-    let delivery = Delivery {
-        webhook_id: &read_id,
-        origin: Origin::Api,
-        webhook_timestamp: now,
-        received_at: now,
-    };
-    apply_delivery(store, settings, delivery, &event).await?;
+    apply_api_object(store, settings, kind, object, &read_id, now).await?;
     Ok(())
 }
 

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use llmxt_core::dodo_api::{DodoApiError, api_event, payment_status};
-use llmxt_core::ledger::{Delivery, Origin, apply_delivery};
+use llmxt_core::dodo_api::{DodoApiError, apply_api_object, payment_status};
 use llmxt_core::policy::PolicySettings;
 use serde_json::Value;
 
@@ -87,20 +86,13 @@ async fn apply_payment(deps: &SuccessDeps, object: Value, now: i64) -> Option<Co
 }
 
 async fn apply(deps: &SuccessDeps, kind: &str, id: &str, object: Value, now: i64) -> Option<()> {
-    let event = api_event(kind, object).ok()?;
     let settings = PolicySettings {
         plans: &deps.config.plans,
         claim_ttl_seconds: deps.config.claim_ttl_seconds,
         grace_seconds: deps.config.grace_seconds,
     };
     let read_id = format!("api:{kind}:{id}:{now}");
-    let delivery = Delivery {
-        webhook_id: &read_id,
-        origin: Origin::Api,
-        webhook_timestamp: now,
-        received_at: now,
-    };
-    match apply_delivery(&deps.store, settings, delivery, &event).await {
+    match apply_api_object(&deps.store, settings, kind, object, &read_id, now).await {
         Ok(outcome) => {
             tracing::info!(
                 id,
