@@ -16,6 +16,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache/dynamodb-local"
 emulator="$cache/package/emulator"
 
+. "$root/scripts/lib.sh"
+
 die() { echo "dynamodb-local: $*" >&2; exit 1; }
 
 answers() {
@@ -55,25 +57,11 @@ start() {
   (cd "$emulator" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
       "${storage[@]}" -sharedDb -port "$port" -disableTelemetry >"$log" 2>&1) &
   echo $! >"$cache/dynamodb-$port.pid"
-  for _ in $(seq 1 150); do
-    if answers "$port"; then
-      echo "dynamodb-local: answering on http://127.0.0.1:$port" >&2
-      return 0
-    fi
-    kill -0 "$(cat "$cache/dynamodb-$port.pid")" 2>/dev/null || { cat "$log" >&2; die "it exited while starting"; }
-    sleep 0.1
-  done
-  die "no answer on port $port after 15 s (log: $log)"
+  wait_for_service dynamodb-local "$port" answers "$cache/dynamodb-$port.pid" "$log" || exit 1
 }
 
 stop() {
-  local port=$1 pidfile="$cache/dynamodb-$port.pid" pid
-  [ -f "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
+  stop_pidfile "$cache/dynamodb-$1.pid"
 }
 
 command=${1:-}

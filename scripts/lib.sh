@@ -23,3 +23,31 @@ llmxt_admin() {
   build_local_binaries
   "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
 }
+
+# Waits up to 15 s until `$check PORT` succeeds for the background process whose pid is in
+# PIDFILE; prints LOG and fails if the process exits first. Used by the service scripts.
+#   wait_for_service NAME PORT CHECK PIDFILE LOG
+wait_for_service() {
+  local name=$1 port=$2 check=$3 pidfile=$4 log=$5
+  for _ in $(seq 1 150); do
+    if "$check" "$port"; then
+      echo "$name: answering on http://127.0.0.1:$port" >&2
+      return 0
+    fi
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { cat "$log" >&2; echo "$name: it exited while starting" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "$name: no answer on port $port after 15 s (log: $log)" >&2
+  return 1
+}
+
+# Stops the process whose pid is in PIDFILE (TERM, then KILL after 5 s) and removes the file.
+stop_pidfile() {
+  local pidfile=$1 pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+}

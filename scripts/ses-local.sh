@@ -13,6 +13,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="$root/.cache/ses-local"
 
+. "$root/scripts/lib.sh"
+
 die() { echo "ses-local: $*" >&2; exit 1; }
 
 answers() {
@@ -42,25 +44,11 @@ start() {
   local log="$cache/ses-$port.log"
   (cd "$cache" && exec node node_modules/aws-ses-v2-local/dist/cli.js --host 127.0.0.1 --port "$port" >"$log" 2>&1) &
   echo $! >"$cache/ses-$port.pid"
-  for _ in $(seq 1 150); do
-    if answers "$port"; then
-      echo "ses-local: answering on http://127.0.0.1:$port" >&2
-      return 0
-    fi
-    kill -0 "$(cat "$cache/ses-$port.pid")" 2>/dev/null || { cat "$log" >&2; die "it exited while starting"; }
-    sleep 0.1
-  done
-  die "no answer on port $port after 15 s (log: $log)"
+  wait_for_service ses-local "$port" answers "$cache/ses-$port.pid" "$log" || exit 1
 }
 
 stop() {
-  local port=$1 pidfile="$cache/ses-$port.pid" pid
-  [ -f "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
+  stop_pidfile "$cache/ses-$1.pid"
 }
 
 command=${1:-}
