@@ -22,6 +22,15 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     let Some(email) = email else {
         return redirect(&restore_url(deps), None);
     };
+    // A link checker or prefetch must not open portal sessions.
+    if crate::success::is_prefetch(&request) {
+        return crate::pages::page(
+            StatusCode::OK,
+            "Billing",
+            "",
+            "<p>Opening the billing portal…</p>",
+        );
+    }
     let Some(api) = &deps.dodo else {
         return message_page(
             deps,

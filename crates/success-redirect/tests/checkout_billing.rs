@@ -191,6 +191,23 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         llmxt_core::time::unix_now(),
         3600,
     );
+    // A prefetch (or HEAD) opens no portal session.
+    let prefetch = ApiGatewayEvent {
+        method: "GET",
+        path: "/upgrade/billing",
+        query: "",
+        headers: vec![("sec-purpose", "prefetch".to_owned())],
+        cookies: vec![format!("llmxt_pro={token}")],
+        body: None,
+    };
+    let response = handle(
+        &deps,
+        request_from_event(&prefetch.to_json().to_string()),
+        llmxt_core::time::unix_now(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(dodo.portal_sessions().is_empty());
     let response = get(
         &deps,
         "/upgrade/billing",
