@@ -3,26 +3,34 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_http::html_response;
+use llmxt_http::{html_form_response, html_response};
 
 use crate::SuccessDeps;
 
 /// A complete page: `head_extra` goes into `<head>` (e.g. a refresh), `body` is trusted HTML
-/// built by the caller from escaped parts.
+/// built by the caller from escaped parts. Its forms may post nowhere.
 pub(crate) fn page(
     status: StatusCode,
     title: &str,
     head_extra: &str,
     body: &str,
 ) -> Response<Body> {
-    let html = format!(
+    html_response(status, render(title, head_extra, body))
+}
+
+/// Like [`page`], for pages whose forms post back to this origin.
+pub(crate) fn form_page(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    html_form_response(status, render(title, "", body))
+}
+
+fn render(title: &str, head_extra: &str, body: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head_extra}\
          <title>{title}</title></head>\
          <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
          <h1>{title}</h1>{body}</body></html>"
-    );
-    html_response(status, html)
+    )
 }
 
 /// A page that explains `text` and links back to the site (and to checkout when configured).

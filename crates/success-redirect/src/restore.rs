@@ -19,12 +19,12 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_core::crypto::hex_encode;
 use llmxt_core::email::Email;
-use llmxt_http::{ApiError, body_bytes, html_form_response, query_param, see_other};
+use llmxt_http::{ApiError, body_bytes, query_param, see_other};
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
 use crate::mail::SignInEmail;
-use crate::pages::escape_html;
+use crate::pages::{self, escape_html};
 
 /// How long a sign-in link works.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
@@ -219,22 +219,11 @@ fn field(form: &[(String, String)], name: &str) -> Option<String> {
     }
 }
 
-fn shell(status: StatusCode, title: &str, body: &str) -> Response<Body> {
-    html_form_response(
-        status,
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{title}</title></head>\
-             <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-             <h1>{title}</h1>{body}</body></html>"
-        ),
-    )
-}
-
+/// The restore form (or, without a sender, the page saying restore is not enabled), with an
+/// optional notice above it.
 fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Response<Body> {
     if deps.mailer.is_none() {
-        return shell(
+        return pages::form_page(
             status,
             "Restore access on this device",
             "<p>Sign-in links by email are not enabled on this site. Contact support to restore \
@@ -244,7 +233,7 @@ fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Re
     let notice = notice
         .map(|text| format!("<p role=\"status\" id=\"notice\">{}</p>", escape_html(text)))
         .unwrap_or_default();
-    shell(
+    pages::form_page(
         status,
         "Restore access on this device",
         &format!(
@@ -258,7 +247,7 @@ fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Re
 }
 
 fn confirm_page(token: &str) -> Response<Body> {
-    shell(
+    pages::form_page(
         StatusCode::OK,
         "Sign in on this device",
         &format!(
@@ -272,11 +261,9 @@ fn confirm_page(token: &str) -> Response<Body> {
 }
 
 fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
-    let mut response = form_page(
+    form_page(
         deps,
         StatusCode::BAD_REQUEST,
         Some("This sign-in link is invalid or has expired. Ask for a new one below."),
-    );
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response
+    )
 }

@@ -8,10 +8,10 @@ use lambda_http::{Body, Request, Response};
 use llmxt_core::email::Email;
 use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
 use llmxt_core::store::{ClaimOutcome, StoreError};
-use llmxt_http::{ApiError, html_response, json_response, query_param, redirect, wants_json};
+use llmxt_http::{ApiError, json_response, query_param, redirect, wants_json};
 use serde_json::json;
 
-use crate::pages::{message_page, message_with_sign_in};
+use crate::pages::{message_page, message_with_sign_in, page};
 use crate::{SuccessDeps, confirm};
 
 /// Seconds between the pending page's automatic retries.
@@ -145,16 +145,12 @@ pub(crate) fn is_prefetch(request: &Request) -> bool {
 /// to the same link as a real visit.
 fn continue_page(reference: &Reference) -> Response<Body> {
     let next = format!("?{}", reference.query());
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"1;url={next}\">\
-         <title>Finishing your purchase…</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>Finishing your purchase…</h1>\
-         <p><a href=\"{next}\">Continue</a></p></body></html>"
-    );
-    html_response(StatusCode::OK, html)
+    page(
+        StatusCode::OK,
+        "Finishing your purchase…",
+        &format!("<meta http-equiv=\"refresh\" content=\"1;url={next}\">"),
+        &format!("<p><a href=\"{next}\">Continue</a></p>"),
+    )
 }
 
 /// Redeems the purchase's claim; when nothing is stored for it and Dodo's API is
@@ -269,17 +265,12 @@ fn pending(
         );
     }
     let next = format!("?{}&attempt={}", reference.query(), attempt + 1);
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta http-equiv=\"refresh\" content=\"{RETRY_SECONDS};url={next}\">\
-         <title>Confirming your payment…</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>Confirming your payment…</h1>\
-         <p>This usually takes a few seconds. This page checks again by itself; please keep it open.</p>\
-         </body></html>"
-    );
-    html_response(status, html)
+    page(
+        status,
+        "Confirming your payment…",
+        &format!("<meta http-equiv=\"refresh\" content=\"{RETRY_SECONDS};url={next}\">"),
+        "<p>This usually takes a few seconds. This page checks again by itself; please keep it open.</p>",
+    )
 }
 
 /// Dev mode (`ENTITLEMENT_ALLOW_UNVERIFIED=true`): grants without any payment, so a site can
