@@ -165,8 +165,8 @@ async fn a_stranger_refunding_a_purchase_in_the_buyers_name_leaves_the_buyers_ow
     assert_eq!(got.grants["pay_third"].status, status::REVOKED);
 }
 
-#[tokio::test]
-async fn refunding_a_subscription_payment_keeps_a_lifetime_purchase() {
+/// A buyer with a lifetime purchase (`pay_lifetime`) and an active subscription (`pay_sub`).
+async fn lifetime_and_subscription() -> Store {
     let store = fresh_store().await;
     deliver_at(&store, "m1", NOW, &payment("pay_lifetime", BUYER, |_| {})).await;
     deliver_at(
@@ -177,6 +177,12 @@ async fn refunding_a_subscription_payment_keeps_a_lifetime_purchase() {
     )
     .await;
     deliver_at(&store, "m3", NOW + 11, &subscription("active", NEXT)).await;
+    store
+}
+
+#[tokio::test]
+async fn refunding_a_subscription_payment_keeps_a_lifetime_purchase() {
+    let store = lifetime_and_subscription().await;
     deliver_at(&store, "m4", NOW + 20, &refund("pay_sub", BUYER)).await;
     let got = entitlement(&store, BUYER).await;
     assert!(got.is_pro(NOW + 21));
@@ -187,16 +193,7 @@ async fn refunding_a_subscription_payment_keeps_a_lifetime_purchase() {
         (source::PAYMENT, None)
     );
     // And the other way round: refunding the lifetime purchase keeps the subscription.
-    let store = fresh_store().await;
-    deliver_at(&store, "m1", NOW, &payment("pay_lifetime", BUYER, |_| {})).await;
-    deliver_at(
-        &store,
-        "m2",
-        NOW + 10,
-        &subscription_payment("pay_sub", BUYER),
-    )
-    .await;
-    deliver_at(&store, "m3", NOW + 11, &subscription("active", NEXT)).await;
+    let store = lifetime_and_subscription().await;
     deliver_at(&store, "m4", NOW + 20, &refund("pay_lifetime", BUYER)).await;
     let got = entitlement(&store, BUYER).await;
     assert!(got.is_pro(NOW + 21));

@@ -7,15 +7,12 @@
 //! Faults for tests: down (503), slow, and `429` for the next N calls.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use llmxt_core::webhook_signature::{self, WebhookSecrets};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -73,23 +70,8 @@ impl DodoStandIn {
             options,
             state: Arc::default(),
         };
-        let server = stand_in.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.answer(request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        crate::serve_http(listener, stand_in.clone(), |server, request| async move {
+            server.answer(request).await
         });
         stand_in
     }

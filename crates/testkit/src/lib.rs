@@ -27,6 +27,37 @@ pub const TEST_ENTITLEMENT_SECRET: &str = "test-entitlement-secret-0123456789abc
 /// The documented test server-to-server secret.
 pub const TEST_HMAC_SECRET: &str = "test-hmac-secret-0123456789abcdef0123";
 
+/// Serves HTTP/1 on `listener` in the background, each request answered by
+/// `answer(state, request)`: the one accept loop of the test servers (Runtime API, Dodo).
+pub fn serve_http<S, F>(
+    listener: tokio::net::TcpListener,
+    state: S,
+    answer: fn(S, hyper::Request<hyper::body::Incoming>) -> F,
+) where
+    S: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<http_body_util::Full<hyper::body::Bytes>>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let reply = answer(state.clone(), request);
+                    async move { Ok::<_, std::convert::Infallible>(reply.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -2,17 +2,13 @@
 //! runtime loop: it hands out queued events on `next` and collects the responses.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -44,23 +40,8 @@ impl RuntimeApi {
             answered: Arc::new(Notify::new()),
             address,
         };
-        let server = api.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let api = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let api = api.clone();
-                        async move { Ok::<_, Infallible>(api.serve(request).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        crate::serve_http(listener, api.clone(), |server, request| async move {
+            server.serve(request).await
         });
         api
     }
