@@ -204,20 +204,30 @@ pub async fn fresh_store() -> Store {
     store
 }
 
-/// Every item of a table, for asserting that nothing else was written.
+/// Every item of a table (every page of the scan), for asserting that nothing else was
+/// written.
 pub async fn scan_all(
     store: &Store,
     table: &str,
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let output = store
-        .client()
-        .scan()
-        .table_name(table)
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("scan");
-    output.items.unwrap_or_default()
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = store
+            .client()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        items.extend(output.items.unwrap_or_default());
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
 }
 
 /// Every item of a table written out canonically (maps sorted at every depth), sorted: for
