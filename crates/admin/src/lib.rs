@@ -10,7 +10,7 @@ use llmxt_core::operator::{self, Actor};
 use llmxt_core::records::{Entitlement, PaymentRecord};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
-use llmxt_core::token::{COOKIE_NAME, CookieIssuer};
+use llmxt_core::token::{CookieIssuer, Session};
 use llmxt_core::webhook_signature::{self, WebhookSecrets};
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ commands:
                                          compare Dodo's payments and subscriptions (DODO_PAYMENTS_API_KEY)
                                          with the tables; --apply writes the differences through the ledger
   mint-cookie EMAIL [--plan PLAN] [--days N]
-                                         print an llmxt_pro cookie signed with ENTITLEMENT_SECRET
+                                         print an account cookie (every grant of EMAIL) signed with ENTITLEMENT_SECRET
   create-tables                          create both tables (idempotent), with email-index and TTL
   sign-webhook --id ID --timestamp UNIX --body-file FILE
                                          print the webhook-signature for a body (DODO_WEBHOOK_SECRET)
@@ -289,10 +289,13 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             if !(1..=400).contains(&days) {
                 return Err(AdminError::Usage("--days must be from 1 to 400".to_owned()));
             }
-            let issued = CookieIssuer::new(&cookie)
-                .with_lifetime(days * 86_400)
-                .issue(&email, &plan, now());
-            writeln!(out, "{COOKIE_NAME}={}", issued.token).map_err(io)
+            // The operator vouches for the mailbox: an account cookie.
+            let issuer = CookieIssuer::new(&cookie).with_lifetime(days * 86_400);
+            let now = now();
+            let issued = issuer
+                .issue(&email, &plan, &Session::account(now), now)
+                .ok_or_else(|| AdminError::Usage("the cookie would expire at once".to_owned()))?;
+            writeln!(out, "{}={}", issuer.name(), issued.token).map_err(io)
         }
         "check-config" => {
             let [function] = options.positional.as_slice() else {

@@ -219,7 +219,7 @@ async fn mint_cookie_prints_a_valid_token() {
     )
     .await
     .unwrap();
-    let token = out.trim().strip_prefix("llmxt_pro=").unwrap();
+    let token = out.trim().strip_prefix("__Host-llmxt_pro=").unwrap();
     let claims = llmxt_testkit::token_signer()
         .verify(token, unix_now())
         .unwrap()

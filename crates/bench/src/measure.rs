@@ -416,7 +416,7 @@ impl Handlers {
             path: "/api/entitlement",
             query: "",
             headers: vec![],
-            cookies: vec![format!("llmxt_pro={}", self.cookie)],
+            cookies: vec![format!("__Host-llmxt_pro={}", self.cookie)],
             body: None,
         };
         let request = request_from_event(&event.to_json().to_string());
@@ -644,7 +644,7 @@ pub async fn rss(bin_dir: &Path, invocations: usize) {
                     path: "/api/entitlement",
                     query: "",
                     headers: vec![],
-                    cookies: vec![format!("llmxt_pro={token}")],
+                    cookies: vec![format!("__Host-llmxt_pro={token}")],
                     body: None,
                 }
                 .to_json(),
@@ -751,7 +751,7 @@ pub async fn load(bin_dir: &Path, seconds: u64, in_flight: usize) {
                             .unwrap()
                     } else {
                         hyper::Request::get(format!("{base}/api/entitlement"))
-                            .header("cookie", format!("llmxt_pro={token}"))
+                            .header("cookie", format!("__Host-llmxt_pro={token}"))
                             .body(Full::new(Bytes::new()))
                             .unwrap()
                     };

@@ -380,7 +380,10 @@ impl WebhookConfig {
     }
 }
 
-/// How the `llmxt_pro` cookie is signed and set.
+/// Default `COOKIE_SESSION_MAX_SECONDS`: 400 days.
+pub const DEFAULT_SESSION_MAX_SECONDS: i64 = 400 * 86_400;
+
+/// How the entitlement cookie is signed and set.
 #[derive(Debug, Clone)]
 pub struct CookieConfig {
     /// `ENTITLEMENT_SECRET`: one or more keys separated by spaces, each at least 32 bytes;
@@ -390,6 +393,9 @@ pub struct CookieConfig {
     pub audience: String,
     /// `COOKIE_MAX_AGE_SECONDS` (default 30 days): token lifetime and `Max-Age`.
     pub lifetime_seconds: i64,
+    /// `COOKIE_SESSION_MAX_SECONDS` (default 400 days): how long refreshes may extend a
+    /// session past its `auth_time`.
+    pub session_max_seconds: i64,
     /// `COOKIE_DOMAIN`: widen the cookie to a parent domain.
     pub domain: Option<String>,
 }
@@ -422,6 +428,12 @@ impl CookieConfig {
                 30 * 86_400,
                 60,
                 400 * 86_400,
+            )?,
+            session_max_seconds: env.seconds(
+                "COOKIE_SESSION_MAX_SECONDS",
+                DEFAULT_SESSION_MAX_SECONDS,
+                3600,
+                10 * 366 * 86_400,
             )?,
             domain,
         })
@@ -532,6 +544,9 @@ pub struct SuccessConfig {
     /// Restore by email link: `RESTORE_EMAIL_FROM` (and `SES_ENDPOINT`); `None` when unset,
     /// and the restore form then says it is not enabled.
     pub restore: Option<RestoreConfig>,
+    /// `HMAC_SECRET`: verifies checkout links that prefill the buyer's email; without it an
+    /// `email` in a checkout link is ignored.
+    pub hmac_secret: Option<Secret>,
 }
 
 /// Sign-in links by email (SES v2).
@@ -597,6 +612,7 @@ impl SuccessConfig {
             claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
             grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
             restore: RestoreConfig::from_env(env)?,
+            hmac_secret: env.signing_secret("HMAC_SECRET")?,
         })
     }
 }

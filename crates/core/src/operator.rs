@@ -111,6 +111,7 @@ pub async fn revoke(
                     Some(period_end.max(grant.revoked_period_end.unwrap_or(i64::MIN)));
             }
             grant.status = status::REVOKED.to_owned();
+            grant.revoked_at = Some(actor.now);
             grant.reason = Some(reason.to_owned());
             grant.changed_by = Some(actor.by.to_owned());
             grant.updated_at = actor.now;

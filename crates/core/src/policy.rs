@@ -213,7 +213,7 @@ pub fn decide_payment(
             }
         }
         let mut entitlement = entitlement_of(stored, &email);
-        let key = grant_key(&payment);
+        let key = payment.grant_key().to_owned();
         if let std::collections::btree_map::Entry::Vacant(slot) =
             entitlement.grants.entry(key.clone())
         {
@@ -246,18 +246,14 @@ pub fn decide_payment(
             };
             slot.insert(grant);
             changes.entitlement = Some(finish(settings, entitlement, now));
+        } else if let Some(grant) = entitlement.grants.get_mut(&key)
+            && later_payment_ends_revoked_period(settings, grant, &payment, stored, now)
+        {
+            changes.entitlement = Some(finish(settings, entitlement, now));
         }
     }
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
-}
-
-/// The grant a payment belongs to: its subscription's, else its own.
-fn grant_key(payment: &PaymentRecord) -> String {
-    payment
-        .subscription_id
-        .clone()
-        .unwrap_or_else(|| payment.payment_id.clone())
 }
 
 fn grant_from_payment(payment: &PaymentRecord, now: i64) -> Grant {
@@ -270,6 +266,51 @@ fn grant_from_payment(payment: &PaymentRecord, now: i64) -> Grant {
         updated_at: now,
         ..Grant::default()
     }
+}
+
+/// A subscription's grant was revoked (its first payment refunded, say), and now another
+/// payment of the subscription, made after the revocation, succeeded: the revoked period
+/// ended when that payment was made, so the period it pays grants again. When the stored
+/// subscription already reports such a period, access returns now; otherwise with the next
+/// snapshot. Returns whether the grant changed.
+fn later_payment_ends_revoked_period(
+    settings: PolicySettings<'_>,
+    grant: &mut Grant,
+    payment: &PaymentRecord,
+    stored: &Stored,
+    now: i64,
+) -> bool {
+    let made = payment.created_at;
+    let later = grant.status == status::REVOKED
+        && payment.subscription_id.is_some()
+        && grant.payment_id.as_deref() != Some(payment.payment_id.as_str())
+        && grant.revoked_at.is_some_and(|revoked_at| made > revoked_at);
+    let revoked_through = if grant.revoked_period_pending {
+        made
+    } else {
+        grant.revoked_period_end.map_or(made, |end| end.min(made))
+    };
+    if !later
+        || (!grant.revoked_period_pending && grant.revoked_period_end == Some(revoked_through))
+    {
+        return false;
+    }
+    grant.revoked_period_pending = false;
+    grant.revoked_period_end = Some(revoked_through);
+    let paid_period = stored
+        .subscription
+        .as_ref()
+        .filter(|s| matches!(s.status.as_str(), "active" | "on_hold" | "past_due"))
+        .and_then(|s| s.next_billing_date)
+        .filter(|end| *end > revoked_through && *end > now);
+    if let Some(end) = paid_period {
+        grant.status = status::ACTIVE.to_owned();
+        grant.expires_at = Some(end.saturating_add(settings.grace_seconds));
+        grant.period_end = Some(end);
+        grant.reason = None;
+    }
+    grant.updated_at = now;
+    true
 }
 
 /// The stored entitlement when it is `email`'s, else a blank one.
@@ -367,7 +408,7 @@ fn revoke_own_grant(
         .clone()
         .unwrap_or_else(|| "revoked".to_owned());
     let now = delivery.now;
-    let key = grant_key(payment);
+    let key = payment.grant_key().to_owned();
     let mut entitlement = entitlement_of(stored, email);
     let existing = entitlement.grants.get(&key).cloned();
     // A one-time payment that never granted has nothing to revoke; a subscription's grant is
@@ -405,6 +446,7 @@ fn revoke_own_grant(
     if grant.status != status::REVOKED {
         grant.status = status::REVOKED.to_owned();
         grant.reason = Some(reason);
+        grant.revoked_at = Some(now);
         grant.updated_at = now;
     }
     if existing.as_ref() != Some(&grant) {

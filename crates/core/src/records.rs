@@ -112,6 +112,11 @@ pub struct PaymentRecord {
 }
 
 impl PaymentRecord {
+    /// The grant this payment belongs to: its subscription's, else its own.
+    pub fn grant_key(&self) -> &str {
+        self.subscription_id.as_deref().unwrap_or(&self.payment_id)
+    }
+
     /// Reads a payment item.
     pub fn from_item(item: &Item) -> Result<Self, CorruptItem> {
         Ok(Self {
@@ -394,8 +399,11 @@ pub struct Grant {
     /// paid-period end; only a period paid beyond it grants again.
     pub revoked_period_end: Option<i64>,
     /// For a subscription revoked before any snapshot said how long its period is: the next
-    /// snapshot's period is the revoked one.
+    /// snapshot's period is the revoked one, unless a later payment of the subscription came
+    /// first (then the revoked period ended when that payment was made).
     pub revoked_period_pending: bool,
+    /// When a refund, lost dispute or operator last revoked it (unix seconds).
+    pub revoked_at: Option<i64>,
     /// Why it is in this state (`refunded`, `on_hold`, an operator's words, …).
     pub reason: Option<String>,
     /// Who changed it by hand, for manual changes.
@@ -428,6 +436,7 @@ impl Grant {
                 fields.get("revoked_period_pending"),
                 Some(AttributeValue::Bool(true))
             ),
+            revoked_at: opt_n(fields, "revoked_at"),
             reason: opt_s(fields, "reason"),
             changed_by: opt_s(fields, "changed_by"),
             updated_at: opt_s(fields, "updated_at")
@@ -458,6 +467,7 @@ impl Grant {
                 AttributeValue::Bool(true),
             );
         }
+        put_n(&mut fields, "revoked_at", self.revoked_at);
         put_s(&mut fields, "reason", self.reason.as_deref());
         put_s(&mut fields, "changed_by", self.changed_by.as_deref());
         put_s(
@@ -586,6 +596,41 @@ impl Entitlement {
             })
     }
 
+    /// What a cookie covering `grant_keys` sees of this item (`None`: every grant, an account
+    /// cookie): only those grants, summarised again at `now`. Nothing of the other grants
+    /// shows through, not even the summary.
+    pub fn within_scope(
+        &self,
+        grant_keys: Option<&[String]>,
+        now: i64,
+        ranking: &PlanRanking,
+    ) -> Entitlement {
+        let Some(keys) = grant_keys else {
+            return self.clone();
+        };
+        let mut scoped = Entitlement::new(self.email.clone());
+        scoped.grants = self
+            .grants
+            .iter()
+            .filter(|(key, _)| keys.contains(key))
+            .map(|(key, grant)| (key.clone(), grant.clone()))
+            .collect();
+        scoped.version = self.version;
+        scoped.summarise(now, ranking);
+        scoped
+    }
+
+    /// The grants a billing account is about: every grant but manual ones (an operator's
+    /// grant is not in Dodo's customer portal).
+    pub fn billed_grant_keys(&self) -> impl Iterator<Item = &str> {
+        self.grants
+            .values()
+            .filter(|grant| {
+                grant.source != source::MANUAL && !grant.key.starts_with(MANUAL_GRANT_PREFIX)
+            })
+            .map(|grant| grant.key.as_str())
+    }
+
     /// Recomputes the top-level fields from the grants: the best grant at `now`, or, when
     /// none gives access, the most recently changed one.
     pub fn summarise(&mut self, now: i64, ranking: &PlanRanking) {
@@ -683,6 +728,7 @@ impl Entitlement {
             period_end: None,
             revoked_period_end: None,
             revoked_period_pending: false,
+            revoked_at: None,
             reason: self.reason.clone(),
             changed_by: self.changed_by.clone(),
             updated_at: self.updated_at,

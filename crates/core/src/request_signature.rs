@@ -4,8 +4,12 @@
 //! with `x-llmxt-timestamp` in unix seconds, accepted within ±300 s. The path and query are
 //! taken exactly as sent, still percent-encoded, so a signature cannot be replayed on another
 //! path or with another query.
+//!
+//! Checkout links that prefill the buyer's email are signed too ([`checkout_link_signature`]):
+//! the site's server vouches for the address, for at most an hour.
 
 use crate::crypto::{constant_time_eq, hex_encode, hmac_sha256};
+use crate::email::Email;
 use crate::secret::Secret;
 
 /// Header carrying the unix-seconds timestamp.
@@ -80,6 +84,75 @@ pub fn verify(
         Ok(())
     } else {
         Err(RequestSignatureError::Mismatch)
+    }
+}
+
+/// How far ahead a signed checkout link's `expires` may be.
+pub const MAX_CHECKOUT_LINK_SECONDS: i64 = 3600;
+
+/// The `sig` of a checkout link that prefills the buyer's email: lowercase hex
+/// HMAC-SHA256(`HMAC_SECRET`, `"checkout\n{product}\n{normalised email}\n{expires}"`).
+pub fn checkout_link_signature(
+    secret: &Secret,
+    product: &str,
+    email: &Email,
+    expires: i64,
+) -> String {
+    let expires = expires.to_string();
+    hex_encode(&hmac_sha256(
+        secret.expose(),
+        &[
+            b"checkout\n",
+            product.as_bytes(),
+            b"\n",
+            email.as_str().as_bytes(),
+            b"\n",
+            expires.as_bytes(),
+        ],
+    ))
+}
+
+/// Why a checkout link's email prefill is not honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutLinkError {
+    /// `expires` or `sig` is absent or not a number.
+    #[error("checkout link is not signed")]
+    Unsigned,
+    /// `expires` has passed, or lies more than an hour ahead.
+    #[error("checkout link expired or too far ahead")]
+    OutsideWindow,
+    /// The signature does not match.
+    #[error("checkout link signature does not match")]
+    Mismatch,
+}
+
+/// Checks a checkout link's `expires` and `sig` for `product` and `email` at `now`.
+pub fn verify_checkout_link(
+    secret: &Secret,
+    product: &str,
+    email: &Email,
+    expires: Option<&str>,
+    signature: Option<&str>,
+    now: i64,
+) -> Result<(), CheckoutLinkError> {
+    let (Some(expires), Some(signature)) = (expires, signature) else {
+        return Err(CheckoutLinkError::Unsigned);
+    };
+    let expires: i64 = expires
+        .trim()
+        .parse()
+        .map_err(|_| CheckoutLinkError::Unsigned)?;
+    if expires <= now || expires > now.saturating_add(MAX_CHECKOUT_LINK_SECONDS) {
+        return Err(CheckoutLinkError::OutsideWindow);
+    }
+    let expected = checkout_link_signature(secret, product, email, expires);
+    if constant_time_eq(
+        expected.as_bytes(),
+        signature.trim().to_ascii_lowercase().as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(CheckoutLinkError::Mismatch)
     }
 }
 
@@ -240,5 +313,62 @@ mod tests {
         for (index, (got, want)) in cases.into_iter().enumerate() {
             assert_eq!(got, Err(want), "case {index}");
         }
+    }
+
+    #[test]
+    fn checkout_links_are_signed_for_one_product_email_and_hour() {
+        let email = Email::parse(" Buyer@Example.com ").expect("valid");
+        let expires = NOW + 600;
+        let sig = checkout_link_signature(&secret(), "pdt_pro", &email, expires);
+        let expected = hex_encode(&hmac_sha256(
+            secret().expose(),
+            &[format!("checkout\npdt_pro\nbuyer@example.com\n{expires}").as_bytes()],
+        ));
+        assert_eq!(sig, expected, "normalised email, newline-separated fields");
+        let text = expires.to_string();
+        let ok = |product: &str, email: &Email, sig: &str, now: i64| {
+            verify_checkout_link(&secret(), product, email, Some(&text), Some(sig), now)
+        };
+        assert_eq!(ok("pdt_pro", &email, &sig, NOW), Ok(()));
+        assert_eq!(
+            ok("pdt_pro", &email, &sig.to_ascii_uppercase(), NOW),
+            Ok(())
+        );
+        let other = Email::parse("victim@example.com").expect("valid");
+        assert_eq!(
+            ok("pdt_pro", &other, &sig, NOW),
+            Err(CheckoutLinkError::Mismatch)
+        );
+        assert_eq!(
+            ok("pdt_other", &email, &sig, NOW),
+            Err(CheckoutLinkError::Mismatch)
+        );
+        assert_eq!(
+            ok("pdt_pro", &email, &sig, expires),
+            Err(CheckoutLinkError::OutsideWindow),
+            "expired"
+        );
+        let far = NOW + MAX_CHECKOUT_LINK_SECONDS + 1;
+        let far_sig = checkout_link_signature(&secret(), "pdt_pro", &email, far);
+        assert_eq!(
+            verify_checkout_link(
+                &secret(),
+                "pdt_pro",
+                &email,
+                Some(&far.to_string()),
+                Some(&far_sig),
+                NOW
+            ),
+            Err(CheckoutLinkError::OutsideWindow),
+            "more than an hour ahead"
+        );
+        assert_eq!(
+            verify_checkout_link(&secret(), "pdt_pro", &email, None, Some(&sig), NOW),
+            Err(CheckoutLinkError::Unsigned)
+        );
+        assert_eq!(
+            verify_checkout_link(&secret(), "pdt_pro", &email, Some("soon"), Some(&sig), NOW),
+            Err(CheckoutLinkError::Unsigned)
+        );
     }
 }

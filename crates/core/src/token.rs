@@ -2,7 +2,15 @@
 //! only.
 //!
 //! - Claims: `sub` (the normalised email), `plan`, `iat`, `exp`, `aud` (the origin of
-//!   `NEXT_PUBLIC_SITE_URL`). A token for another audience is refused.
+//!   `NEXT_PUBLIC_SITE_URL`), `auth_time` (when the claim or sign-in that started the session
+//!   happened) and, on a purchase cookie, `grants` (the grant keys it proves). A token for
+//!   another audience is refused.
+//! - Scopes ([`Scope`]): a success-link claim proves a purchase, never a mailbox, so its
+//!   cookie covers only the grants it names; a redeemed sign-in link (or an operator) proves
+//!   the mailbox, and its account cookie has no `grants` and covers every grant of the email.
+//!   Refresh keeps scope and `auth_time`, and never extends a session past `auth_time` +
+//!   `COOKIE_SESSION_MAX_SECONDS`. A token without `auth_time` (issued before scopes existed)
+//!   is read as an account cookie until its own `exp` and never extended.
 //! - Keys: `ENTITLEMENT_SECRET` may hold several, separated by spaces: the first signs, all
 //!   verify. The header's `kid` names the signing key, but only as a hint of which key to try
 //!   first: every key is tried.
@@ -10,9 +18,10 @@
 //!   included, is refused before its signature is looked at) and requires `sub`, `exp` and
 //!   `aud`. Expiry is checked here against the caller's clock (handlers take `now` as a
 //!   parameter), not by jsonwebtoken against the system clock.
-//! - [`CookieIssuer`] is the one function that issues every `llmxt_pro` cookie: the success
+//! - [`CookieIssuer`] is the one function that issues every entitlement cookie: the success
 //!   redirect, the restore link, the refresh in `/api/entitlement`, dev mode and
-//!   `llmxt-admin mint-cookie`.
+//!   `llmxt-admin mint-cookie`. Its name is `__Host-llmxt_pro` (host-only), or `llmxt_pro`
+//!   with `Domain=` when `COOKIE_DOMAIN` is set; both names are always read.
 //!
 //! jsonwebtoken's crypto comes from a provider installed once per process; ours
 //! ([`HS256_ONLY`]) signs and verifies HS256 with the `hmac`/`sha2` crates the binaries already
@@ -30,8 +39,18 @@ use crate::crypto::HmacSha256;
 use crate::email::Email;
 use crate::secret::Secret;
 
-/// Name of the cookie that carries the token.
-pub const COOKIE_NAME: &str = "llmxt_pro";
+/// Name of the cookie that carries the token when it is host-only (`COOKIE_DOMAIN` unset).
+pub const COOKIE_NAME: &str = "__Host-llmxt_pro";
+
+/// Name of the cookie when `COOKIE_DOMAIN` widens it (a `__Host-` cookie cannot carry
+/// `Domain=`), and the name every cookie had before this one.
+pub const DOMAIN_COOKIE_NAME: &str = "llmxt_pro";
+
+/// Every name a token is read from, the host-only one first.
+pub const COOKIE_NAMES: [&str; 2] = [COOKIE_NAME, DOMAIN_COOKIE_NAME];
+
+/// Most grant keys one purchase cookie carries (the newest are kept).
+pub const MAX_COOKIE_GRANTS: usize = 16;
 
 /// Longest token we will try to parse; real ones are about 300 bytes.
 pub const MAX_TOKEN_LENGTH: usize = 2048;
@@ -50,6 +69,111 @@ pub struct EntitlementClaims {
     pub exp: i64,
     /// The site it is for: `scheme://host[:port]` of `NEXT_PUBLIC_SITE_URL`.
     pub aud: String,
+    /// When the claim or sign-in that started this session happened (unix seconds); kept by
+    /// every refresh. Absent on tokens issued before scopes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// On a purchase cookie: the grant keys it proves. Absent on an account cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<String>>,
+}
+
+impl EntitlementClaims {
+    /// What this token covers.
+    pub fn scope(&self) -> Scope {
+        match &self.grants {
+            Some(keys) => Scope::Purchase(keys.clone()),
+            None => Scope::Account,
+        }
+    }
+
+    /// The session this token belongs to; `None` for a token issued before sessions had an
+    /// `auth_time` (never extended).
+    pub fn session(&self) -> Option<Session> {
+        self.auth_time.map(|auth_time| Session {
+            scope: self.scope(),
+            auth_time,
+        })
+    }
+}
+
+/// What a cookie proves, and so which grants it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The mailbox was proven (sign-in link, operator, dev mode): every grant of the email.
+    Account,
+    /// Purchases were proven (success-link claims): only these grant keys.
+    Purchase(Vec<String>),
+}
+
+impl Scope {
+    /// `"account"` or `"purchase"`, as answered by `/api/entitlement`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Purchase(_) => "purchase",
+        }
+    }
+
+    /// The grant keys covered, or `None` for every grant.
+    pub fn grant_keys(&self) -> Option<&[String]> {
+        match self {
+            Self::Account => None,
+            Self::Purchase(keys) => Some(keys),
+        }
+    }
+
+    /// Whether the grant keyed `key` is covered.
+    pub fn covers(&self, key: &str) -> bool {
+        self.grant_keys()
+            .is_none_or(|keys| keys.iter().any(|k| k == key))
+    }
+
+    /// This scope widened by another proof of the same email: an account stays an account; two
+    /// purchase scopes join (newest last, at most [`MAX_COOKIE_GRANTS`]).
+    pub fn merge(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Self::Purchase(mine), Self::Purchase(theirs)) => {
+                let mut keys = mine.clone();
+                for key in theirs {
+                    if !keys.contains(key) {
+                        keys.push(key.clone());
+                    }
+                }
+                let excess = keys.len().saturating_sub(MAX_COOKIE_GRANTS);
+                keys.drain(..excess);
+                Self::Purchase(keys)
+            }
+            _ => Self::Account,
+        }
+    }
+}
+
+/// A cookie session: what it proves, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// What it covers.
+    pub scope: Scope,
+    /// When the claim or sign-in that started it happened (unix seconds).
+    pub auth_time: i64,
+}
+
+impl Session {
+    /// A session proving the mailbox, started at `now`.
+    pub fn account(now: i64) -> Self {
+        Self {
+            scope: Scope::Account,
+            auth_time: now,
+        }
+    }
+
+    /// A session proving one purchase (its grant key), started at `now`.
+    pub fn purchase(grant_key: &str, now: i64) -> Self {
+        Self {
+            scope: Scope::Purchase(vec![grant_key.to_owned()]),
+            auth_time: now,
+        }
+    }
 }
 
 /// Why a token was not accepted.
@@ -140,14 +264,35 @@ impl TokenSigner {
         &self.audience
     }
 
-    /// Issues a token for `email` on `plan`, valid from `now` for `lifetime_seconds`.
+    /// Issues an account token (every grant of the email, session started at `now`) for
+    /// `email` on `plan`, valid from `now` for `lifetime_seconds`.
     pub fn issue(&self, email: &Email, plan: &str, now: i64, lifetime_seconds: i64) -> String {
+        self.issue_session(
+            email,
+            plan,
+            &Session::account(now),
+            now,
+            now.saturating_add(lifetime_seconds),
+        )
+    }
+
+    /// Issues a token for `email` on `plan` in `session`, valid from `now` until `exp`.
+    pub fn issue_session(
+        &self,
+        email: &Email,
+        plan: &str,
+        session: &Session,
+        now: i64,
+        exp: i64,
+    ) -> String {
         let claims = EntitlementClaims {
             email: email.as_str().to_owned(),
             plan: plan.to_owned(),
             iat: now,
-            exp: now.saturating_add(lifetime_seconds),
+            exp,
             aud: self.audience.clone(),
+            auth_time: Some(session.auth_time),
+            grants: session.scope.grant_keys().map(<[String]>::to_vec),
         };
         self.encode(&claims)
     }
@@ -228,12 +373,14 @@ pub struct IssuedCookie {
     pub set_cookie: String,
 }
 
-/// Issues every `llmxt_pro` cookie: `HttpOnly; Secure; SameSite=Lax; Path=/`, `Max-Age` equal
-/// to the token's lifetime (`COOKIE_MAX_AGE_SECONDS`), `Domain` when `COOKIE_DOMAIN` is set.
+/// Issues every entitlement cookie: `HttpOnly; Secure; SameSite=Lax; Path=/`, `Max-Age` equal
+/// to the token's lifetime (`COOKIE_MAX_AGE_SECONDS`, capped at the session's end), named
+/// `__Host-llmxt_pro`, or `llmxt_pro` with `Domain` when `COOKIE_DOMAIN` is set.
 #[derive(Debug, Clone)]
 pub struct CookieIssuer {
     signer: TokenSigner,
     lifetime_seconds: i64,
+    session_max_seconds: i64,
     domain: Option<String>,
 }
 
@@ -243,8 +390,23 @@ impl CookieIssuer {
         Self {
             signer: TokenSigner::new(config.keys.clone(), config.audience.clone()),
             lifetime_seconds: config.lifetime_seconds,
+            session_max_seconds: config.session_max_seconds,
             domain: config.domain.clone(),
         }
+    }
+
+    /// The name cookies are issued under.
+    pub fn name(&self) -> &'static str {
+        if self.domain.is_some() {
+            DOMAIN_COOKIE_NAME
+        } else {
+            COOKIE_NAME
+        }
+    }
+
+    /// When `session` may no longer be extended (unix seconds).
+    pub fn session_end(&self, session: &Session) -> i64 {
+        session.auth_time.saturating_add(self.session_max_seconds)
     }
 
     /// The same issuer with another lifetime (operator tools).
@@ -260,23 +422,49 @@ impl CookieIssuer {
         &self.signer
     }
 
-    /// A fresh cookie for `email` on `plan`, issued at `now`.
-    pub fn issue(&self, email: &Email, plan: &str, now: i64) -> IssuedCookie {
-        let token = self.signer.issue(email, plan, now, self.lifetime_seconds);
-        let set_cookie = self.set_cookie(&token, self.lifetime_seconds);
-        IssuedCookie { token, set_cookie }
+    /// A cookie for `email` on `plan` in `session`, issued at `now`: it lives
+    /// `COOKIE_MAX_AGE_SECONDS`, but never past the session's end; `None` once the session
+    /// has ended (the buyer signs in again by email).
+    pub fn issue(
+        &self,
+        email: &Email,
+        plan: &str,
+        session: &Session,
+        now: i64,
+    ) -> Option<IssuedCookie> {
+        let exp = now
+            .saturating_add(self.lifetime_seconds)
+            .min(self.session_end(session));
+        if exp <= now {
+            return None;
+        }
+        let token = self.signer.issue_session(email, plan, session, now, exp);
+        let set_cookie = self.set_cookie(self.name(), &token, exp - now);
+        Some(IssuedCookie { token, set_cookie })
     }
 
-    /// `Set-Cookie` value that deletes the cookie.
-    pub fn cleared(&self) -> String {
-        self.set_cookie("", 0)
+    /// The same claims signed again with the current key under the current name, expiring
+    /// when they did: moves a cookie to the current name or key without extending it.
+    pub fn reissue(&self, claims: &EntitlementClaims, now: i64) -> Option<IssuedCookie> {
+        if claims.exp <= now {
+            return None;
+        }
+        let token = self.signer.encode(claims);
+        let set_cookie = self.set_cookie(self.name(), &token, claims.exp - now);
+        Some(IssuedCookie { token, set_cookie })
     }
 
-    fn set_cookie(&self, token: &str, max_age_seconds: i64) -> String {
+    /// `Set-Cookie` value that deletes the cookie called `name` (one of [`COOKIE_NAMES`]).
+    pub fn cleared(&self, name: &str) -> String {
+        self.set_cookie(name, "", 0)
+    }
+
+    fn set_cookie(&self, name: &str, token: &str, max_age_seconds: i64) -> String {
         let mut cookie = format!(
-            "{COOKIE_NAME}={token}; Max-Age={max_age_seconds}; Path=/; HttpOnly; Secure; SameSite=Lax"
+            "{name}={token}; Max-Age={max_age_seconds}; Path=/; HttpOnly; Secure; SameSite=Lax"
         );
-        if let Some(domain) = &self.domain {
+        // A `__Host-` cookie must not name a domain.
+        if let Some(domain) = self.domain.as_ref().filter(|_| name == DOMAIN_COOKIE_NAME) {
             cookie.push_str("; Domain=");
             cookie.push_str(domain);
         }
@@ -538,15 +726,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_issuer_sets_every_attribute() {
-        let config = CookieConfig {
+    fn config(domain: Option<&str>) -> CookieConfig {
+        CookieConfig {
             keys: vec![secret(KEY)],
             audience: SITE.to_owned(),
             lifetime_seconds: 3600,
-            domain: Some("example.com".to_owned()),
-        };
-        let issued = CookieIssuer::new(&config).issue(&email(), "professional", NOW);
+            session_max_seconds: 10 * 3600,
+            domain: domain.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_issuer_sets_every_attribute() {
+        let with_domain = CookieIssuer::new(&config(Some("example.com")));
+        let issued = with_domain
+            .issue(&email(), "professional", &Session::account(NOW), NOW)
+            .expect("within the session");
         assert_eq!(
             issued.set_cookie,
             format!(
@@ -555,9 +750,159 @@ mod tests {
             )
         );
         assert_eq!(
-            CookieIssuer::new(&config).cleared(),
+            with_domain.cleared(DOMAIN_COOKIE_NAME),
             "llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax; Domain=example.com"
         );
-        assert!(!format!("{:?}", CookieIssuer::new(&config)).contains(KEY));
+        assert!(!format!("{with_domain:?}").contains(KEY));
+        let host_only = CookieIssuer::new(&config(None));
+        let issued = host_only
+            .issue(&email(), "professional", &Session::account(NOW), NOW)
+            .expect("within the session");
+        assert_eq!(
+            issued.set_cookie,
+            format!(
+                "__Host-llmxt_pro={}; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax",
+                issued.token
+            ),
+            "host-only: the __Host- prefix, no Domain"
+        );
+        assert_eq!(
+            host_only.cleared(DOMAIN_COOKIE_NAME),
+            "llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn purchase_and_account_tokens_carry_their_scope_and_auth_time() {
+        let issuer = CookieIssuer::new(&config(None));
+        let purchase = issuer
+            .issue(
+                &email(),
+                "professional",
+                &Session::purchase("pay_1", NOW - 5),
+                NOW,
+            )
+            .expect("issued");
+        let claims = issuer
+            .signer()
+            .verify(&purchase.token, NOW)
+            .expect("valid")
+            .claims;
+        assert_eq!(claims.scope(), Scope::Purchase(vec!["pay_1".to_owned()]));
+        assert_eq!(claims.auth_time, Some(NOW - 5));
+        let account = issuer
+            .issue(&email(), "professional", &Session::account(NOW), NOW)
+            .expect("issued");
+        let claims = issuer
+            .signer()
+            .verify(&account.token, NOW)
+            .expect("valid")
+            .claims;
+        assert_eq!(claims.scope(), Scope::Account);
+        assert!(
+            claims.grants.is_none(),
+            "an account token has no grants claim"
+        );
+        let payload = account.token.split('.').nth(1).expect("payload");
+        let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("utf8");
+        assert!(!json.contains("grants"), "{json}");
+    }
+
+    #[test]
+    fn sessions_end_at_auth_time_plus_the_cap() {
+        let issuer = CookieIssuer::new(&config(None));
+        let session = Session::account(NOW);
+        // 9.5 hours in: one hour of lifetime would pass the 10-hour cap.
+        let late = NOW + 9 * 3600 + 1800;
+        let issued = issuer
+            .issue(&email(), "professional", &session, late)
+            .expect("still inside the cap");
+        assert!(
+            issued.set_cookie.contains("Max-Age=1800;"),
+            "{}",
+            issued.set_cookie
+        );
+        let claims = issuer
+            .signer()
+            .verify(&issued.token, late)
+            .expect("valid")
+            .claims;
+        assert_eq!(claims.exp, NOW + 10 * 3600);
+        assert_eq!(claims.auth_time, Some(NOW), "refresh keeps auth_time");
+        assert!(
+            issuer
+                .issue(&email(), "professional", &session, NOW + 10 * 3600)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn scopes_merge_into_the_union_and_accounts_stay_accounts() {
+        let a = Scope::Purchase(vec!["pay_1".to_owned()]);
+        let b = Scope::Purchase(vec!["sub_2".to_owned(), "pay_1".to_owned()]);
+        assert_eq!(
+            a.merge(&b),
+            Scope::Purchase(vec!["pay_1".to_owned(), "sub_2".to_owned()])
+        );
+        assert_eq!(Scope::Account.merge(&a), Scope::Account);
+        assert_eq!(a.merge(&Scope::Account), Scope::Account);
+        assert!(a.covers("pay_1") && !a.covers("sub_2") && Scope::Account.covers("x"));
+        let many = Scope::Purchase((0..MAX_COOKIE_GRANTS).map(|i| format!("pay_{i}")).collect());
+        let merged = many.merge(&Scope::Purchase(vec!["pay_new".to_owned()]));
+        let keys = merged.grant_keys().expect("purchase");
+        assert_eq!(keys.len(), MAX_COOKIE_GRANTS);
+        assert_eq!(
+            keys.last().map(String::as_str),
+            Some("pay_new"),
+            "newest kept"
+        );
+        // A full purchase token still fits the parser's limit.
+        let issuer = CookieIssuer::new(&config(None));
+        let session = Session {
+            scope: merged,
+            auth_time: NOW,
+        };
+        let long_keys = Session {
+            scope: Scope::Purchase(
+                (0..MAX_COOKIE_GRANTS)
+                    .map(|i| format!("sub_{i:0>40}"))
+                    .collect(),
+            ),
+            ..session
+        };
+        let issued = issuer
+            .issue(&email(), "professional", &long_keys, NOW)
+            .expect("issued");
+        assert!(
+            issued.token.len() <= MAX_TOKEN_LENGTH,
+            "{}",
+            issued.token.len()
+        );
+        assert!(issuer.signer().verify(&issued.token, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_token_from_before_scopes_reads_as_an_account_without_a_session() {
+        let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let token = forge(header, &claims_json(SITE), KEY.as_bytes());
+        let claims = signer(&[KEY]).verify(&token, NOW).expect("valid").claims;
+        assert_eq!(claims.scope(), Scope::Account);
+        assert_eq!(claims.session(), None, "never extended");
+        let issuer = CookieIssuer::new(&config(None));
+        let moved = issuer.reissue(&claims, NOW).expect("not expired");
+        assert!(moved.set_cookie.starts_with("__Host-llmxt_pro="));
+        assert!(
+            moved.set_cookie.contains("Max-Age=60;"),
+            "same expiry: {}",
+            moved.set_cookie
+        );
+        assert_eq!(
+            issuer
+                .signer()
+                .verify(&moved.token, NOW)
+                .expect("valid")
+                .claims,
+            claims
+        );
     }
 }

@@ -13,10 +13,10 @@ use llmxt_core::records::{Entitlement, status};
 use llmxt_core::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::{CookieIssuer, EntitlementClaims, VerifiedToken};
+use llmxt_core::token::{CookieIssuer, EntitlementClaims, Scope, VerifiedToken};
 use llmxt_http::{
-    ApiError, COOKIE_NAME, add_set_cookie, body_bytes, cookies, header, json_response,
-    path_and_query, query_param,
+    ApiError, PresentedToken, add_set_cookie, body_bytes, header, json_response, path_and_query,
+    presented_tokens, query_param,
 };
 use serde_json::{Value, json};
 
@@ -107,7 +107,12 @@ async fn answer(
         return match lookup(deps, &email).await {
             Ok(entitlement) => {
                 tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
-                Ok(from_database(deps, entitlement.as_ref(), now))
+                Ok(from_database(
+                    deps,
+                    entitlement.as_ref(),
+                    Scope::Account.as_str(),
+                    now,
+                ))
             }
             Err(error) => {
                 tracing::error!(email = %email, error = %error, cause = cause(&error), "entitlement by email: database failed, failing closed");
@@ -116,54 +121,102 @@ async fn answer(
         };
     }
 
-    // Every `llmxt_pro` cookie sent is tried (a sibling subdomain can plant one): the first
-    // valid one answers, and an invalid one is cleared only when no valid one came with it.
-    let mut rejected = None;
-    let mut verified = None;
-    for token in cookies(request, COOKIE_NAME).filter(|t| !t.is_empty()) {
-        match deps.cookies.signer().verify(token, now) {
-            Ok(token) => {
-                verified = Some(token);
-                break;
-            }
-            Err(error) => rejected = Some(error),
-        }
-    }
-    let Some(verified) = verified else {
-        let mut response = not_pro(Source::Cookie);
-        if let Some(reason) = rejected {
+    // Every entitlement cookie sent is tried, under both names (a sibling subdomain can
+    // plant one): a valid one that gives access wins over a valid one that does not, and an
+    // invalid one is cleared only when no valid one came with it.
+    let (valid, rejected) = presented_tokens(request, deps.cookies.signer(), now);
+    if valid.is_empty() {
+        let mut response = not_pro(None, Source::Cookie);
+        for (name, reason) in rejected {
             tracing::info!(reason = %reason, "entitlement cookie rejected and cleared");
-            add_set_cookie(response.headers_mut(), &deps.cookies.cleared());
+            add_set_cookie(response.headers_mut(), &deps.cookies.cleared(name));
         }
         return Ok(response);
-    };
-    let Ok(email) = Email::parse(&verified.claims.email) else {
-        return Ok(not_pro(Source::Cookie));
-    };
-    match lookup(deps, &email).await {
-        Ok(entitlement) => {
-            let pro = is_pro(entitlement.as_ref(), now);
-            let mut response = from_database(deps, entitlement.as_ref(), now);
-            let refreshed = entitlement
-                .as_ref()
-                .and_then(|e| e.best_grant(now, &deps.config.ranking))
-                .filter(|_| needs_refresh(&verified, now));
-            if let Some(grant) = refreshed {
-                let fresh = deps.cookies.issue(&email, &grant.plan, now);
-                add_set_cookie(response.headers_mut(), &fresh.set_cookie);
-            }
-            tracing::info!(email = %email, pro, refreshed = refreshed.is_some(), source = "database", "entitlement by cookie");
-            Ok(response)
-        }
-        Err(error) if error.is_transient() => {
-            tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
-            Ok(from_cookie(&verified.claims))
-        }
-        Err(error) => {
-            tracing::error!(email = %email, error = %error, cause = cause(&error), "database refused the lookup (misconfiguration?): failing closed");
-            Err(ApiError::Unavailable)
+    }
+    let mut emails: Vec<&str> = Vec::new();
+    for presented in &valid {
+        let email = presented.token.claims.email.as_str();
+        if !emails.contains(&email) && emails.len() < MAX_EMAILS_PER_CHECK {
+            emails.push(email);
         }
     }
+    let mut first_answer = None;
+    for raw in emails {
+        let Ok(email) = Email::parse(raw) else {
+            continue;
+        };
+        let entitlement = match lookup(deps, &email).await {
+            Ok(entitlement) => entitlement,
+            Err(error) if error.is_transient() => {
+                let Some(presented) = valid.iter().find(|p| p.token.claims.email == raw) else {
+                    continue;
+                };
+                tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
+                return Ok(from_cookie(&presented.token.claims));
+            }
+            Err(error) => {
+                tracing::error!(email = %email, error = %error, cause = cause(&error), "database refused the lookup (misconfiguration?): failing closed");
+                return Err(ApiError::Unavailable);
+            }
+        };
+        for presented in valid.iter().filter(|p| p.token.claims.email == raw) {
+            let scope = presented.token.claims.scope();
+            let seen = entitlement
+                .as_ref()
+                .map(|e| e.within_scope(scope.grant_keys(), now, &deps.config.ranking));
+            if is_pro(seen.as_ref(), now) {
+                return Ok(answer_cookie(deps, presented, &email, seen.as_ref(), now));
+            }
+            first_answer.get_or_insert((presented, email.clone(), seen));
+        }
+    }
+    Ok(match first_answer {
+        Some((presented, email, seen)) => {
+            answer_cookie(deps, presented, &email, seen.as_ref(), now)
+        }
+        None => not_pro(None, Source::Cookie),
+    })
+}
+
+/// Most distinct emails one check reads (one read each) when cookies of several are sent.
+const MAX_EMAILS_PER_CHECK: usize = 3;
+
+/// The database's answer for one cookie, over the grants it covers (`seen`), with a refreshed
+/// cookie when it gives access and is due for one.
+fn answer_cookie(
+    deps: &EntitlementDeps,
+    presented: &PresentedToken,
+    email: &Email,
+    seen: Option<&Entitlement>,
+    now: i64,
+) -> Response<Body> {
+    let claims = &presented.token.claims;
+    let scope = claims.scope();
+    let mut response = from_database(deps, seen, scope.as_str(), now);
+    let best = seen.and_then(|e| e.best_grant(now, &deps.config.ranking));
+    let renamed = presented.name != deps.cookies.name();
+    let fresh = best.and_then(|grant| match claims.session() {
+        Some(session) if renamed || needs_refresh(&presented.token, now) => deps
+            .cookies
+            .issue(email, &grant.plan, &session, now)
+            .or_else(|| deps.cookies.reissue(claims, now).filter(|_| renamed)),
+        // Issued before sessions: moved to the current name or key, never extended.
+        None if renamed || !presented.token.signed_with_current_key => {
+            deps.cookies.reissue(claims, now)
+        }
+        _ => None,
+    });
+    if let Some(fresh) = &fresh {
+        add_set_cookie(response.headers_mut(), &fresh.set_cookie);
+        if renamed {
+            add_set_cookie(
+                response.headers_mut(),
+                &deps.cookies.cleared(presented.name),
+            );
+        }
+    }
+    tracing::info!(email = %email, pro = best.is_some(), scope = scope.as_str(), refreshed = fresh.is_some(), source = "database", "entitlement by cookie");
+    response
 }
 
 /// A short name for why the database failed, for alarms and searches.
@@ -226,58 +279,88 @@ fn is_pro(entitlement: Option<&Entitlement>, now: i64) -> bool {
 fn from_database(
     deps: &EntitlementDeps,
     entitlement: Option<&Entitlement>,
+    scope: &'static str,
     now: i64,
 ) -> Response<Body> {
     let Some(entitlement) = entitlement else {
-        return not_pro(Source::Database);
+        return not_pro(Some(scope), Source::Database);
+    };
+    let shown = Shown {
+        scope: Some(scope),
+        source: Source::Database,
+        ..Shown::default()
     };
     match entitlement.best_grant(now, &deps.config.ranking) {
-        Some(grant) => body(
-            true,
-            Some(&grant.plan),
-            Some(&grant.status),
-            grant.expires_at,
-            Source::Database,
-        ),
-        None => body(
-            false,
-            Some(&entitlement.plan),
-            Some(&entitlement.status),
-            entitlement.expires_at,
-            Source::Database,
-        ),
+        Some(grant) => body(Shown {
+            pro: true,
+            plan: Some(&grant.plan),
+            state: Some(&grant.status),
+            expires_at: grant.expires_at,
+            ..shown
+        }),
+        None if entitlement.grants.is_empty() => body(shown),
+        None => body(Shown {
+            plan: Some(&entitlement.plan),
+            state: Some(&entitlement.status),
+            expires_at: entitlement.expires_at,
+            ..shown
+        }),
     }
 }
 
 fn from_cookie(claims: &EntitlementClaims) -> Response<Body> {
-    body(
-        true,
-        Some(&claims.plan),
-        Some(status::ACTIVE),
-        Some(claims.exp),
-        Source::Cookie,
-    )
+    body(Shown {
+        pro: true,
+        plan: Some(&claims.plan),
+        state: Some(status::ACTIVE),
+        expires_at: Some(claims.exp),
+        scope: Some(claims.scope().as_str()),
+        source: Source::Cookie,
+    })
 }
 
-fn not_pro(source: Source) -> Response<Body> {
-    body(false, None, None, None, source)
+fn not_pro(scope: Option<&'static str>, source: Source) -> Response<Body> {
+    body(Shown {
+        scope,
+        source,
+        ..Shown::default()
+    })
 }
 
-fn body(
+/// What an answer shows.
+#[derive(Debug, Clone, Copy)]
+struct Shown<'a> {
     pro: bool,
-    plan: Option<&str>,
-    state: Option<&str>,
+    plan: Option<&'a str>,
+    state: Option<&'a str>,
     expires_at: Option<i64>,
+    scope: Option<&'static str>,
     source: Source,
-) -> Response<Body> {
+}
+
+impl Default for Shown<'_> {
+    fn default() -> Self {
+        Self {
+            pro: false,
+            plan: None,
+            state: None,
+            expires_at: None,
+            scope: None,
+            source: Source::Database,
+        }
+    }
+}
+
+fn body(shown: Shown<'_>) -> Response<Body> {
     let mut response = json_response(
         StatusCode::OK,
         &json!({
-            "pro": pro,
-            "plan": plan,
-            "status": state,
-            "expires_at": expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
-            "source": source.as_str(),
+            "pro": shown.pro,
+            "plan": shown.plan,
+            "status": shown.state,
+            "expires_at": shown.expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
+            "scope": shown.scope,
+            "source": shown.source.as_str(),
         }),
     );
     response.headers_mut().insert(

@@ -100,16 +100,17 @@ async fn ask(deps: &EntitlementDeps, event: &str) -> Response<Body> {
 async fn ask_with_cookie(deps: &EntitlementDeps, token: &str) -> Response<Body> {
     ask(
         deps,
-        &request("", vec![], vec![format!("llmxt_pro={token}")]),
+        &request("", vec![], vec![format!("__Host-llmxt_pro={token}")]),
     )
     .await
 }
 
 fn cleared(response: &Response<Body>) -> bool {
-    response
-        .headers()
-        .get("set-cookie")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("llmxt_pro=; Max-Age=0"))
+    response.headers().get("set-cookie").is_some_and(|v| {
+        v.to_str()
+            .unwrap()
+            .starts_with("__Host-llmxt_pro=; Max-Age=0")
+    })
 }
 
 #[tokio::test]
@@ -121,7 +122,7 @@ async fn a_valid_cookie_with_an_active_entitlement_is_pro_from_the_database() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(
         response_json(&response),
-        json!({"pro": true, "plan": "professional", "status": "active", "expires_at": null, "source": "database"})
+        json!({"pro": true, "plan": "professional", "status": "active", "expires_at": null, "scope": "account", "source": "database"})
     );
 }
 
@@ -153,7 +154,7 @@ async fn the_database_decides_over_the_cookie() {
         response_json(&ask_with_cookie(&deps, &token_for("stranger@example.com", 3600)).await);
     assert_eq!(
         unknown,
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "source": "database"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": "account", "source": "database"})
     );
 }
 
@@ -163,7 +164,7 @@ async fn no_cookie_is_not_pro() {
     let response = ask(&deps, &request("", vec![], vec![])).await;
     assert_eq!(
         response_json(&response),
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "source": "cookie"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": null, "source": "cookie"})
     );
     assert!(!cleared(&response));
 }
@@ -319,7 +320,7 @@ async fn an_email_lookup_always_needs_a_valid_signature() {
 async fn with_require_signature_even_cookie_requests_must_be_signed() {
     let deps = deps(true).await;
     grant(&deps.store, BUYER, status::ACTIVE, None).await;
-    let cookie = vec![format!("llmxt_pro={}", token_for(BUYER, 3600))];
+    let cookie = vec![format!("__Host-llmxt_pro={}", token_for(BUYER, 3600))];
     let unsigned = ask(&deps, &request("", vec![], cookie.clone())).await;
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
     let signed = ask(
@@ -517,7 +518,7 @@ fn issued_at(iat: i64, lifetime: i64) -> String {
 /// The refreshed cookie's token, checked against every attribute the issuer sets.
 fn refreshed(response: &Response<Body>) -> Option<llmxt_core::token::EntitlementClaims> {
     let cookie = response.headers().get("set-cookie")?.to_str().unwrap();
-    let rest = cookie.strip_prefix("llmxt_pro=")?;
+    let rest = cookie.strip_prefix("__Host-llmxt_pro=")?;
     let (token, attributes) = rest.split_once(';').unwrap();
     assert_eq!(
         attributes.trim(),
@@ -582,7 +583,7 @@ async fn a_cookie_signed_with_the_old_key_is_accepted_and_re_signed_with_the_new
     assert_eq!(response_json(&response)["pro"], json!(true));
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     let token = cookie
-        .trim_start_matches("llmxt_pro=")
+        .trim_start_matches("__Host-llmxt_pro=")
         .split(';')
         .next()
         .unwrap();
@@ -618,12 +619,12 @@ async fn a_planted_invalid_cookie_never_hides_or_clears_a_valid_one() {
     let valid = issued_at(NOW - 60, LIFETIME);
     for cookies in [
         vec![
-            "llmxt_pro=planted.garbage.value".to_owned(),
-            format!("llmxt_pro={valid}"),
+            "__Host-llmxt_pro=planted.garbage.value".to_owned(),
+            format!("__Host-llmxt_pro={valid}"),
         ],
         vec![
-            format!("llmxt_pro={valid}"),
-            "llmxt_pro=planted.garbage.value".to_owned(),
+            format!("__Host-llmxt_pro={valid}"),
+            "__Host-llmxt_pro=planted.garbage.value".to_owned(),
         ],
     ] {
         let response = ask(&deps, &request("", vec![], cookies)).await;
@@ -640,7 +641,7 @@ async fn a_signed_server_call_forwarding_the_cookie_gets_the_refresh_to_pass_on(
     let deps = deps(true).await;
     grant(&deps.store, BUYER, status::ACTIVE, None).await;
     let headers = signed_headers(&llmxt_testkit::hmac_secret(), NOW, "/api/entitlement");
-    let cookie = format!("llmxt_pro={}", issued_at(NOW - 2 * DAY, LIFETIME));
+    let cookie = format!("__Host-llmxt_pro={}", issued_at(NOW - 2 * DAY, LIFETIME));
     let response = ask(&deps, &request("", headers, vec![cookie])).await;
     assert_eq!(response_json(&response)["pro"], json!(true));
     assert!(refreshed(&response).is_some());

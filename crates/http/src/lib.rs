@@ -6,6 +6,7 @@ use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATI
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_core::config::ConfigError;
+use llmxt_core::token::{TokenError, TokenSigner, VerifiedToken};
 use serde_json::{Value, json};
 
 /// Every error a function answers with, mapped to its status in [`ApiError::status`].
@@ -238,7 +239,37 @@ pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
     }
 }
 
-pub use llmxt_core::token::COOKIE_NAME;
+pub use llmxt_core::token::{COOKIE_NAME, COOKIE_NAMES};
+
+/// An entitlement token that passed every check, with the cookie name it came under.
+#[derive(Debug, Clone)]
+pub struct PresentedToken {
+    /// One of [`COOKIE_NAMES`].
+    pub name: &'static str,
+    /// The verified token.
+    pub token: VerifiedToken,
+}
+
+/// Every entitlement token the request carries, under either cookie name (a sibling
+/// subdomain can plant one more): the valid ones in order, and the names under which an
+/// invalid one came, with why.
+pub fn presented_tokens(
+    request: &Request,
+    signer: &TokenSigner,
+    now: i64,
+) -> (Vec<PresentedToken>, Vec<(&'static str, TokenError)>) {
+    let mut valid = Vec::new();
+    let mut rejected = Vec::new();
+    for name in COOKIE_NAMES {
+        for value in cookies(request, name).filter(|value| !value.is_empty()) {
+            match signer.verify(value, now) {
+                Ok(token) => valid.push(PresentedToken { name, token }),
+                Err(error) => rejected.push((name, error)),
+            }
+        }
+    }
+    (valid, rejected)
+}
 
 #[cfg(test)]
 mod tests {

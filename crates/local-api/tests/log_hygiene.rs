@@ -137,7 +137,7 @@ async fn logs_never_carry_secrets_tokens_signatures_or_full_emails() {
         .unwrap()
         .to_owned();
     let token = set_cookie
-        .trim_start_matches("llmxt_pro=")
+        .trim_start_matches("__Host-llmxt_pro=")
         .split(';')
         .next()
         .unwrap()
@@ -153,7 +153,7 @@ async fn logs_never_carry_secrets_tokens_signatures_or_full_emails() {
             path: "/api/entitlement",
             query: "",
             headers: vec![],
-            cookies: vec![format!("llmxt_pro={cookie}")],
+            cookies: vec![format!("__Host-llmxt_pro={cookie}")],
             body: None,
         }
         .to_json()

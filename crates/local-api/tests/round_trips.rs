@@ -143,7 +143,7 @@ async fn each_request_costs_the_fewest_round_trips() {
         path: "/api/entitlement",
         query: "",
         headers: vec![],
-        cookies: vec![format!("llmxt_pro={token}")],
+        cookies: vec![format!("__Host-llmxt_pro={token}")],
         body: None,
     }
     .to_json()

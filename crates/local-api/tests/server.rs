@@ -57,14 +57,14 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
         "{success}"
     );
     let token = success
-        .split("llmxt_pro=")
+        .split("__Host-llmxt_pro=")
         .nth(1)
         .unwrap()
         .split(';')
         .next()
         .unwrap();
 
-    let check = raw_request(port, &format!("GET /api/entitlement HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncookie: llmxt_pro={token}\r\n\r\n")).await;
+    let check = raw_request(port, &format!("GET /api/entitlement HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncookie: __Host-llmxt_pro={token}\r\n\r\n")).await;
     assert!(check.contains(r#""pro":true"#), "{check}");
 
     let signed_email = {

@@ -1,25 +1,28 @@
 //! `GET /upgrade/billing`: Dodo's customer portal for the buyer named by a valid cookie. The
-//! customer id comes from the buyer's stored grants, never from the request.
+//! customer id comes from the buyer's stored grants, never from the request. A purchase
+//! cookie opens it only when it covers every purchase of the email; otherwise the page offers
+//! the sign-in link, whose account cookie opens it.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use llmxt_core::email::Email;
-use llmxt_core::token::COOKIE_NAME;
-use llmxt_http::{ApiError, cookies, redirect};
+use llmxt_http::{ApiError, presented_tokens, redirect};
 
 use crate::SuccessDeps;
-use crate::pages::{message_page, restore_url};
+use crate::pages::{message_page, message_with_sign_in, restore_url};
 
 /// Handles `/upgrade/billing`.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::MethodNotAllowed("GET, HEAD").into_response();
     }
-    let signer = deps.cookies.signer();
-    let email = cookies(&request, COOKIE_NAME)
-        .find_map(|token| signer.verify(token, now).ok())
-        .and_then(|verified| Email::parse(&verified.claims.email).ok());
-    let Some(email) = email else {
+    // An account cookie first: it proves the mailbox, so it may open the email's portal.
+    let (mut valid, _) = presented_tokens(&request, deps.cookies.signer(), now);
+    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
+    let Some((email, scope)) = valid.first().and_then(|presented| {
+        let claims = &presented.token.claims;
+        Some((Email::parse(&claims.email).ok()?, claims.scope()))
+    }) else {
         return redirect(&restore_url(deps), None);
     };
     // A link checker or prefetch must not open portal sessions.
@@ -46,6 +49,25 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             return ApiError::Unavailable.into_response();
         }
     };
+    // Dodo's portal shows everything of a customer: a purchase cookie opens it only when it
+    // covers every purchase of the email.
+    if let Some(keys) = scope.grant_keys() {
+        let uncovered = entitlement.as_ref().is_some_and(|e| {
+            e.billed_grant_keys()
+                .any(|key| !keys.iter().any(|k| k == key))
+        });
+        if uncovered {
+            tracing::info!(email = %email, outcome = "needs_sign_in", "billing");
+            return message_with_sign_in(
+                deps,
+                StatusCode::OK,
+                "Sign in to manage billing",
+                "This browser has access through one purchase, but the billing portal shows every \
+                 purchase and subscription of your email address. To open it, ask for a sign-in \
+                 link: we send it to the email address you paid with.",
+            );
+        }
+    }
     let customer_id = entitlement
         .as_ref()
         .and_then(|e| e.customer_id(now, deps.config.plans.ranking()))

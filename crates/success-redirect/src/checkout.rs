@@ -1,5 +1,6 @@
-//! `GET /upgrade/checkout?product=pdt_…[&email=…]`: creates a Dodo Checkout Session bound to
-//! this browser and sends the buyer to it.
+//! `GET /upgrade/checkout?product=pdt_…[&email=…&expires=…&sig=…]`: creates a Dodo Checkout
+//! Session bound to this browser and sends the buyer to it. The email is prefilled only when
+//! the site's server signed the link.
 //!
 //! A random nonce goes into the `__Host-llmxt_checkout` cookie (HttpOnly, Secure, Lax, one
 //! day) and its SHA-256 (base64url) into the session's `metadata.checkout_ref`; Dodo copies
@@ -11,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use llmxt_core::email::Email;
+use llmxt_core::request_signature::verify_checkout_link;
 use llmxt_http::{ApiError, query_param, redirect};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -41,7 +43,7 @@ pub fn presented_ref(request: &Request) -> Option<String> {
 }
 
 /// Handles `/upgrade/checkout`.
-pub async fn handle(deps: &SuccessDeps, request: Request, _now: i64) -> Response<Body> {
+pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
     if request.method() != Method::GET {
         return ApiError::MethodNotAllowed("GET").into_response();
     }
@@ -57,7 +59,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, _now: i64) -> Response
     let email = match query_param(&request, "email") {
         None => None,
         Some(raw) => match Email::parse(&raw) {
-            Ok(email) => Some(email),
+            Ok(email) => signed_email(deps, &request, &product, email, now),
             Err(_) => {
                 return message_page(
                     deps,
@@ -126,6 +128,43 @@ pub async fn handle(deps: &SuccessDeps, request: Request, _now: i64) -> Response
         Err(error) => {
             tracing::error!(product, error = %error, "checkout: Dodo could not create a session");
             retry_page(deps, &product)
+        }
+    }
+}
+
+/// The `email` to prefill, only when the site's server signed the link (`expires`, `sig`):
+/// Dodo does not verify the address typed at checkout, so an unsigned one would let anyone
+/// buy in another person's name. Otherwise it is ignored (the buyer types it at Dodo).
+fn signed_email(
+    deps: &SuccessDeps,
+    request: &Request,
+    product: &str,
+    email: Email,
+    now: i64,
+) -> Option<Email> {
+    let Some(secret) = &deps.config.hmac_secret else {
+        tracing::info!(
+            product,
+            outcome = "prefill_ignored",
+            reason = "HMAC_SECRET not set",
+            "checkout"
+        );
+        return None;
+    };
+    let expires = query_param(request, "expires");
+    let sig = query_param(request, "sig");
+    match verify_checkout_link(
+        secret,
+        product,
+        &email,
+        expires.as_deref(),
+        sig.as_deref(),
+        now,
+    ) {
+        Ok(()) => Some(email),
+        Err(error) => {
+            tracing::info!(product, outcome = "prefill_ignored", reason = %error, "checkout");
+            None
         }
     }
 }

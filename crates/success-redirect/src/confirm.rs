@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use llmxt_core::dodo_api::{DodoApiError, apply_api_object, payment_status};
 use llmxt_core::policy::PolicySettings;
+use llmxt_core::time::parse_rfc3339_seconds;
 use serde_json::Value;
 
 use crate::SuccessDeps;
@@ -24,29 +25,69 @@ pub enum Confirmation {
 }
 
 /// Asks Dodo about a payment and applies a final answer (succeeded, failed, cancelled).
-pub async fn payment(deps: &SuccessDeps, payment_id: &str, now: i64) -> Confirmation {
+/// `binding` is the checkout binding this browser presents.
+pub async fn payment(
+    deps: &SuccessDeps,
+    payment_id: &str,
+    binding: Option<&str>,
+    now: i64,
+) -> Confirmation {
     let Some(api) = &deps.dodo else {
         return Confirmation::NoAnswer;
     };
     within_budget(async {
         let object = answer(api.payment(payment_id).await, payment_id)?;
-        apply_payment(deps, object, now).await
+        apply_payment(deps, object, binding, now).await
     })
     .await
 }
 
 /// Asks Dodo about a subscription and its first payment, and applies both.
-pub async fn subscription(deps: &SuccessDeps, subscription_id: &str, now: i64) -> Confirmation {
+pub async fn subscription(
+    deps: &SuccessDeps,
+    subscription_id: &str,
+    binding: Option<&str>,
+    now: i64,
+) -> Confirmation {
     let Some(api) = &deps.dodo else {
         return Confirmation::NoAnswer;
     };
     within_budget(async {
         let object = answer(api.subscription(subscription_id).await, subscription_id)?;
-        apply(deps, "subscription", subscription_id, object, now).await?;
+        apply(
+            deps,
+            "subscription",
+            subscription_id,
+            object,
+            deps.config.claim_ttl_seconds,
+            now,
+        )
+        .await?;
         let first = answer(api.first_payment_of(subscription_id).await, subscription_id)??;
-        apply_payment(deps, first, now).await
+        apply_payment(deps, first, binding, now).await
     })
     .await
+}
+
+/// How long a claim opened through the API stays open. A success link is public (it is in
+/// the browser's history and the return URL), so confirming an old payment through it must
+/// not open a fresh claim: unless the payment's checkout is bound to this browser, the claim
+/// closes `CLAIM_TTL_SECONDS` after the payment was created, as it would have after a prompt
+/// webhook, and an older payment gets the page with the sign-in link.
+pub fn claim_ttl(object: &Value, binding: Option<&str>, ttl: i64, now: i64) -> i64 {
+    let bound_here = binding.is_some()
+        && object
+            .pointer("/metadata/checkout_ref")
+            .and_then(Value::as_str)
+            == binding;
+    if bound_here {
+        return ttl;
+    }
+    let created_at = object
+        .get("created_at")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339_seconds);
+    created_at.map_or(0, |created| (created + ttl - now).clamp(0, ttl))
 }
 
 async fn within_budget(
@@ -73,7 +114,12 @@ fn answer<T>(result: Result<T, DodoApiError>, id: &str) -> Option<T> {
     }
 }
 
-async fn apply_payment(deps: &SuccessDeps, object: Value, now: i64) -> Option<Confirmation> {
+async fn apply_payment(
+    deps: &SuccessDeps,
+    object: Value,
+    binding: Option<&str>,
+    now: i64,
+) -> Option<Confirmation> {
     let payment_id = object.get("payment_id")?.as_str()?.to_owned();
     if !matches!(
         payment_status(&object).as_str(),
@@ -81,14 +127,22 @@ async fn apply_payment(deps: &SuccessDeps, object: Value, now: i64) -> Option<Co
     ) {
         return None;
     }
-    apply(deps, "payment", &payment_id, object, now).await?;
+    let ttl = claim_ttl(&object, binding, deps.config.claim_ttl_seconds, now);
+    apply(deps, "payment", &payment_id, object, ttl, now).await?;
     Some(Confirmation::Applied(payment_id))
 }
 
-async fn apply(deps: &SuccessDeps, kind: &str, id: &str, object: Value, now: i64) -> Option<()> {
+async fn apply(
+    deps: &SuccessDeps,
+    kind: &str,
+    id: &str,
+    object: Value,
+    claim_ttl_seconds: i64,
+    now: i64,
+) -> Option<()> {
     let settings = PolicySettings {
         plans: &deps.config.plans,
-        claim_ttl_seconds: deps.config.claim_ttl_seconds,
+        claim_ttl_seconds,
         grace_seconds: deps.config.grace_seconds,
     };
     let read_id = format!("api:{kind}:{id}:{now}");

@@ -19,6 +19,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_core::crypto::hex_encode;
 use llmxt_core::email::Email;
+use llmxt_core::token::Session;
 use llmxt_http::{ApiError, body_bytes, query_param, see_other};
 use sha2::{Digest, Sha256};
 
@@ -172,7 +173,13 @@ async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
         tracing::info!(email = %email, outcome = "not_pro", "restore link redeemed");
         return invalid_link(deps);
     };
-    let cookie = deps.cookies.issue(&email, &grant.plan, now);
+    // The link proved the mailbox: an account cookie, covering every grant of the email.
+    let Some(cookie) = deps
+        .cookies
+        .issue(&email, &grant.plan, &Session::account(now), now)
+    else {
+        return invalid_link(deps);
+    };
     tracing::info!(email = %email, outcome = "restored", "restore link redeemed");
     see_other(
         &deps.config.site_url.with_upgrade_outcome("restored"),

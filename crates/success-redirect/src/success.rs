@@ -8,7 +8,8 @@ use lambda_http::{Body, Request, Response};
 use llmxt_core::email::Email;
 use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
 use llmxt_core::store::{ClaimOutcome, StoreError};
-use llmxt_http::{ApiError, json_response, query_param, redirect, wants_json};
+use llmxt_core::token::Session;
+use llmxt_http::{ApiError, json_response, presented_tokens, query_param, redirect, wants_json};
 use serde_json::json;
 
 use crate::pages::{message_page, message_with_sign_in, page};
@@ -86,7 +87,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     let binding = crate::checkout::presented_ref(&request);
     match redeem(deps, &reference, binding.as_deref(), now).await {
         Ok(ClaimOutcome::Redeemed(payment)) => {
-            let Some(email) = payment.email else {
+            let Some(email) = payment.email.clone() else {
                 return unredeemable(deps, "failed", &reference);
             };
             let plan = payment
@@ -94,7 +95,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 .as_deref()
                 .unwrap_or(deps.config.plans.default_plan());
             tracing::info!(outcome = "success", payment_id = payment.payment_id, email = %email, "success redirect");
-            grant_cookie(deps, &email, plan, now)
+            purchase_cookie(deps, &request, &email, plan, payment.grant_key(), now)
         }
         Ok(ClaimOutcome::AlreadyClaimed) => unredeemable(deps, "already_claimed", &reference),
         Ok(ClaimOutcome::Expired) => unredeemable(deps, "expired", &reference),
@@ -165,7 +166,7 @@ async fn redeem(
         Reference::Payment(id) => id.clone(),
         Reference::Subscription(id) => match deps.store.claim_payment_for_subscription(id).await? {
             Some(payment_id) => payment_id,
-            None => match confirm::subscription(deps, id, now).await {
+            None => match confirm::subscription(deps, id, binding, now).await {
                 confirm::Confirmation::Applied(payment_id) => payment_id,
                 confirm::Confirmation::NoAnswer => return Ok(ClaimOutcome::NotStored),
             },
@@ -176,7 +177,7 @@ async fn redeem(
         .redeem_claim_bound(&payment_id, now, binding)
         .await?
     {
-        ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, now).await {
+        ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, binding, now).await {
             confirm::Confirmation::Applied(id) => {
                 deps.store.redeem_claim_bound(&id, now, binding).await
             }
@@ -186,11 +187,50 @@ async fn redeem(
     }
 }
 
-fn grant_cookie(deps: &SuccessDeps, email: &Email, plan: &str, now: i64) -> Response<Body> {
-    let cookie = deps.cookies.issue(email, plan, now);
+/// A redeemed claim proves this purchase, not the mailbox: the cookie covers the claimed
+/// grant only, joined with what a valid cookie of the same email in this browser already
+/// covers (an account cookie stays one). The joined session keeps the earliest `auth_time`.
+fn purchase_cookie(
+    deps: &SuccessDeps,
+    request: &Request,
+    email: &Email,
+    plan: &str,
+    grant_key: &str,
+    now: i64,
+) -> Response<Body> {
+    let claimed = Session::purchase(grant_key, now);
+    let ranking = deps.config.plans.ranking();
+    let (held, _) = presented_tokens(request, deps.cookies.signer(), now);
+    let (session, plan) = held
+        .iter()
+        .filter(|presented| presented.token.claims.email == email.as_str())
+        .filter_map(|presented| {
+            let session = presented.token.claims.session()?;
+            (deps.cookies.session_end(&session) > now)
+                .then_some((session, presented.token.claims.plan.as_str()))
+        })
+        .fold(
+            (claimed.clone(), plan),
+            |(merged, plan), (held, held_plan)| {
+                let session = Session {
+                    scope: held.scope.merge(&merged.scope),
+                    auth_time: merged.auth_time.min(held.auth_time),
+                };
+                let plan = if ranking.rank(held_plan) > ranking.rank(plan) {
+                    held_plan
+                } else {
+                    plan
+                };
+                (session, plan)
+            },
+        );
+    let cookie = deps
+        .cookies
+        .issue(email, plan, &session, now)
+        .or_else(|| deps.cookies.issue(email, plan, &claimed, now));
     redirect(
         &deps.config.site_url.with_upgrade_outcome("success"),
-        Some(&cookie.set_cookie),
+        cookie.as_ref().map(|cookie| cookie.set_cookie.as_str()),
     )
 }
 
@@ -315,5 +355,11 @@ async fn dev_mode_grant(deps: &SuccessDeps, request: &Request, now: i64) -> Resp
     if let Err(error) = recorded {
         tracing::warn!(error = %error, "dev mode could not record the entitlement; the cookie alone is set");
     }
-    grant_cookie(deps, &email, &plan, now)
+    let cookie = deps
+        .cookies
+        .issue(&email, &plan, &Session::account(now), now);
+    redirect(
+        &deps.config.site_url.with_upgrade_outcome("success"),
+        cookie.as_ref().map(|cookie| cookie.set_cookie.as_str()),
+    )
 }

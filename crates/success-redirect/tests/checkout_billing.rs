@@ -6,10 +6,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use llmxt_core::config::{Env, SuccessConfig};
 use llmxt_core::email::Email;
+use llmxt_core::request_signature::checkout_link_signature;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
 use llmxt_testkit::{
-    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store,
-    request_from_event, response_text, table_sizes, token_signer,
+    ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, apply_body, dodo_body, fresh_store,
+    hmac_secret, request_from_event, response_text, table_sizes, token_signer,
 };
 use serde_json::json;
 use success_redirect::checkout::{CHECKOUT_COOKIE, checkout_ref};
@@ -26,9 +27,26 @@ async fn setup() -> (SuccessDeps, DodoStandIn) {
         ("PRODUCT_PLANS", "pdt_test=professional"),
         ("DODO_PAYMENTS_API_KEY", TEST_API_KEY),
         ("DODO_PAYMENTS_BASE_URL", dodo.base_url.as_str()),
+        ("HMAC_SECRET", TEST_HMAC_SECRET),
     ]))
     .unwrap();
     (SuccessDeps::new(config, fresh_store().await), dodo)
+}
+
+/// A checkout link for `email` signed by the site's server, valid for `seconds` more.
+fn signed_checkout_query(product: &str, email: &str, seconds: i64) -> &'static str {
+    let expires = llmxt_core::time::unix_now() + seconds;
+    let sig = checkout_link_signature(
+        &hmac_secret(),
+        product,
+        &Email::parse(email).unwrap(),
+        expires,
+    );
+    let query = format!(
+        "product={product}&email={}&expires={expires}&sig={sig}",
+        email.replace('@', "%40")
+    );
+    Box::leak(query.into_boxed_str())
 }
 
 async fn get(
@@ -67,7 +85,7 @@ async fn checkout_creates_a_session_bound_to_this_browser() {
     let response = get(
         &deps,
         "/upgrade/checkout",
-        "product=pdt_test&email=Buyer%40Example.com",
+        signed_checkout_query("pdt_test", "Buyer@Example.com", 600),
         vec![],
     )
     .await;
@@ -102,6 +120,62 @@ async fn checkout_creates_a_session_bound_to_this_browser() {
     assert_eq!(body["metadata"]["checkout_ref"], checkout_ref(nonce));
     assert_eq!(body["customer"]["email"], "buyer@example.com");
     assert_eq!(table_sizes(&deps.store).await, (0, 0), "nothing stored");
+}
+
+#[tokio::test]
+async fn an_email_prefill_is_used_only_when_the_sites_server_signed_the_link() {
+    let (deps, dodo) = setup().await;
+    let signed = signed_checkout_query("pdt_test", "victim@example.com", 600);
+    let expired = signed_checkout_query("pdt_test", "victim@example.com", -1);
+    let too_far = signed_checkout_query("pdt_test", "victim@example.com", 3 * 3600);
+    let other_product = signed.replacen("product=pdt_test", "product=pdt_other", 1);
+    let wrong_email = signed.replace("victim%40", "stranger%40");
+    let unsigned = "product=pdt_test&email=victim%40example.com";
+    for (query, prefilled) in [
+        (unsigned, false),
+        (expired, false),
+        (too_far, false),
+        (
+            Box::leak(wrong_email.into_boxed_str()) as &'static str,
+            false,
+        ),
+        (signed, true),
+    ] {
+        let before = dodo.checkouts();
+        let response = get(&deps, "/upgrade/checkout", query, vec![]).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "the checkout still opens: {query}"
+        );
+        let after = dodo.checkouts();
+        let new: Vec<_> = after
+            .iter()
+            .filter(|(id, _)| !before.contains_key(*id))
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(new.len(), 1, "{query}");
+        assert_eq!(new[0].get("customer").is_some(), prefilled, "{query}");
+    }
+    let prefilled: Vec<_> = dodo
+        .checkouts()
+        .values()
+        .filter_map(|body| body.pointer("/customer/email").cloned())
+        .collect();
+    assert_eq!(
+        prefilled,
+        vec![json!("victim@example.com")],
+        "only the signed link"
+    );
+    // A product the link was not signed for is not on sale here anyway.
+    let response = get(
+        &deps,
+        "/upgrade/checkout",
+        Box::leak(other_product.into_boxed_str()),
+        vec![],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -173,7 +247,7 @@ async fn only_the_checkout_browser_redeems_a_bound_claim() {
         header(&response, "location"),
         format!("{SITE}/?upgrade=success")
     );
-    assert!(header(&response, "set-cookie").starts_with("llmxt_pro="));
+    assert!(header(&response, "set-cookie").starts_with("__Host-llmxt_pro="));
 }
 
 #[tokio::test]
@@ -197,7 +271,7 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         path: "/upgrade/billing",
         query: "",
         headers: vec![("sec-purpose", "prefetch".to_owned())],
-        cookies: vec![format!("llmxt_pro={token}")],
+        cookies: vec![format!("__Host-llmxt_pro={token}")],
         body: None,
     };
     let response = handle(
@@ -212,7 +286,7 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         &deps,
         "/upgrade/billing",
         "customer_id=cus_someone_else",
-        vec![format!("llmxt_pro={token}")],
+        vec![format!("__Host-llmxt_pro={token}")],
     )
     .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -225,7 +299,10 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
     );
 
     // No valid cookie: to the sign-in link.
-    for cookies in [vec![], vec!["llmxt_pro=forged.token.value".to_owned()]] {
+    for cookies in [
+        vec![],
+        vec!["__Host-llmxt_pro=forged.token.value".to_owned()],
+    ] {
         let response = get(&deps, "/upgrade/billing", "customer_id=cus_test", cookies).await;
         assert_eq!(response.status(), StatusCode::FOUND);
         assert_eq!(
@@ -254,7 +331,7 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         &deps,
         "/upgrade/billing",
         "",
-        vec![format!("llmxt_pro={token}")],
+        vec![format!("__Host-llmxt_pro={token}")],
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);

@@ -137,7 +137,7 @@ async fn a_paid_claim_sets_the_cookie_once() {
         "{cookie}"
     );
     let token = cookie
-        .trim_start_matches("llmxt_pro=")
+        .trim_start_matches("__Host-llmxt_pro=")
         .split(';')
         .next()
         .unwrap();
@@ -357,7 +357,7 @@ async fn dev_mode_grants_without_a_payment() {
     );
     let cookie = set_cookie(&response).unwrap();
     let token = cookie
-        .trim_start_matches("llmxt_pro=")
+        .trim_start_matches("__Host-llmxt_pro=")
         .split(';')
         .next()
         .unwrap();

@@ -189,7 +189,7 @@ async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
         "{cookie}"
     );
     let value = cookie
-        .trim_start_matches("llmxt_pro=")
+        .trim_start_matches("__Host-llmxt_pro=")
         .split(';')
         .next()
         .unwrap();

@@ -42,7 +42,10 @@ async fn the_success_event_through_the_runtime_loop() {
     );
     let cookies = responses[0]["cookies"].as_array().unwrap();
     assert!(
-        cookies[0].as_str().unwrap().starts_with("llmxt_pro="),
+        cookies[0]
+            .as_str()
+            .unwrap()
+            .starts_with("__Host-llmxt_pro="),
         "{cookies:?}"
     );
     assert_eq!(responses[1]["statusCode"], 200);

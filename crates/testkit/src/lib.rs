@@ -460,7 +460,7 @@ pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
                 "/api/entitlement",
                 "",
                 vec![],
-                vec![format!("llmxt_pro={cookie}")],
+                vec![format!("__Host-llmxt_pro={cookie}")],
             ),
         ),
         (
