@@ -1,9 +1,10 @@
 //! What is stored, and how each record maps to a DynamoDB item.
 //!
-//! The payments table holds four kinds of item, told apart by their key:
+//! The payments table holds several kinds of item, told apart by their key:
 //! `pay_…` (a payment, indexed by `email-index`), `subscription#sub_…` (a subscription's
 //! freshness and the payment holding its claim), and `webhook#msg_…` (a delivery, for
-//! deduplication, removed by DynamoDB's TTL). Subscription and webhook items carry no `email`
+//! deduplication, removed by DynamoDB's TTL); sign-in tokens, counters and erasure receipts
+//! (`restore#…`, `limit#…`, `erasure#…`) live there too. Only payments carry an `email`
 //! attribute, so the sparse `email-index` lists payments only. Every record carries a
 //! `version` that each writer bumps, so read-decide-write cycles never lose an update.
 
