@@ -817,37 +817,43 @@ impl Store {
             .unwrap_or(i64::MAX))
     }
 
-    /// The sign-in tokens (by their stored `restore_email`) and the per-email rate-limit
-    /// counters of `email`, by a scan of the payments table (operator tools only).
-    pub async fn restore_records_for(
+    /// The records of the payments table that name `email` outside `email-index`: its
+    /// sign-in tokens (by their stored `restore_email`), its per-email rate-limit counters,
+    /// and subscription records whose `customer_email` it is, by a scan (operator tools only).
+    pub async fn records_naming_email(
         &self,
         email: &Email,
-    ) -> Result<Vec<crate::privacy::RestoreRecord>, StoreError> {
-        let mut records = Vec::new();
+    ) -> Result<(Vec<crate::privacy::RestoreRecord>, Vec<SubscriptionRecord>), StoreError> {
+        let mut restore_records = Vec::new();
+        let mut subscriptions = Vec::new();
         let mut start = None;
         loop {
             let output = self
                 .client
                 .scan()
                 .table_name(&self.config.payments_table)
-                .filter_expression("restore_email = :email OR begins_with(payment_id, :counter)")
+                .filter_expression(
+                    "restore_email = :email OR customer_email = :email OR begins_with(payment_id, :counter)",
+                )
                 .expression_attribute_values(":email", AttributeValue::S(email.as_str().to_owned()))
                 .expression_attribute_values(
                     ":counter",
                     AttributeValue::S(crate::privacy::email_counter_prefix(email)),
                 )
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await?;
-            records.extend(
-                output
-                    .items()
-                    .iter()
-                    .filter_map(crate::privacy::RestoreRecord::from_item),
-            );
+            for item in output.items() {
+                if let Some(record) = crate::privacy::RestoreRecord::from_item(item) {
+                    restore_records.push(record);
+                } else if item.contains_key("customer_email") {
+                    subscriptions.push(SubscriptionRecord::from_item(item)?);
+                }
+            }
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(records);
+                return Ok((restore_records, subscriptions));
             }
         }
     }
@@ -885,15 +891,18 @@ impl Store {
             .collect();
         subscription_ids.sort();
         subscription_ids.dedup();
-        let mut subscriptions = Vec::new();
+        let (restore_records, mut subscriptions) = self.records_naming_email(email).await?;
         for id in subscription_ids {
+            if subscriptions.iter().any(|s| s.subscription_id == id) {
+                continue;
+            }
             if let Some(subscription) = self.get_subscription(&id).await?
                 && subscription.email.as_ref().is_none_or(|e| e == email)
             {
                 subscriptions.push(subscription);
             }
         }
-        let restore_records = self.restore_records_for(email).await?;
+        subscriptions.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
         let receipt = match pseudonym {
             Some(pseudonym) => self.get_erasure_receipt(pseudonym).await?,
             None => None,
