@@ -180,6 +180,11 @@ pub fn decide_payment(
     payment.checkout_ref = payment
         .checkout_ref
         .or_else(|| snapshot.checkout_ref.clone());
+    if payment.erased_as.is_some() {
+        // Nothing that names or finds an erased buyer comes back.
+        payment.customer_id = None;
+        payment.checkout_ref = None;
+    }
     payment.total_amount = snapshot.total_amount.or(payment.total_amount);
     payment.currency = snapshot.currency.clone().or(payment.currency);
     if let Some(created_at) = snapshot.created_at {
