@@ -301,7 +301,7 @@ pub struct Found {
     pub entitlement: Option<Entitlement>,
     /// Payments carrying the address (from `email-index`).
     pub payments: Vec<PaymentRecord>,
-    /// Subscription records of the address's grants and payments.
+    /// Subscription records naming the address, or pointed to by its grants and payments.
     pub subscriptions: Vec<SubscriptionRecord>,
     /// Sign-in tokens and rate-limit counters of the address.
     pub restore_records: Vec<RestoreRecord>,
