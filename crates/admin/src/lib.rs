@@ -7,7 +7,9 @@ use std::time::Duration;
 use llmxt_core::config::{ConfigError, CookieConfig, Env, PlanCatalog, StoreConfig};
 use llmxt_core::email::Email;
 use llmxt_core::operator::{self, Actor};
-use llmxt_core::records::{Entitlement, PaymentRecord};
+use llmxt_core::privacy::{ErasureReceipt, ErasureRequest, Found, PrivacyKey, plan_erasure};
+use llmxt_core::records::{Entitlement, PaymentRecord, PlanRanking, SubscriptionRecord};
+use llmxt_core::store::CommitOutcome;
 use llmxt_core::store::{ClientProfile, Store, StoreError};
 use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
 use llmxt_core::token::{CookieIssuer, Session};
@@ -26,6 +28,11 @@ commands:
   grant EMAIL --plan PLAN [--until DATE] --reason TEXT [--by NAME]
                                          add a manual grant (DATE: 2026-12-31 or RFC 3339)
   revoke EMAIL --reason TEXT [--by NAME] end every current grant, and the purchases behind them
+  export EMAIL                           everything stored about an address, as one JSON document
+  forget EMAIL --reason TEXT [--by NAME] [--dry-run]
+                                         erase an address: delete its entitlement and sign-in
+                                         records, keep its payments under a pseudonym (PRIVACY_KEY),
+                                         record an erasure receipt; --dry-run only prints the plan
   reconcile [--since 72h] [--apply] [--requests-per-minute 100]
                                          compare Dodo's payments and subscriptions (DODO_PAYMENTS_API_KEY)
                                          with the tables; --apply writes the differences through the ledger
@@ -39,17 +46,19 @@ commands:
                                          prints the variables it reads as JSON
   table-specs                            print both tables' definitions as JSON
 
+COMMAND --help prints that command's usage.
 --by defaults to LLMXT_OPERATOR, then USER, then the login name of the process's user.
 environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
              DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, NEXT_PUBLIC_SITE_URL, PRODUCT_PLANS,
              DEFAULT_PLAN, PLAN_RANKING, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
-             DODO_PAYMENTS_BASE_URL";
+             DODO_PAYMENTS_BASE_URL, PRIVACY_KEY (forget; export, show and reconcile use it
+             to find erasure receipts)";
 
 /// Why a command failed; printed as one line, exit code 1 (2 for usage errors).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// Bad arguments.
-    #[error("{0}\n\n{USAGE}")]
+    #[error("{0}")]
     Usage(String),
     /// Bad environment.
     #[error(transparent)]
@@ -60,6 +69,9 @@ pub enum AdminError {
     /// Reading a file or writing output failed.
     #[error("{0}")]
     Io(String),
+    /// Whoever read the output stopped reading (`llmxt-admin show … | head`): not a failure.
+    #[error("output closed")]
+    OutputClosed,
 }
 
 impl AdminError {
@@ -67,13 +79,14 @@ impl AdminError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Usage(_) => 2,
+            Self::OutputClosed => 0,
             _ => 1,
         }
     }
 }
 
 /// Options that take no value.
-const FLAGS: &[&str] = &["json", "attention", "apply"];
+const FLAGS: &[&str] = &["json", "attention", "apply", "dry-run"];
 
 /// Parsed `--name value` options after the command.
 struct Options {
@@ -121,15 +134,57 @@ impl Options {
     }
 }
 
-/// Runs one command line (without the program name).
+/// The usage of one command (its lines of [`USAGE`]), `None` for an unknown command.
+pub fn command_usage(command: &str) -> Option<String> {
+    let mut lines = USAGE
+        .lines()
+        .skip_while(|line| *line != "commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .skip_while(|line| {
+            line.split_whitespace().next() != Some(command)
+                || !line.starts_with("  ")
+                || line.starts_with("   ")
+        });
+    let first = lines.next()?;
+    let mut text = format!("usage: llmxt-admin {}", first.trim_start());
+    for line in lines.take_while(|line| line.starts_with("          ")) {
+        text.push('\n');
+        text.push_str(line);
+    }
+    Some(text)
+}
+
+/// Runs one command line (without the program name). A usage error names where to look.
 pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), AdminError> {
+    let command = args.first().cloned();
+    run_command(args, env, out)
+        .await
+        .map_err(|error| match error {
+            AdminError::Usage(message) => {
+                let help = match command.as_deref().filter(|c| command_usage(c).is_some()) {
+                    Some(command) => format!("llmxt-admin {command} --help"),
+                    None => "llmxt-admin --help".to_owned(),
+                };
+                AdminError::Usage(format!("{message} (see `{help}`)"))
+            }
+            other => other,
+        })
+}
+
+async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), AdminError> {
     let Some((command, rest)) = args.split_first() else {
         return Err(AdminError::Usage("no command given".to_owned()));
     };
+    if rest.iter().any(|arg| arg == "--help" || arg == "-h") {
+        let usage = command_usage(command)
+            .ok_or_else(|| AdminError::Usage(format!("unknown command {command:?}")))?;
+        return writeln!(out, "{usage}").map_err(io);
+    }
     let options = Options::parse(rest)?;
     let takes_positional = matches!(
         command.as_str(),
-        "check-config" | "show" | "grant" | "revoke" | "mint-cookie"
+        "check-config" | "show" | "grant" | "revoke" | "mint-cookie" | "export" | "forget" | "help"
     );
     if let (false, Some(extra)) = (takes_positional, options.positional.first()) {
         return Err(AdminError::Usage(format!("unexpected argument {extra:?}")));
@@ -173,8 +228,54 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
         }
         "show" => {
             let email = one_email(&options)?;
+            let privacy_key = PrivacyKey::optional_from_env(env)?;
             let store = connect(env).await?;
-            show(&store, &email, options.flag("json"), out).await
+            show(
+                &store,
+                &email,
+                privacy_key.as_ref(),
+                options.flag("json"),
+                out,
+            )
+            .await
+        }
+        "export" => {
+            let email = one_email(&options)?;
+            let privacy_key = PrivacyKey::optional_from_env(env)?;
+            let store = connect(env).await?;
+            export(&store, &email, privacy_key.as_ref(), out).await
+        }
+        "forget" => {
+            let email = one_email(&options)?;
+            let reason = options.required("reason")?;
+            if reason.trim().is_empty() {
+                return Err(AdminError::Usage(
+                    "--reason must say why (e.g. the request's reference)".to_owned(),
+                ));
+            }
+            if reason.to_ascii_lowercase().contains(email.as_str()) {
+                return Err(AdminError::Usage(
+                    "--reason must not contain the address: the receipt is kept without it"
+                        .to_owned(),
+                ));
+            }
+            let by = operator(&options, env)?;
+            let privacy_key = PrivacyKey::from_env(env)?;
+            let store = connect(env).await?;
+            let request = ErasureRequest {
+                by: &by,
+                reason,
+                now: now(),
+            };
+            forget(
+                &store,
+                &email,
+                &privacy_key,
+                request,
+                options.flag("dry-run"),
+                out,
+            )
+            .await
         }
         "payments" => {
             let since = parse_since(options.get("since").unwrap_or("24h"), now())?;
@@ -203,13 +304,14 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
             let plan = options.required("plan")?;
             let reason = options.required("reason")?;
             let until = options.get("until").map(parse_date).transpose()?;
+            let plans = PlanCatalog::from_env(env)?;
+            check_grant(plans.ranking(), plan, until, now())?;
             let by = operator(&options, env)?;
             let store = connect(env).await?;
             let actor = Actor {
                 by: &by,
                 now: now(),
             };
-            let plans = PlanCatalog::from_env(env)?;
             operator::grant(&store, plans.ranking(), &email, plan, until, reason, actor).await?;
             writeln!(
                 out,
@@ -261,11 +363,13 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
                 )?,
             };
             let apply = options.flag("apply");
+            let privacy_key = PrivacyKey::optional_from_env(env)?;
             let run = llmxt_core::reconcile::ReconcileOptions {
                 since,
                 apply,
                 min_interval: Duration::from_secs(60) / per_minute,
                 now: now(),
+                privacy_key: privacy_key.as_ref(),
             };
             let store = connect(env).await?;
             let mut progress = |line: String| eprintln!("reconcile: {line}");
@@ -327,7 +431,17 @@ pub async fn run(args: &[String], env: &Env, out: &mut dyn Write) -> Result<(), 
                 .collect();
             writeln!(out, "{}", serde_json::Value::from(specs)).map_err(io)
         }
-        "help" | "--help" | "-h" => writeln!(out, "{USAGE}").map_err(io),
+        "help" | "--help" | "-h" => match options.positional.as_slice() {
+            [] => writeln!(out, "{USAGE}").map_err(io),
+            [command] => {
+                let usage = command_usage(command)
+                    .ok_or_else(|| AdminError::Usage(format!("unknown command {command:?}")))?;
+                writeln!(out, "{usage}").map_err(io)
+            }
+            _ => Err(AdminError::Usage(
+                "help takes at most one command".to_owned(),
+            )),
+        },
         other => Err(AdminError::Usage(format!("unknown command {other:?}"))),
     }
 }
@@ -403,6 +517,35 @@ fn parse_date(text: &str) -> Result<i64, AdminError> {
         .ok_or_else(|| AdminError::Usage(format!("--until {text:?} is not a date (2026-12-31)")))
 }
 
+/// A manual grant must give something: a plan of `PLAN_RANKING` other than `free`, until a
+/// time in the future.
+fn check_grant(
+    ranking: &PlanRanking,
+    plan: &str,
+    until: Option<i64>,
+    now: i64,
+) -> Result<(), AdminError> {
+    let grantable: Vec<&str> = ranking
+        .plans()
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != "free")
+        .collect();
+    if !grantable.contains(&plan) {
+        return Err(AdminError::Usage(format!(
+            "--plan {plan:?} is not a plan to grant: use one of {} (PLAN_RANKING)",
+            grantable.join(", ")
+        )));
+    }
+    if let Some(until) = until.filter(|until| *until <= now) {
+        return Err(AdminError::Usage(format!(
+            "--until {} is not in the future: the grant would give nothing",
+            format_rfc3339(until)
+        )));
+    }
+    Ok(())
+}
+
 /// `24h`, `7d`, `30m` before `now`.
 fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
     let invalid = || {
@@ -424,14 +567,24 @@ fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
 async fn show(
     store: &Store,
     email: &Email,
+    privacy_key: Option<&PrivacyKey>,
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
     let entitlement = store.get_entitlement(email).await?;
     let payments = store.payments_for_email(email).await?;
-    if entitlement.is_none() && payments.is_empty() {
+    let receipt = match privacy_key {
+        Some(key) => store.get_erasure_receipt(&key.pseudonym(email)).await?,
+        None => None,
+    };
+    if entitlement.is_none() && payments.is_empty() && receipt.is_none() {
+        let hint = if privacy_key.is_none() {
+            " (set PRIVACY_KEY to look for an erasure receipt)"
+        } else {
+            ""
+        };
         return Err(StoreError::NotFound(format!(
-            "no entitlement and no payments for {}",
+            "no entitlement and no payments for {}{hint}",
             email.as_str()
         ))
         .into());
@@ -443,10 +596,14 @@ async fn show(
             "pro": entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
             "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
             "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
+            "erasure_receipt": receipt.as_ref().map(receipt_json),
         });
         return writeln!(out, "{value:#}").map_err(io);
     }
     writeln!(out, "{}", email.as_str()).map_err(io)?;
+    if let Some(receipt) = &receipt {
+        print_receipt(receipt, out)?;
+    }
     match &entitlement {
         None => writeln!(out, "  entitlement: none").map_err(io)?,
         Some(e) => {
@@ -509,6 +666,230 @@ async fn show(
     print_payment_lines(&payments, out)
 }
 
+fn print_receipt(receipt: &ErasureReceipt, out: &mut dyn Write) -> Result<(), AdminError> {
+    for erasure in &receipt.erasures {
+        writeln!(
+            out,
+            "  erased {} by {}: {} ({} payment(s) kept as {})",
+            format_rfc3339(erasure.at),
+            erasure.by,
+            erasure.reason,
+            erasure.payment_ids.len(),
+            receipt.pseudonym
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn receipt_json(receipt: &ErasureReceipt) -> Value {
+    json!({
+        "pseudonym": receipt.pseudonym,
+        "erasures": receipt.erasures.iter().map(|e| json!({
+            "at": format_rfc3339(e.at),
+            "by": e.by,
+            "reason": e.reason,
+            "payment_ids": e.payment_ids,
+            "subscription_ids": e.subscription_ids,
+            "entitlement_deleted": e.entitlement_deleted,
+            "restore_records_deleted": e.restore_records_deleted,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn subscription_json(s: &SubscriptionRecord) -> Value {
+    json!({
+        "subscription_id": s.subscription_id,
+        "email": s.email.as_ref().map(Email::as_str),
+        "status": s.status,
+        "product_id": s.product_id,
+        "next_billing_date": s.next_billing_date.map(format_rfc3339),
+        "claim_payment_id": s.claim_payment_id,
+        "revoked_period_end": s.revoked_period_end.map(format_rfc3339),
+        "erased_as": s.erased_as,
+        "updated_at": format_rfc3339(s.updated_at),
+    })
+}
+
+/// `export EMAIL`: everything stored about the address, as one JSON document. Sign-in
+/// tokens and counters appear as metadata only (never a token or its hash).
+async fn export(
+    store: &Store,
+    email: &Email,
+    privacy_key: Option<&PrivacyKey>,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let pseudonym = privacy_key.map(|key| key.pseudonym(email));
+    let found = store.find_by_email(email, pseudonym.as_deref()).await?;
+    let now = now();
+    let mut not_included = vec![
+        "Dodo Payments' own records of this customer (ask Dodo: see docs/privacy.md)",
+        "CloudWatch logs (emails are masked there) and table backups",
+    ];
+    if privacy_key.is_none() {
+        not_included.push("erasure receipts (PRIVACY_KEY is not set)");
+    }
+    let value = json!({
+        "email": email.as_str(),
+        "exported_at": format_rfc3339(now),
+        "pro": found.entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
+        "entitlement": found.entitlement.as_ref().map(|e| entitlement_json(e, now)),
+        "payments": found.payments.iter().map(payment_json).collect::<Vec<_>>(),
+        "subscriptions": found.subscriptions.iter().map(subscription_json).collect::<Vec<_>>(),
+        "restore_records": found.restore_records.iter().map(|r| json!({
+            "kind": r.kind,
+            "expires_at": r.expires_at.map(format_rfc3339),
+            "used_at": r.used_at.map(format_rfc3339),
+            "count": r.count,
+            "deleted_by_ttl_after": r.ttl.map(format_rfc3339),
+        })).collect::<Vec<_>>(),
+        "erasure_receipt": found.receipt.as_ref().map(receipt_json),
+        "not_included": not_included,
+    });
+    writeln!(out, "{value:#}").map_err(io)
+}
+
+/// `forget EMAIL`: reads everything stored about the address, plans the erasure, prints the
+/// plan and (unless a dry run) writes it; re-reads and re-plans when a webhook changed a
+/// record meanwhile. A second run finds nothing left and changes nothing.
+async fn forget(
+    store: &Store,
+    email: &Email,
+    key: &PrivacyKey,
+    request: ErasureRequest<'_>,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let pseudonym = key.pseudonym(email);
+    for _ in 0..5 {
+        let found = store.find_by_email(email, Some(&pseudonym)).await?;
+        let plan = plan_erasure(&found, &pseudonym, request);
+        if plan.is_empty() {
+            writeln!(
+                out,
+                "nothing stored for {}: nothing changed{}",
+                email.as_str(),
+                found
+                    .receipt
+                    .as_ref()
+                    .and_then(ErasureReceipt::last_erased_at)
+                    .map(|at| format!(" (erased {}, receipt {pseudonym})", format_rfc3339(at)))
+                    .unwrap_or_default()
+            )
+            .map_err(io)?;
+            return Ok(());
+        }
+        if !dry_run && store.erase(&plan).await? == CommitOutcome::Conflict {
+            continue;
+        }
+        return print_erasure(email, &found, &plan, dry_run, out);
+    }
+    Err(StoreError::Contention.into())
+}
+
+fn print_erasure(
+    email: &Email,
+    found: &Found,
+    plan: &llmxt_core::privacy::ErasurePlan,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    let verb = |done: &'static str, planned: &'static str| if dry_run { planned } else { done };
+    writeln!(
+        out,
+        "{} {} as {}{}",
+        verb("erased", "would erase"),
+        email.as_str(),
+        plan.pseudonym,
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    )
+    .map_err(io)?;
+    if let Some(entitlement) = &plan.entitlement {
+        writeln!(
+            out,
+            "  entitlement {}: {} grant(s), {} history entr(ies)",
+            verb("deleted", "to delete"),
+            entitlement.grants.len(),
+            entitlement.history.len()
+        )
+        .map_err(io)?;
+    }
+    let ids = |ids: Vec<&str>| {
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    writeln!(
+        out,
+        "  payments {} (id, amount, currency, status, product, dates, refunds kept): {}",
+        verb("pseudonymised", "to pseudonymise"),
+        ids(plan
+            .payments
+            .iter()
+            .map(|p| p.payment_id.as_str())
+            .collect())
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "  subscription records {}: {}",
+        verb("pseudonymised", "to pseudonymise"),
+        ids(plan
+            .subscriptions
+            .iter()
+            .map(|s| s.subscription_id.as_str())
+            .collect())
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "  sign-in tokens and rate-limit counters {}: {}",
+        verb("deleted", "to delete"),
+        plan.restore_keys.len()
+    )
+    .map_err(io)?;
+    let last = plan.receipt.erasures.last();
+    writeln!(
+        out,
+        "  receipt {} {}: by {}, reason: {}",
+        verb("recorded", "to record"),
+        ErasureReceipt::key(&plan.pseudonym),
+        last.map_or("", |e| e.by.as_str()),
+        last.map_or("", |e| e.reason.as_str()),
+    )
+    .map_err(io)?;
+    for subscription in &plan.live_subscriptions {
+        writeln!(
+            out,
+            "  warning: subscription {subscription} still gives access: cancel it at Dodo, or its renewals are kept under the pseudonym only"
+        )
+        .map_err(io)?;
+    }
+    let mut customers: Vec<&str> = found
+        .payments
+        .iter()
+        .filter_map(|p| p.customer_id.as_deref())
+        .collect();
+    customers.sort_unstable();
+    customers.dedup();
+    writeln!(
+        out,
+        "  Dodo keeps its own records of this buyer{}: ask Dodo to erase them (docs/privacy.md)",
+        if customers.is_empty() {
+            String::new()
+        } else {
+            format!(" (customer {})", customers.join(", "))
+        }
+    )
+    .map_err(io)
+}
+
 fn print_reconcile(
     report: &llmxt_core::reconcile::Report,
     applied: bool,
@@ -529,6 +910,15 @@ fn print_reconcile(
         }
     )
     .map_err(io)?;
+    if !report.erased_skipped.is_empty() {
+        writeln!(
+            out,
+            "skipped {} object(s) of erased buyers (erasure receipts): {}",
+            report.erased_skipped.len(),
+            report.erased_skipped.join(", ")
+        )
+        .map_err(io)?;
+    }
     for difference in &report.differences {
         writeln!(
             out,
@@ -633,6 +1023,7 @@ fn payment_json(p: &PaymentRecord) -> Value {
         "dispute_status": p.dispute_status,
         "access_revoked": p.access_revoked,
         "attention": p.attention,
+        "erased_as": p.erased_as,
     })
 }
 
@@ -642,5 +1033,8 @@ async fn connect(env: &Env) -> Result<Store, AdminError> {
 }
 
 fn io(error: std::io::Error) -> AdminError {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        return AdminError::OutputClosed;
+    }
     AdminError::Io(error.to_string())
 }

@@ -7,8 +7,11 @@ use llmxt_core::config::Env;
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut stdout = std::io::stdout();
-    if let Err(error) = llmxt_admin::run(&args, &Env::process(), &mut stdout).await {
-        eprintln!("llmxt-admin: {error}");
-        std::process::exit(error.exit_code());
+    match llmxt_admin::run(&args, &Env::process(), &mut stdout).await {
+        Ok(()) | Err(llmxt_admin::AdminError::OutputClosed) => {}
+        Err(error) => {
+            eprintln!("llmxt-admin: {error}");
+            std::process::exit(error.exit_code());
+        }
     }
 }

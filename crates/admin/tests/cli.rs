@@ -412,3 +412,106 @@ async fn without_by_operator_or_user_the_login_name_is_recorded() {
         json!(expected.trim())
     );
 }
+
+fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llmxt-admin"))
+}
+
+#[test]
+fn every_command_prints_its_usage_with_help_and_exits_0() {
+    for command in [
+        "show",
+        "payments",
+        "grant",
+        "revoke",
+        "export",
+        "forget",
+        "reconcile",
+        "mint-cookie",
+        "create-tables",
+        "sign-webhook",
+        "check-config",
+        "table-specs",
+    ] {
+        for args in [vec![command, "--help"], vec!["help", command]] {
+            let output = binary().args(&args).output().unwrap();
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            assert_eq!(output.status.code(), Some(0), "{args:?}: {stdout}");
+            assert!(
+                stdout.starts_with(&format!("usage: llmxt-admin {command}")),
+                "{args:?}: {stdout}"
+            );
+            assert!(!stdout.contains("commands:"), "only that command: {stdout}");
+            assert!(output.stderr.is_empty(), "{args:?}");
+        }
+    }
+    let output = binary().args(["grant", "--help"]).output().unwrap();
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .contains("--plan PLAN")
+    );
+}
+
+#[tokio::test]
+async fn grant_refuses_a_plan_or_date_that_gives_nothing_in_one_line() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[("PLAN_RANKING", "free,professional,enterprise")]);
+    for (args, expected) in [
+        (
+            vec!["--plan", "gold"],
+            "--plan \"gold\" is not a plan to grant: use one of professional, enterprise (PLAN_RANKING)",
+        ),
+        (
+            vec!["--plan", "free"],
+            "--plan \"free\" is not a plan to grant",
+        ),
+        (
+            vec!["--plan", "professional", "--until", "2020-01-01"],
+            "--until 2020-01-01T00:00:00Z is not in the future",
+        ),
+    ] {
+        let mut all = vec!["grant", BUYER, "--reason", "support"];
+        all.extend(args);
+        let error = admin(&env, &all).await.unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.exit_code(), 2, "{text}");
+        assert!(text.starts_with(expected), "{text}");
+        assert!(text.ends_with("(see `llmxt-admin grant --help`)"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+    assert!(
+        store
+            .get_entitlement(&llmxt_core::email::Email::parse(BUYER).unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
+    let output = binary()
+        .args(["grant", BUYER, "--plan", "gold", "--reason", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_quietly() {
+    let store = fresh_store().await;
+    deliver(&store, "msg_1", &paid("pay_1")).await;
+    let config = store.config();
+    // `show … | true`: the reader is gone before the first line is written.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"{ sleep 0.3; "$0" show "$1"; echo "exit=$?" >&2; } | true"#)
+        .arg(env!("CARGO_BIN_EXE_llmxt-admin"))
+        .arg(BUYER)
+        .env("ENTITLEMENTS_TABLE", &config.entitlements_table)
+        .env("PAYMENTS_TABLE", &config.payments_table)
+        .env("DYNAMODB_ENDPOINT", config.endpoint.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "exit=0\n");
+}

@@ -10,6 +10,7 @@ pub mod events;
 pub mod ledger;
 pub mod operator;
 pub mod policy;
+pub mod privacy;
 pub mod reconcile;
 pub mod records;
 pub mod request_signature;

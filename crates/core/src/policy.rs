@@ -24,6 +24,10 @@
 //! The buyer of a refund or dispute is the stored payment's email (the delivery's own email
 //! only when no payment is stored); likewise a stored subscription's email wins over a
 //! snapshot's.
+//!
+//! Erased records (`erased_as`, see [`crate::privacy`]) have no buyer: their snapshots update
+//! the payment or subscription (status, refund, dispute) and never bring an email back or
+//! touch an entitlement; a new payment of an erased subscription is recorded erased too.
 
 use crate::config::PlanCatalog;
 use crate::email::Email;
@@ -107,12 +111,27 @@ pub enum Decision {
 /// The buyer a delivery concerns: the stored payment's or subscription's email, else the
 /// delivery's own.
 pub fn buyer<'a>(snapshot_email: Option<&'a Email>, stored: &'a Stored) -> Option<&'a Email> {
+    if erased_as(stored).is_some() {
+        return None;
+    }
     stored
         .payment
         .as_ref()
         .and_then(|p| p.email.as_ref())
         .or_else(|| stored.subscription.as_ref().and_then(|s| s.email.as_ref()))
         .or(snapshot_email)
+}
+
+/// The pseudonym when the records a delivery concerns were erased: its stored payment, or
+/// (for a payment not stored yet) its stored subscription.
+fn erased_as(stored: &Stored) -> Option<&String> {
+    match &stored.payment {
+        Some(payment) => payment.erased_as.as_ref(),
+        None => stored
+            .subscription
+            .as_ref()
+            .and_then(|s| s.erased_as.as_ref()),
+    }
 }
 
 /// Applies a payment snapshot.
@@ -143,7 +162,10 @@ pub fn decide_payment(
         .clone()
         .unwrap_or_else(|| new_payment(&snapshot.payment_id, now));
     payment.status = snapshot.status.clone();
-    payment.email = payment.email.or_else(|| snapshot.email.clone());
+    payment.erased_as = erased_as(stored).cloned();
+    if payment.erased_as.is_none() {
+        payment.email = payment.email.or_else(|| snapshot.email.clone());
+    }
     payment.product_id = snapshot.product_id.clone().or(payment.product_id);
     payment.plan = Some(
         settings
@@ -158,6 +180,11 @@ pub fn decide_payment(
     payment.checkout_ref = payment
         .checkout_ref
         .or_else(|| snapshot.checkout_ref.clone());
+    if payment.erased_as.is_some() {
+        // Nothing that names or finds an erased buyer comes back.
+        payment.customer_id = None;
+        payment.checkout_ref = None;
+    }
     payment.total_amount = snapshot.total_amount.or(payment.total_amount);
     payment.currency = snapshot.currency.clone().or(payment.currency);
     if let Some(created_at) = snapshot.created_at {
@@ -181,6 +208,7 @@ pub fn decide_payment(
     let mut changes = Changes::default();
     let email = payment.email.clone();
     let flag = match (&email, snapshot.succeeded(), snapshot.email_invalid) {
+        _ if payment.erased_as.is_some() => None,
         (None, true, true) => Some(INVALID_EMAIL),
         (None, true, false) => Some(MISSING_EMAIL),
         _ => None,
@@ -343,7 +371,9 @@ pub fn decide_refund(
         .payment
         .clone()
         .unwrap_or_else(|| new_payment(&snapshot.payment_id, delivery.now));
-    payment.email = payment.email.or_else(|| snapshot.email.clone());
+    if payment.erased_as.is_none() {
+        payment.email = payment.email.or_else(|| snapshot.email.clone());
+    }
     payment.refund_status = Some("refunded".to_owned());
     payment.refund_id = Some(snapshot.refund_id.clone());
     payment
@@ -367,7 +397,9 @@ pub fn decide_dispute(
         .payment
         .clone()
         .unwrap_or_else(|| new_payment(&snapshot.payment_id, delivery.now));
-    payment.email = payment.email.or_else(|| snapshot.email.clone());
+    if payment.erased_as.is_none() {
+        payment.email = payment.email.or_else(|| snapshot.email.clone());
+    }
     let already_lost = payment.access_revoked.as_deref() == Some("dispute_lost");
     let fresher = !is_stale(payment.dispute_freshness, delivery.freshness);
     if snapshot.is_lost() || (fresher && !already_lost) {
@@ -488,7 +520,9 @@ pub fn decide_subscription(
         .clone()
         .unwrap_or_else(|| new_subscription(&snapshot.subscription_id, now));
     subscription.status = snapshot.status.clone();
-    subscription.email = subscription.email.or_else(|| snapshot.email.clone());
+    if subscription.erased_as.is_none() {
+        subscription.email = subscription.email.or_else(|| snapshot.email.clone());
+    }
     subscription.product_id = snapshot.product_id.clone().or(subscription.product_id);
     subscription.next_billing_date = snapshot
         .next_billing_date
@@ -522,6 +556,7 @@ pub fn decide_subscription(
     };
 
     match (subscription.email.clone(), target) {
+        (None, Some(_)) if subscription.erased_as.is_some() => {}
         (None, Some(_)) => {
             changes.attention = Some(if snapshot.email_invalid {
                 INVALID_EMAIL

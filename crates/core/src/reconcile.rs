@@ -8,6 +8,12 @@
 //! `product_cart`, so each payment to apply is fetched whole first. Calls are paced to Dodo's
 //! documented 100 requests a minute, and the SDK backs off on `429`. Payments applied here
 //! never open a one-time claim: their buyers restore access with the email link.
+//!
+//! Erased buyers (`llmxt-admin forget`) are not imported again from Dodo's history: a stored
+//! payment or subscription that was erased keeps its pseudonym (a difference in its status is
+//! applied under the pseudonym, never bringing the address back), and, with `PRIVACY_KEY`
+//! set, an object Dodo lists for an address whose erasure receipt is newer than the object is
+//! skipped. The report lists what was skipped.
 
 use std::time::Duration;
 
@@ -16,6 +22,7 @@ use serde_json::Value;
 use crate::dodo_api::{DodoApi, DodoApiError, apply_api_object, payment_status};
 use crate::email::Email;
 use crate::policy::PolicySettings;
+use crate::privacy::PrivacyKey;
 use crate::records::{PaymentRecord, SubscriptionRecord};
 use crate::store::{RecordKeys, Store, StoreError};
 use crate::time::{format_rfc3339, parse_rfc3339_seconds};
@@ -25,7 +32,7 @@ pub const PAGE_SIZE: u32 = 100;
 
 /// What to do.
 #[derive(Debug, Clone, Copy)]
-pub struct ReconcileOptions {
+pub struct ReconcileOptions<'a> {
     /// Only objects created at or after this time (unix seconds).
     pub since: i64,
     /// Write the differences (otherwise only report them).
@@ -34,6 +41,9 @@ pub struct ReconcileOptions {
     pub min_interval: Duration,
     /// When the run started (unix seconds).
     pub now: i64,
+    /// `PRIVACY_KEY`, to find erasure receipts by address (`None`: only records already
+    /// stored as erased are recognised).
+    pub privacy_key: Option<&'a PrivacyKey>,
 }
 
 /// One object whose stored state differs from Dodo's.
@@ -60,6 +70,8 @@ pub struct Report {
     pub differences: Vec<Difference>,
     /// Differences written (with `apply`).
     pub applied: usize,
+    /// Payments and subscriptions of erased buyers that were not imported (`kind id`).
+    pub erased_skipped: Vec<String>,
 }
 
 /// Why a run stopped.
@@ -95,9 +107,14 @@ pub async fn reconcile(
     store: &Store,
     api: &DodoApi,
     settings: PolicySettings<'_>,
-    options: ReconcileOptions,
+    options: ReconcileOptions<'_>,
     progress: &mut dyn FnMut(String),
 ) -> Result<Report, ReconcileError> {
+    let mut receipts = ErasedBuyers {
+        store,
+        key: options.privacy_key,
+        erased_at: std::collections::HashMap::new(),
+    };
     let settings = PolicySettings {
         claim_ttl_seconds: 0,
         ..settings
@@ -124,6 +141,14 @@ pub async fn reconcile(
                 ..RecordKeys::default()
             })
             .await?;
+        let erased = stored
+            .subscription
+            .as_ref()
+            .is_some_and(|s| s.erased_as.is_some());
+        if stored.subscription.is_none() && receipts.erased(email.as_ref(), subscription).await? {
+            report.erased_skipped.push(format!("subscription {id}"));
+            continue;
+        }
         let Some(problem) = subscription_difference(
             subscription,
             stored.subscription.as_ref(),
@@ -132,13 +157,16 @@ pub async fn reconcile(
                 .as_ref()
                 .is_some_and(|e| e.grants.contains_key(id)),
         ) else {
+            if erased {
+                report.erased_skipped.push(format!("subscription {id}"));
+            }
             continue;
         };
         report.differences.push(Difference {
             kind: "subscription",
             id: id.to_owned(),
-            email: email.map(|e| e.as_str().to_owned()),
-            problem,
+            email: email.filter(|_| !erased).map(|e| e.as_str().to_owned()),
+            problem: erased_note(problem, erased),
         });
         if options.apply {
             apply(
@@ -185,14 +213,25 @@ pub async fn reconcile(
             .entitlement
             .as_ref()
             .is_some_and(|e| e.grants.contains_key(&grant_key));
+        let erased = stored
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.erased_as.is_some());
+        if stored.payment.is_none() && receipts.erased(email.as_ref(), item).await? {
+            report.erased_skipped.push(format!("payment {id}"));
+            continue;
+        }
         let Some(problem) = payment_difference(item, stored.payment.as_ref(), has_grant) else {
+            if erased {
+                report.erased_skipped.push(format!("payment {id}"));
+            }
             continue;
         };
         report.differences.push(Difference {
             kind: "payment",
             id: id.to_owned(),
-            email: email.map(|e| e.as_str().to_owned()),
-            problem,
+            email: email.filter(|_| !erased).map(|e| e.as_str().to_owned()),
+            problem: erased_note(problem, erased),
         });
         if options.apply {
             paced.wait().await;
@@ -209,6 +248,46 @@ pub async fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// Erasure receipts by address, read once per address.
+struct ErasedBuyers<'a> {
+    store: &'a Store,
+    key: Option<&'a PrivacyKey>,
+    erased_at: std::collections::HashMap<String, Option<i64>>,
+}
+
+impl ErasedBuyers<'_> {
+    /// Whether `object` (listed by Dodo for `email`) was created before that address was last
+    /// erased.
+    async fn erased(&mut self, email: Option<&Email>, object: &Value) -> Result<bool, StoreError> {
+        let (Some(key), Some(email)) = (self.key, email) else {
+            return Ok(false);
+        };
+        let pseudonym = key.pseudonym(email);
+        let erased_at = match self.erased_at.get(&pseudonym) {
+            Some(at) => *at,
+            None => {
+                let at = self
+                    .store
+                    .get_erasure_receipt(&pseudonym)
+                    .await?
+                    .and_then(|r| r.last_erased_at());
+                self.erased_at.insert(pseudonym, at);
+                at
+            }
+        };
+        let created_at = text(object, "created_at").and_then(|t| parse_rfc3339_seconds(&t));
+        Ok(erased_at.is_some_and(|erased| created_at.is_none_or(|created| created <= erased)))
+    }
+}
+
+fn erased_note(problem: String, erased: bool) -> String {
+    if erased {
+        format!("{problem} (erased buyer: applied under the pseudonym)")
+    } else {
+        problem
+    }
 }
 
 async fn list_all(

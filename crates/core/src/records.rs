@@ -1,9 +1,10 @@
 //! What is stored, and how each record maps to a DynamoDB item.
 //!
-//! The payments table holds four kinds of item, told apart by their key:
+//! The payments table holds several kinds of item, told apart by their key:
 //! `pay_…` (a payment, indexed by `email-index`), `subscription#sub_…` (a subscription's
 //! freshness and the payment holding its claim), and `webhook#msg_…` (a delivery, for
-//! deduplication, removed by DynamoDB's TTL). Subscription and webhook items carry no `email`
+//! deduplication, removed by DynamoDB's TTL); sign-in tokens, counters and erasure receipts
+//! (`restore#…`, `limit#…`, `erasure#…`) live there too. Only payments carry an `email`
 //! attribute, so the sparse `email-index` lists payments only. Every record carries a
 //! `version` that each writer bumps, so read-decide-write cycles never lose an update.
 
@@ -107,6 +108,9 @@ pub struct PaymentRecord {
     pub attention: Option<String>,
     /// The `webhook-id` that last changed it.
     pub last_webhook_id: Option<String>,
+    /// Set when the buyer's data was erased (`llmxt-admin forget`): the pseudonym that
+    /// replaced the email. Later snapshots never bring an email back.
+    pub erased_as: Option<String>,
     /// Optimistic-concurrency version, bumped by every write.
     pub version: i64,
 }
@@ -146,6 +150,7 @@ impl PaymentRecord {
             access_revoked: opt_s(item, "access_revoked"),
             attention: opt_s(item, "attention"),
             last_webhook_id: opt_s(item, "last_webhook_id"),
+            erased_as: opt_s(item, "erased_as"),
             version: opt_n(item, "version").unwrap_or(0),
         })
     }
@@ -199,6 +204,7 @@ impl PaymentRecord {
             "last_webhook_id",
             self.last_webhook_id.as_deref(),
         );
+        put_s(&mut item, "erased_as", self.erased_as.as_deref());
         put_n(&mut item, "version", Some(self.version));
         item
     }
@@ -224,6 +230,8 @@ pub struct SubscriptionRecord {
     /// Set when a refund or lost dispute revoked access: the end of the paid period that was
     /// revoked. Only a snapshot paid beyond it grants again.
     pub revoked_period_end: Option<i64>,
+    /// Set when the buyer's data was erased: the pseudonym that replaced the email.
+    pub erased_as: Option<String>,
     /// Last change (unix seconds).
     pub updated_at: i64,
     /// Optimistic-concurrency version.
@@ -247,6 +255,7 @@ impl SubscriptionRecord {
             freshness: opt_s(item, "freshness").and_then(|f| Freshness::decode(&f)),
             claim_payment_id: opt_s(item, "claim_payment_id"),
             revoked_period_end: opt_n(item, "revoked_period_end"),
+            erased_as: opt_s(item, "erased_as"),
             updated_at: opt_s(item, "updated_at")
                 .and_then(|t| parse_rfc3339_seconds(&t))
                 .unwrap_or(0),
@@ -283,6 +292,7 @@ impl SubscriptionRecord {
             self.claim_payment_id.as_deref(),
         );
         put_n(&mut item, "revoked_period_end", self.revoked_period_end);
+        put_s(&mut item, "erased_as", self.erased_as.as_deref());
         put_s(
             &mut item,
             "updated_at",
@@ -354,6 +364,11 @@ impl PlanRanking {
     /// A ranking from plan names, lowest first.
     pub fn new(plans: Vec<String>) -> Self {
         Self(plans)
+    }
+
+    /// The plans, lowest first.
+    pub fn plans(&self) -> &[String] {
+        &self.0
     }
 
     /// Position of `plan`: higher is better; unlisted plans are lowest.
@@ -846,19 +861,19 @@ impl DeliveryRecord {
     }
 }
 
-fn put_s(item: &mut Item, name: &str, value: Option<&str>) {
+pub(crate) fn put_s(item: &mut Item, name: &str, value: Option<&str>) {
     if let Some(value) = value {
         item.insert(name.to_owned(), AttributeValue::S(value.to_owned()));
     }
 }
 
-fn put_n(item: &mut Item, name: &str, value: Option<i64>) {
+pub(crate) fn put_n(item: &mut Item, name: &str, value: Option<i64>) {
     if let Some(value) = value {
         item.insert(name.to_owned(), AttributeValue::N(value.to_string()));
     }
 }
 
-fn opt_s(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn opt_s(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Some(value.clone()),
         _ => None,
@@ -869,7 +884,7 @@ fn req_s(item: &Item, name: &'static str) -> Result<String, CorruptItem> {
     opt_s(item, name).ok_or(CorruptItem { attribute: name })
 }
 
-fn opt_n(item: &Item, name: &str) -> Option<i64> {
+pub(crate) fn opt_n(item: &Item, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value.parse().ok(),
         _ => None,

@@ -817,6 +817,183 @@ impl Store {
             .unwrap_or(i64::MAX))
     }
 
+    /// The records of the payments table that name `email` outside `email-index`: its
+    /// sign-in tokens (by their stored `restore_email`), its per-email rate-limit counters,
+    /// and subscription records whose `customer_email` it is, by a scan (operator tools only).
+    pub async fn records_naming_email(
+        &self,
+        email: &Email,
+    ) -> Result<(Vec<crate::privacy::RestoreRecord>, Vec<SubscriptionRecord>), StoreError> {
+        let mut restore_records = Vec::new();
+        let mut subscriptions = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.config.payments_table)
+                .filter_expression(
+                    "restore_email = :email OR customer_email = :email OR begins_with(payment_id, :counter)",
+                )
+                .expression_attribute_values(":email", AttributeValue::S(email.as_str().to_owned()))
+                .expression_attribute_values(
+                    ":counter",
+                    AttributeValue::S(crate::privacy::email_counter_prefix(email)),
+                )
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in output.items() {
+                if let Some(record) = crate::privacy::RestoreRecord::from_item(item) {
+                    restore_records.push(record);
+                } else if item.contains_key("customer_email") {
+                    subscriptions.push(SubscriptionRecord::from_item(item)?);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok((restore_records, subscriptions));
+            }
+        }
+    }
+
+    /// The erasure receipt kept under `pseudonym`, read consistently.
+    pub async fn get_erasure_receipt(
+        &self,
+        pseudonym: &str,
+    ) -> Result<Option<crate::privacy::ErasureReceipt>, StoreError> {
+        let key = crate::privacy::ErasureReceipt::key(pseudonym);
+        let item = self
+            .get(&self.config.payments_table, "payment_id", &key)
+            .await?;
+        Ok(item
+            .as_ref()
+            .map(crate::privacy::ErasureReceipt::from_item)
+            .transpose()?)
+    }
+
+    /// Everything stored about `email`: its entitlement, its payments (`email-index`), the
+    /// subscription records of its grants and payments, its restore tokens and counters, and
+    /// the erasure receipt under `pseudonym` when one is given.
+    pub async fn find_by_email(
+        &self,
+        email: &Email,
+        pseudonym: Option<&str>,
+    ) -> Result<crate::privacy::Found, StoreError> {
+        let entitlement = self.get_entitlement(email).await?;
+        let payments = self.payments_for_email(email).await?;
+        let mut subscription_ids: Vec<String> = entitlement
+            .iter()
+            .flat_map(|e| e.grants.values())
+            .filter_map(|g| g.subscription_id.clone())
+            .chain(payments.iter().filter_map(|p| p.subscription_id.clone()))
+            .collect();
+        subscription_ids.sort();
+        subscription_ids.dedup();
+        let (restore_records, mut subscriptions) = self.records_naming_email(email).await?;
+        for id in subscription_ids {
+            if subscriptions.iter().any(|s| s.subscription_id == id) {
+                continue;
+            }
+            if let Some(subscription) = self.get_subscription(&id).await?
+                && subscription.email.as_ref().is_none_or(|e| e == email)
+            {
+                subscriptions.push(subscription);
+            }
+        }
+        subscriptions.sort_by(|a, b| a.subscription_id.cmp(&b.subscription_id));
+        let receipt = match pseudonym {
+            Some(pseudonym) => self.get_erasure_receipt(pseudonym).await?,
+            None => None,
+        };
+        Ok(crate::privacy::Found {
+            entitlement,
+            payments,
+            subscriptions,
+            restore_records,
+            receipt,
+        })
+    }
+
+    /// Writes an erasure: the receipt, the pseudonymised payments and subscriptions, the
+    /// entitlement's deletion and the restore records' deletion, each record guarded by the
+    /// version that was read. One transaction when it fits DynamoDB's 100 items (the usual
+    /// case); otherwise several, the receipt first, so a run cut short is finished by running
+    /// it again. `Conflict` when a record changed since it was read (read again and retry).
+    pub async fn erase(
+        &self,
+        plan: &crate::privacy::ErasurePlan,
+    ) -> Result<CommitOutcome, StoreError> {
+        let table = &self.config.payments_table;
+        let receipt = crate::privacy::ErasureReceipt {
+            version: plan.receipt.version + 1,
+            ..plan.receipt.clone()
+        };
+        let mut items = vec![versioned_put(
+            table,
+            "payment_id",
+            receipt.to_item(),
+            plan.receipt.version,
+        )];
+        let mut changes: Vec<Changes> = plan
+            .payments
+            .iter()
+            .map(|p| Changes {
+                payment: Some(p.clone()),
+                ..Changes::default()
+            })
+            .collect();
+        changes.extend(plan.subscriptions.iter().map(|s| Changes {
+            subscription: Some(s.clone()),
+            ..Changes::default()
+        }));
+        for change in &changes {
+            items.extend(self.change_items(change));
+        }
+        if let Some(entitlement) = &plan.entitlement {
+            let (condition, values) = version_condition("email", entitlement.version);
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.config.entitlements_table)
+                .key(
+                    "email",
+                    AttributeValue::S(entitlement.email.as_str().to_owned()),
+                )
+                .condition_expression(condition)
+                .set_expression_attribute_names(values.as_ref().map(|_| version_name()))
+                .set_expression_attribute_values(values)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        for key in &plan.restore_keys {
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(table)
+                .key("payment_id", AttributeValue::S(key.clone()))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        for chunk in items.chunks(100) {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(chunk.to_vec()))
+                .send()
+                .await;
+            if let Err(error) = result {
+                let conflict = error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception());
+                if conflict {
+                    return Ok(CommitOutcome::Conflict);
+                }
+                return Err(error.into());
+            }
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
     /// Creates both tables (with `email-index` and TTL) if they do not exist; waits until
     /// they are active. Against AWS it also turns on point-in-time recovery.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
