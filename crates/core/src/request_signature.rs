@@ -90,6 +90,9 @@ pub fn verify(
 /// How far ahead a signed checkout link's `expires` may be.
 pub const MAX_CHECKOUT_LINK_SECONDS: i64 = 3600;
 
+/// Allowance for the site's clock running ahead of ours when checking `expires`.
+pub const CHECKOUT_LINK_CLOCK_SKEW_SECONDS: i64 = 300;
+
 /// The `sig` of a checkout link that prefills the buyer's email: lowercase hex
 /// HMAC-SHA256(`HMAC_SECRET`, `"checkout\n{product}\n{normalised email}\n{expires}"`).
 pub fn checkout_link_signature(
@@ -142,7 +145,8 @@ pub fn verify_checkout_link(
         .trim()
         .parse()
         .map_err(|_| CheckoutLinkError::Unsigned)?;
-    if expires <= now || expires > now.saturating_add(MAX_CHECKOUT_LINK_SECONDS) {
+    let latest = now.saturating_add(MAX_CHECKOUT_LINK_SECONDS + CHECKOUT_LINK_CLOCK_SKEW_SECONDS);
+    if expires <= now || expires > latest {
         return Err(CheckoutLinkError::OutsideWindow);
     }
     let expected = checkout_link_signature(secret, product, email, expires);
@@ -348,7 +352,21 @@ mod tests {
             Err(CheckoutLinkError::OutsideWindow),
             "expired"
         );
-        let far = NOW + MAX_CHECKOUT_LINK_SECONDS + 1;
+        let skewed = NOW + MAX_CHECKOUT_LINK_SECONDS + CHECKOUT_LINK_CLOCK_SKEW_SECONDS;
+        let skewed_sig = checkout_link_signature(&secret(), "pdt_pro", &email, skewed);
+        assert_eq!(
+            verify_checkout_link(
+                &secret(),
+                "pdt_pro",
+                &email,
+                Some(&skewed.to_string()),
+                Some(&skewed_sig),
+                NOW
+            ),
+            Ok(()),
+            "an hour ahead by a site clock a few minutes fast"
+        );
+        let far = skewed + 1;
         let far_sig = checkout_link_signature(&secret(), "pdt_pro", &email, far);
         assert_eq!(
             verify_checkout_link(

@@ -427,3 +427,91 @@ async fn a_yearly_plan_refunded_before_its_first_snapshot_stays_revoked_for_that
     .await;
     assert!(entitlement(&store, BUYER).await.is_pro(NOW + 31));
 }
+
+fn renewal_payment(id: &str, created_at: &str) -> String {
+    payment(id, BUYER, |v| {
+        v["data"]["subscription_id"] = json!("sub_test");
+        v["data"]["created_at"] = json!(created_at);
+    })
+}
+
+fn renewed(next_billing: &str) -> String {
+    dodo_body("subscription.active.cli-generator", |v| {
+        v["type"] = json!("subscription.renewed");
+        v["data"]["status"] = json!("active");
+        v["data"]["next_billing_date"] = json!(next_billing);
+    })
+}
+
+/// The first payment refunded before any subscription event told its period, then a paid
+/// renewal: the renewal's period grants, the refunded one does not, in either order of the
+/// renewal's two deliveries.
+#[tokio::test]
+async fn a_paid_renewal_grants_after_the_first_payment_was_refunded_before_any_snapshot() {
+    let renewal_made = "2026-02-10T17:55:53Z";
+    let renewal_end = "2026-03-10T17:55:53Z";
+    let at_renewal = parse_rfc3339_seconds(renewal_made).unwrap() + 60;
+    for payment_first in [true, false] {
+        let store = fresh_store().await;
+        deliver_at(&store, "m1", NOW, &subscription_payment("pay_first", BUYER)).await;
+        deliver_at(&store, "m2", NOW + 10, &refund("pay_first", BUYER)).await;
+        assert!(!entitlement(&store, BUYER).await.is_pro(NOW + 11));
+        let deliveries = [
+            ("m3", renewal_payment("pay_renewal", renewal_made)),
+            ("m4", renewed(renewal_end)),
+        ];
+        let ordered: Vec<_> = if payment_first {
+            deliveries.iter().collect()
+        } else {
+            deliveries.iter().rev().collect()
+        };
+        for (offset, (id, body)) in ordered.into_iter().enumerate() {
+            deliver_at(&store, id, at_renewal + offset as i64, body).await;
+        }
+        let got = entitlement(&store, BUYER).await;
+        let grant = &got.grants["sub_test"];
+        assert!(
+            got.is_pro(at_renewal + 10),
+            "the renewal paid a new period (payment first: {payment_first}): {grant:?}"
+        );
+        assert_eq!(grant.status, status::ACTIVE);
+        assert_eq!(
+            grant.revoked_period_end,
+            parse_rfc3339_seconds(renewal_made),
+            "the refunded period ended when the renewal was paid"
+        );
+        // A late snapshot of the refunded period changes nothing.
+        deliver_at(
+            &store,
+            "m5",
+            at_renewal + 20,
+            &subscription("active", renewal_made),
+        )
+        .await;
+        assert!(entitlement(&store, BUYER).await.is_pro(at_renewal + 21));
+    }
+}
+
+/// A late delivery of a payment made before the revocation never ends a revoked period.
+#[tokio::test]
+async fn an_older_payment_delivered_late_does_not_lift_a_revocation() {
+    let store = fresh_store().await;
+    deliver_at(&store, "m1", NOW, &subscription_payment("pay_first", BUYER)).await;
+    deliver_at(&store, "m2", NOW + 10, &refund("pay_first", BUYER)).await;
+    // Made before the refund (created_at of the fixture), delivered after it.
+    deliver_at(
+        &store,
+        "m3",
+        NOW + 20,
+        &payment("pay_early", BUYER, |v| {
+            v["data"]["subscription_id"] = json!("sub_test");
+        }),
+    )
+    .await;
+    let got = entitlement(&store, BUYER).await;
+    assert!(
+        got.grants["sub_test"].revoked_period_pending,
+        "still pending"
+    );
+    assert!(!got.is_pro(NOW + 21));
+}

@@ -202,3 +202,63 @@ proptest! {
         }
     }
 }
+
+fn grant_strategy() -> impl Strategy<Value = llmxt_core::records::Grant> {
+    (
+        0_usize..6,
+        prop_oneof![Just("professional"), Just("enterprise"), Just("free")],
+        prop_oneof![
+            Just("active"),
+            Just("cancelled"),
+            Just("revoked"),
+            Just("expired")
+        ],
+        prop::option::of(-100_i64..100),
+    )
+        .prop_map(|(key, plan, status, expires)| llmxt_core::records::Grant {
+            key: format!("pay_{key}"),
+            source: "payment".to_owned(),
+            plan: plan.to_owned(),
+            status: status.to_owned(),
+            expires_at: expires.map(|offset| NOW + offset),
+            ..llmxt_core::records::Grant::default()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A purchase cookie sees exactly its grants: access, plan and summary come from them
+    /// alone, whatever else the email holds; an account cookie sees everything.
+    #[test]
+    fn a_scoped_view_depends_only_on_the_grants_in_scope(
+        grants in prop::collection::vec(grant_strategy(), 0..6),
+        scope in prop::collection::vec(0_usize..8, 0..4),
+    ) {
+        let ranking = llmxt_core::records::PlanRanking::standard();
+        let mut entitlement = llmxt_core::records::Entitlement::new(Email::parse("a@example.com").unwrap());
+        for grant in grants {
+            entitlement.grants.insert(grant.key.clone(), grant);
+        }
+        entitlement.summarise(NOW, &ranking);
+        let keys: Vec<String> = scope.iter().map(|k| format!("pay_{k}")).collect();
+        let seen = entitlement.within_scope(Some(&keys), NOW, &ranking);
+        prop_assert!(seen.grants.keys().all(|key| keys.contains(key)));
+        let in_scope_access = entitlement
+            .grants
+            .values()
+            .any(|g| keys.contains(&g.key) && g.gives_access(NOW));
+        prop_assert_eq!(seen.is_pro(NOW), in_scope_access);
+        if let Some(best) = seen.best_grant(NOW, &ranking) {
+            prop_assert!(keys.contains(&best.key));
+            prop_assert_eq!(&seen.plan, &best.plan);
+        }
+        // Only the grants in scope matter: dropping the others changes nothing.
+        let mut only_scope = entitlement.clone();
+        only_scope.grants.retain(|key, _| keys.contains(key));
+        let again = only_scope.within_scope(Some(&keys), NOW, &ranking);
+        prop_assert_eq!(&seen.grants, &again.grants);
+        prop_assert_eq!((&seen.plan, &seen.status), (&again.plan, &again.status));
+        prop_assert_eq!(entitlement.within_scope(None, NOW, &ranking), entitlement);
+    }
+}

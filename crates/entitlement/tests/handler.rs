@@ -13,6 +13,7 @@ use llmxt_core::records::{Entitlement, source, status};
 use llmxt_core::request_signature::{SignedRequest, sign};
 use llmxt_core::secret::Secret;
 use llmxt_core::store::{ClientProfile, Store};
+use llmxt_core::token::EntitlementClaims;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, TEST_SITE, event_file,
     fresh_store, hmac_secret, request_from_event, response_json, response_text,
@@ -765,4 +766,176 @@ async fn a_get_with_a_body_is_refused_before_its_signature_is_checked() {
         StatusCode::OK,
         "the same request without a body"
     );
+}
+
+fn claims(iat: i64, auth_time: Option<i64>, grants: Option<&[&str]>) -> EntitlementClaims {
+    EntitlementClaims {
+        email: BUYER.to_owned(),
+        plan: "professional".to_owned(),
+        iat,
+        exp: iat + LIFETIME,
+        aud: TEST_SITE.to_owned(),
+        auth_time,
+        grants: grants.map(|keys| keys.iter().map(|k| (*k).to_owned()).collect()),
+    }
+}
+
+fn set_cookies(response: &Response<Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn token_in(set_cookie: &str) -> EntitlementClaims {
+    let token = set_cookie
+        .split_once('=')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap();
+    llmxt_testkit::token_signer()
+        .verify(token, NOW)
+        .unwrap()
+        .claims
+}
+
+#[tokio::test]
+async fn a_purchase_cookie_sees_only_its_grants_and_says_so() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let signer = llmxt_testkit::token_signer();
+    let own = signer.encode(&claims(NOW - 60, Some(NOW - 60), Some(&["pay_test"])));
+    let body = response_json(&ask_with_cookie(&deps, &own).await);
+    assert_eq!(
+        (&body["pro"], &body["scope"]),
+        (&json!(true), &json!("purchase"))
+    );
+    // The email holds Pro, but not through the purchase this cookie proves.
+    let other = signer.encode(&claims(NOW - 60, Some(NOW - 60), Some(&["pay_other"])));
+    let body = response_json(&ask_with_cookie(&deps, &other).await);
+    assert_eq!(
+        body,
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": "purchase", "source": "database"})
+    );
+}
+
+#[tokio::test]
+async fn refresh_keeps_scope_and_auth_time_and_stops_at_the_session_cap() {
+    let capped = EntitlementConfig::from_env(&Env::from_pairs([
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+        ("REQUIRE_HMAC_SIGNATURE", "false"),
+        ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
+        ("COOKIE_SESSION_MAX_SECONDS", "864000"),
+    ]))
+    .unwrap();
+    let deps = EntitlementDeps::new(capped, fresh_store().await);
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let signer = llmxt_testkit::token_signer();
+    // Started nine and a half days ago, last refreshed two days ago: refreshed up to the cap.
+    let started = NOW - 9 * DAY - DAY / 2;
+    let token = signer.encode(&claims(NOW - 2 * DAY, Some(started), Some(&["pay_test"])));
+    let response = ask_with_cookie(&deps, &token).await;
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        cookies[0].contains(&format!("Max-Age={};", DAY / 2)),
+        "{}",
+        cookies[0]
+    );
+    let fresh = token_in(&cookies[0]);
+    assert_eq!(
+        fresh.exp,
+        started + 10 * DAY,
+        "never past auth_time + the cap"
+    );
+    assert_eq!(fresh.auth_time, Some(started), "refresh keeps auth_time");
+    assert_eq!(
+        fresh.grants,
+        Some(vec!["pay_test".to_owned()]),
+        "and the scope"
+    );
+    // Past the cap: still valid until its own expiry, but never extended.
+    let token = signer.encode(&claims(NOW - 2 * DAY, Some(NOW - 11 * DAY), None));
+    let response = ask_with_cookie(&deps, &token).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    assert!(
+        set_cookies(&response).is_empty(),
+        "the buyer signs in again by email"
+    );
+}
+
+#[tokio::test]
+async fn the_old_cookie_name_is_read_and_moved_without_extending_a_token_from_before_sessions() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    // Issued before sessions existed (no auth_time, no grants), three days ago.
+    let legacy = claims(NOW - 3 * DAY, None, None);
+    let token = llmxt_testkit::token_signer().encode(&legacy);
+    let response = ask(
+        &deps,
+        &request("", vec![], vec![format!("llmxt_pro={token}")]),
+    )
+    .await;
+    let body = response_json(&response);
+    assert_eq!(
+        (&body["pro"], &body["scope"]),
+        (&json!(true), &json!("account"))
+    );
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(
+        cookies[0].starts_with("__Host-llmxt_pro="),
+        "{}",
+        cookies[0]
+    );
+    assert_eq!(
+        token_in(&cookies[0]),
+        legacy,
+        "the same claims: not extended"
+    );
+    assert!(
+        cookies[0].contains(&format!("Max-Age={};", legacy.exp - NOW)),
+        "{}",
+        cookies[0]
+    );
+    assert_eq!(
+        cookies[1], "llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax",
+        "the old name is removed"
+    );
+    // Under the new name, a token from before sessions is left alone until it expires.
+    let response = ask_with_cookie(&deps, &token).await;
+    assert_eq!(response_json(&response)["pro"], json!(true));
+    assert!(set_cookies(&response).is_empty());
+}
+
+#[tokio::test]
+async fn a_valid_cookie_that_gives_access_wins_over_one_that_does_not() {
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    grant(&deps.store, "lapsed@example.com", status::REVOKED, None).await;
+    let signer = llmxt_testkit::token_signer();
+    let lapsed = signer.issue(
+        &Email::parse("lapsed@example.com").unwrap(),
+        "professional",
+        NOW - 60,
+        LIFETIME,
+    );
+    let uncovered = signer.encode(&claims(NOW - 60, Some(NOW - 60), Some(&["pay_gone"])));
+    let good = issued_at(NOW - 60, LIFETIME);
+    for cookies in [
+        vec![lapsed.clone(), good.clone()],
+        vec![good.clone(), lapsed.clone()],
+        vec![uncovered.clone(), good.clone()],
+    ] {
+        let cookies: Vec<String> = cookies
+            .iter()
+            .map(|token| format!("__Host-llmxt_pro={token}"))
+            .collect();
+        let body = response_json(&ask(&deps, &request("", vec![], cookies)).await);
+        assert_eq!(body["pro"], json!(true), "{body}");
+    }
 }

@@ -149,6 +149,12 @@ async fn a_paid_claim_sets_the_cookie_once() {
         (claims.email.as_str(), claims.plan.as_str(), claims.exp),
         ("john.doe@example.com", "professional", NOW + lifetime)
     );
+    assert_eq!(
+        claims.scope(),
+        llmxt_core::token::Scope::Purchase(vec!["pay_test".to_owned()]),
+        "a success link proves the purchase, not the mailbox"
+    );
+    assert_eq!(claims.auth_time, Some(NOW));
 
     let again = visit(&deps, "payment_id=pay_test&status=succeeded", NOW + 1).await;
     offers_sign_in(&again, "already used");
@@ -513,6 +519,58 @@ mod confirmed_through_the_api {
             ("DODO_PAYMENTS_BASE_URL", stand_in.base_url.as_str()),
         ]);
         (SuccessDeps::new(config, plain.store), hook, stand_in)
+    }
+
+    #[tokio::test]
+    async fn an_old_payment_confirmed_through_the_api_opens_no_claim() {
+        let (deps, _, dodo) = with_api().await;
+        let two_hours_ago = llmxt_core::time::format_rfc3339(NOW - 2 * 3600);
+        dodo.add_payment(payment_object(
+            "pay_old",
+            "old@example.com",
+            "succeeded",
+            "pdt_test",
+            None,
+            |p| p["created_at"] = json!(two_hours_ago),
+        ));
+        let response = visit(&deps, "payment_id=pay_old&status=succeeded", NOW).await;
+        assert!(
+            set_cookie(&response).is_none(),
+            "a public link to an old payment"
+        );
+        offers_sign_in(&response, "expired");
+        let email = Email::parse("old@example.com").unwrap();
+        let entitlement = deps.store.get_entitlement(&email).await.unwrap().unwrap();
+        assert_eq!(
+            entitlement.grants["pay_old"].status, "active",
+            "the purchase itself is recorded; its buyer signs in by email"
+        );
+        assert!(set_cookie(&visit(&deps, "payment_id=pay_old", NOW + 1).await).is_none());
+
+        // Bound to this browser's checkout, an old payment still redeems here.
+        let nonce = "b".repeat(43);
+        dodo.add_payment(payment_object(
+            "pay_old_bound",
+            "old@example.com",
+            "succeeded",
+            "pdt_test",
+            None,
+            |p| {
+                p["created_at"] = json!(two_hours_ago);
+                p["metadata"]["checkout_ref"] =
+                    json!(success_redirect::checkout::checkout_ref(&nonce));
+            },
+        ));
+        let event = ApiGatewayEvent {
+            method: "GET",
+            path: "/upgrade/success",
+            query: "payment_id=pay_old_bound",
+            headers: vec![],
+            cookies: vec![format!("__Host-llmxt_checkout={nonce}")],
+            body: None,
+        };
+        let response = handle(&deps, request_from_event(&event.to_json().to_string()), NOW).await;
+        assert!(set_cookie(&response).is_some(), "bound to this browser");
     }
 
     #[tokio::test]

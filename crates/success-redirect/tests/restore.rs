@@ -193,10 +193,14 @@ async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
         .split(';')
         .next()
         .unwrap();
+    let claims = token_signer().verify(value, now()).unwrap().claims;
+    assert_eq!(claims.email, buyer);
     assert_eq!(
-        token_signer().verify(value, now()).unwrap().claims.email,
-        buyer
+        claims.scope(),
+        llmxt_core::token::Scope::Account,
+        "the link proved the mailbox: every grant of the email"
     );
+    assert!(claims.grants.is_none() && claims.auth_time.is_some());
     // Once only.
     let again = press_button(&deps, &token, now()).await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
