@@ -60,7 +60,7 @@ export type HeaderSource = Request | { get(name: string): string | null };
  * `setCookie` on with `withSetCookie(response, answer)`.
  */
 export function getEntitlement(source: HeaderSource, client: Client = clientFromEnv()): Promise<EntitlementAnswer> {
-  const headers = "headers" in source ? source.headers : source;
+  const headers = source instanceof Request ? source.headers : source;
   return client.entitlement({ cookie: headers.get("cookie") });
 }
 

@@ -4,16 +4,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { createHmac } from "node:crypto";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import { createClient, EntitlementError } from "../dist/index.js";
+import { bin, freePort, waitForServer, deliverEvent, accountToken, stop } from "../../../e2e/lib.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const bin = (name) => join(root, "target", "debug", name);
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
 const suffix = `${process.pid}-${Date.now()}`;
 const hmacSecret = "js-client-hmac-secret-0123456789abcdef";
@@ -21,59 +16,9 @@ let server;
 let api;
 let env;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-    probe.on("error", reject);
-  });
-}
-
-async function waitForServer(url) {
-  for (let i = 0; i < 150; i++) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`local-api did not answer at ${url}`);
-}
-
-async function deliver(fixtureName, paymentId, email) {
-  const fixture = JSON.parse(readFileSync(join(root, "fixtures/dodo", fixtureName), "utf8"));
-  fixture.data.payment_id = paymentId;
-  fixture.data.customer.email = email;
-  fixture.timestamp = new Date().toISOString();
-  const body = JSON.stringify(fixture);
-  const file = join(mkdtempSync(join(tmpdir(), "llmxt-js-")), "body.json");
-  writeFileSync(file, body);
-  const id = `msg_js_${fixture.type}_${paymentId}`;
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = execFileSync(bin("llmxt-admin"), ["sign-webhook", "--id", id, "--timestamp", timestamp, "--body-file", file], { env })
-    .toString()
-    .trim();
-  const response = await fetch(`${api}/api/webhooks/dodo`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature },
-    body,
-  });
-  assert.equal(response.status, 200, await response.text());
-}
-
-// An HS256 account cookie (no `grants`) signed here, independently of the Rust code.
-function accountCookie(email, issuedDaysAgo) {
-  const now = Math.floor(Date.now() / 1000);
-  const iat = now - issuedDaysAgo * 86400;
-  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const claims = { sub: email, plan: "professional", iat, auth_time: iat, exp: iat + 30 * 86400, aud: api };
-  const input = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
-  return `${input}.${createHmac("sha256", env.ENTITLEMENT_SECRET).update(input).digest("base64url")}`;
-}
+const deliver = (fixtureName, paymentId, email) =>
+  deliverEvent({ url: `${api}/api/webhooks/dodo`, env }, fixtureName, paymentId, email);
+const accountCookie = (email, daysAgo) => accountToken({ email, aud: api, key: env.ENTITLEMENT_SECRET, daysAgo });
 
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, or scripts/dynamodb-local.sh start PORT and export it");
@@ -99,17 +44,12 @@ before(async () => {
   };
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  await waitForServer(`${api}/`);
+  await waitForServer(`${api}/`, "local-api");
   await deliver("payment.succeeded.cli-generator.json", "pay_js_paid", "paid@example.com");
   await deliver("payment.succeeded.cli-generator.json", "pay_js_quote", "o'brien+pro@example.com");
 });
 
-after(async () => {
-  if (server && server.exitCode === null) {
-    server.kill("SIGINT");
-    await new Promise((resolve) => server.once("exit", resolve));
-  }
-});
+after(() => stop(server));
 
 test("an unsigned request is refused, so the answers below prove the client's signature", async () => {
   assert.equal((await fetch(`${api}/api/entitlement?email=paid%40example.com`)).status, 401);
