@@ -1,7 +1,7 @@
 // The example Next.js site (examples/nextjs, a production build) in a real headless Chromium,
 // in front of local-api, dodo-local, DynamoDB Local and the SES emulator: the middleware of
 // @llmxt/pro gates /pro, a purchase opens it, a refresh reaches the browser through the
-// middleware, and a refund closes it again.
+// middleware, a refund closes it again, and the emailed sign-in link works through the rewrites.
 // Needs LLMXT_TEST_DYNAMODB_ENDPOINT, LLMXT_TEST_SES_ENDPOINT, the debug binaries and
 // `npm ci` in clients/js and examples/nextjs (scripts/test.sh provides all of them).
 import { test, before, after } from "node:test";
@@ -214,5 +214,28 @@ test("a refunded buyer is sent away from /pro", async () => {
   await deliver("refund.succeeded.cli-generator.json", paymentId, email);
   await expectSentHome(page);
   assert.equal(await page.textContent("#status"), "Not Pro");
+  await context.close();
+});
+
+test("Sign in on this device: the emailed link, through the site's rewrites, opens /pro", async () => {
+  const email = `site-restore-${suffix}@example.com`;
+  await deliver("payment.succeeded.cli-generator.json", `pay_site_restore_${process.pid}`, email);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await expectSentHome(page);
+  await page.click("#sign-in");
+  await page.fill("#email", email);
+  await page.click("button[type=submit]");
+  assert.match(await page.textContent("#notice"), /If a purchase exists for that address/);
+  const store = await (await fetch(`${sesEndpoint}/store`)).json();
+  const mail = store.emails.filter((m) => m.destination.to.includes(email)).at(-1);
+  assert.ok(mail, "the sign-in email was sent");
+  const link = mail.body.text.match(/https?:\/\/\S+\/upgrade\/restore\?token=\S+/)[0];
+  assert.ok(link.startsWith(`${site}/upgrade/restore?token=`), link);
+  await page.goto(link);
+  await page.click("#sign-in");
+  await page.waitForURL(`${site}/?upgrade=restored`);
+  assert.equal(await page.textContent("#status"), "Pro (professional)");
+  await expectPro(page);
   await context.close();
 });
