@@ -1,6 +1,7 @@
 //! The signing known answers in `fixtures/signing-vectors.json`, shared with the JS client's
 //! tests (clients/js): both implementations must produce exactly these values.
 
+use llmxt_core::email::Email;
 use llmxt_core::request_signature::{self, SignedRequest};
 use llmxt_core::secret::Secret;
 use serde_json::Value;
@@ -50,6 +51,30 @@ fn request_signature_vectors_match_core() {
                 timestamp,
             ),
             Ok(()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn checkout_link_vectors_match_core() {
+    let all = vectors();
+    let cases = all["checkout_link"].as_array().expect("checkout_link list");
+    assert!(cases.len() >= 2, "the fixture keeps its vectors");
+    for vector in cases {
+        let name = text(vector, "name");
+        let secret = Secret::new(text(vector, "secret").as_bytes().to_vec());
+        let email = Email::parse(text(vector, "email")).expect("a valid email");
+        assert_eq!(email.as_str(), text(vector, "normalised_email"), "{name}");
+        let expires = vector["expires"].as_i64().expect("expires");
+        assert_eq!(
+            request_signature::checkout_link_signature(
+                &secret,
+                text(vector, "product"),
+                &email,
+                expires
+            ),
+            text(vector, "sig"),
             "{name}"
         );
     }
