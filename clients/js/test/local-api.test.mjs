@@ -1,5 +1,6 @@
 // The client against a running local-api (the real handlers) on DynamoDB Local, with
 // REQUIRE_HMAC_SIGNATURE=true, so every answer here proves the client's signature.
+// Checkout links go through dodo-local, the Dodo stand-in.
 // Needs LLMXT_TEST_DYNAMODB_ENDPOINT and the debug binaries (scripts/test.sh provides both).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
 const suffix = `${process.pid}-${Date.now()}`;
 const hmacSecret = "js-client-hmac-secret-0123456789abcdef";
 let server;
+let dodo;
 let api;
 let env;
 
@@ -22,10 +24,11 @@ const accountCookie = (email, daysAgo) => accountToken({ email, aud: api, key: e
 
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, or scripts/dynamodb-local.sh start PORT and export it");
-  for (const name of ["local-api", "llmxt-admin"]) {
+  for (const name of ["local-api", "llmxt-admin", "dodo-local"]) {
     assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin -p llmxt-testkit --bins (scripts/test.sh does)`);
   }
   const port = await freePort();
+  const dodoPort = await freePort();
   api = `http://localhost:${port}`;
   env = {
     ...process.env,
@@ -40,16 +43,25 @@ before(async () => {
     REQUIRE_HMAC_SIGNATURE: "true",
     NEXT_PUBLIC_SITE_URL: api,
     PRODUCT_PLANS: "pdt_test=professional",
+    DODO_PAYMENTS_API_KEY: "js-client-dodo-api-key",
+    DODO_PAYMENTS_BASE_URL: `http://127.0.0.1:${dodoPort}`,
+    DODO_LOCAL_PORT: String(dodoPort),
+    DODO_LOCAL_WEBHOOK_URL: `http://127.0.0.1:${port}/api/webhooks/dodo`,
     RUST_LOG: "warn",
   };
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+  dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   await waitForServer(`${api}/`, "local-api");
+  await waitForServer(env.DODO_PAYMENTS_BASE_URL, "dodo-local");
   await deliver("payment.succeeded.cli-generator.json", "pay_js_paid", "paid@example.com");
   await deliver("payment.succeeded.cli-generator.json", "pay_js_quote", "o'brien+pro@example.com");
 });
 
-after(() => stop(server));
+after(async () => {
+  await stop(server);
+  await stop(dodo);
+});
 
 test("an unsigned request is refused, so the answers below prove the client's signature", async () => {
   assert.equal((await fetch(`${api}/api/entitlement?email=paid%40example.com`)).status, 401);
@@ -138,4 +150,23 @@ test("an API that does not answer rejects with a timeout EntitlementError", asyn
 test("an API that is not there rejects with a network EntitlementError", async () => {
   const client = createClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, hmacSecret });
   await assert.rejects(client.entitlement({ email: "paid@example.com" }), (error) => error instanceof EntitlementError && error.kind === "network");
+});
+
+// The hosted checkout page of dodo-local (after the API's 303) for a checkout link.
+async function hostedCheckout(link) {
+  const response = await fetch(link, { redirect: "manual" });
+  assert.equal(response.status, 303, await response.text());
+  return (await fetch(response.headers.get("location"))).text();
+}
+
+test("a signed checkout link prefills the buyer's email; an altered one does not", async () => {
+  const client = createClient({ apiUrl: api, hmacSecret });
+  const link = await client.checkoutUrl({ product: "pdt_test", email: " Prefill@Example.com " });
+  assert.match(await hostedCheckout(link), /value="prefill@example\.com"/);
+  const altered = link.replace("prefill%40example.com", "someone%40example.com");
+  assert.notEqual(altered, link);
+  assert.doesNotMatch(await hostedCheckout(altered), /someone@example\.com/);
+  const foreign = await createClient({ apiUrl: api, hmacSecret: "not-the-secret-0123456789abcdef0123" })
+    .checkoutUrl({ product: "pdt_test", email: "foreign@example.com" });
+  assert.doesNotMatch(await hostedCheckout(foreign), /foreign@example\.com/);
 });
