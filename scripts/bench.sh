@@ -71,6 +71,12 @@ out=$(mktemp)
   echo
   "$bench" load --bin-dir target/release --seconds "$seconds" --in-flight 16
   echo
+  echo "## 5b. JS client @llmxt/pro: bundled, minified (esbuild), gzipped (goal <= 5 kB)"
+  echo
+  echo '```'
+  (cd clients/js && npm ci --silent --no-audit --no-fund && npm run --silent size)
+  echo '```'
+  echo
   cat docs/benchmark-choices.md
 } >"$out"
 mkdir -p docs

@@ -58,4 +58,14 @@ if [ ! -x "$chromium_path" ]; then
     exit 1
   fi
 fi
+echo "== JS client (clients/js): npm ci, build, tests (signing vectors, calls against local-api)"
+step=$SECONDS
+(cd clients/js && npm ci --silent --no-audit --no-fund && npm test)
+echo "clients/js: $((SECONDS - step)) s"
+echo "== example site (examples/nextjs): npm ci (its production build is cached under .cache/)"
+step=$SECONDS
+(cd examples/nextjs && npm ci --silent --no-audit --no-fund)
+echo "examples/nextjs npm ci: $((SECONDS - step)) s"
+step=$SECONDS
 (cd e2e && npm ci --silent --no-audit --no-fund && CHROMIUM_PATH="$chromium_path" node --test)
+echo "browser tests (with the example's build when not cached): $((SECONDS - step)) s"

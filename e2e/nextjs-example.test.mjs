@@ -1,0 +1,241 @@
+// The example Next.js site (examples/nextjs, a production build) in a real headless Chromium,
+// in front of local-api, dodo-local, DynamoDB Local and the SES emulator: the middleware of
+// @llmxt/pro gates /pro, a purchase opens it, a refresh reaches the browser through the
+// middleware, a refund closes it again, and the emailed sign-in link works through the rewrites.
+// Needs LLMXT_TEST_DYNAMODB_ENDPOINT, LLMXT_TEST_SES_ENDPOINT, the debug binaries and
+// `npm ci` in clients/js and examples/nextjs (scripts/test.sh provides all of them).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { chromium } from "playwright-core";
+import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop } from "./lib.mjs";
+
+const example = join(root, "examples", "nextjs");
+const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
+const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
+const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const suffix = `${process.pid}-${Date.now()}`;
+// Next.js fixes rewrites at build time: local-api gets this port when it is free, so the
+// cached build can be reused; otherwise another port and a fresh build.
+const preferredApiPort = 39417;
+let api;
+let dodo;
+let next;
+let browser;
+let site;
+let dodoUrl;
+let env;
+
+function filesUnder(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+// Builds the example once per change of its lock file, its sources, the installed package or
+// the API origin; the key lives under .cache/.
+function buildExample(apiOrigin) {
+  const inputs = [
+    ...["package.json", "package-lock.json", "next.config.mjs", "middleware.ts", "tsconfig.json"].map((f) => join(example, f)),
+    ...filesUnder(join(example, "app")),
+    ...filesUnder(join(example, "node_modules", "@llmxt", "pro")),
+  ].sort();
+  const hash = createHash("sha256").update(apiOrigin);
+  for (const file of inputs) hash.update(relative(root, file)).update("\0").update(readFileSync(file)).update("\0");
+  const key = hash.digest("hex");
+  const stamp = join(root, ".cache", "nextjs-example", "build-key");
+  if (existsSync(join(example, ".next", "BUILD_ID")) && existsSync(stamp) && readFileSync(stamp, "utf8") === key) {
+    console.log("# examples/nextjs: reusing the cached production build");
+    return;
+  }
+  const started = Date.now();
+  execFileSync(process.execPath, ["node_modules/next/dist/bin/next", "build"], {
+    cwd: example,
+    env: { ...process.env, LLMXT_API_ORIGIN: apiOrigin, NEXT_TELEMETRY_DISABLED: "1" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  mkdirSync(join(root, ".cache", "nextjs-example"), { recursive: true });
+  writeFileSync(stamp, key);
+  console.log(`# examples/nextjs: production build took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+before(async () => {
+  assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
+  assert.ok(sesEndpoint, "LLMXT_TEST_SES_ENDPOINT is not set: run the tests with scripts/test.sh (or scripts/ses-local.sh start)");
+  for (const name of ["local-api", "llmxt-admin", "dodo-local"]) {
+    assert.ok(existsSync(bin(name)), `${bin(name)} is missing: run cargo build -p local-api -p llmxt-admin -p llmxt-testkit --bins (scripts/test.sh does)`);
+  }
+  assert.ok(
+    existsSync(join(example, "node_modules", "next")) && existsSync(join(example, "node_modules", "@llmxt", "pro", "dist", "next.js")),
+    "examples/nextjs is not installed: (cd clients/js && npm ci) && (cd examples/nextjs && npm ci) (scripts/test.sh does)",
+  );
+  assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`);
+
+  const apiPort = (await portIsFree(preferredApiPort)) ? preferredApiPort : await freePort();
+  const sitePort = await freePort();
+  const dodoPort = await freePort();
+  const apiOrigin = `http://127.0.0.1:${apiPort}`;
+  site = `http://localhost:${sitePort}`;
+  dodoUrl = `http://127.0.0.1:${dodoPort}`;
+  buildExample(apiOrigin);
+
+  env = {
+    ...process.env,
+    PORT: String(apiPort),
+    AWS_REGION: "us-east-1",
+    DYNAMODB_ENDPOINT: endpoint,
+    ENTITLEMENTS_TABLE: `site-entitlements-${suffix}`,
+    PAYMENTS_TABLE: `site-payments-${suffix}`,
+    DODO_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ENTITLEMENT_SECRET: "site-entitlement-secret-0123456789abcdef",
+    HMAC_SECRET: "site-hmac-secret-0123456789abcdef0123456",
+    // Every check the site makes must be signed by the package.
+    REQUIRE_HMAC_SIGNATURE: "true",
+    NEXT_PUBLIC_SITE_URL: site,
+    PRODUCT_PLANS: "pdt_test=professional",
+    RESTORE_EMAIL_FROM: "access@example.com",
+    DODO_PAYMENTS_API_KEY: "site-dodo-api-key",
+    DODO_PAYMENTS_BASE_URL: dodoUrl,
+    DODO_LOCAL_PORT: String(dodoPort),
+    DODO_LOCAL_WEBHOOK_URL: `${apiOrigin}/api/webhooks/dodo`,
+    SES_ENDPOINT: sesEndpoint,
+    RUST_LOG: "warn",
+  };
+  execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
+  dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+  api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+  next = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(sitePort), "-H", "localhost"], {
+    cwd: example,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: "production",
+      NEXT_TELEMETRY_DISABLED: "1",
+      LLMXT_API_URL: site,
+      HMAC_SECRET: env.HMAC_SECRET,
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  await waitForServer(`${apiOrigin}/`, "local-api");
+  await waitForServer(`${dodoUrl}/`, "dodo-local");
+  await waitForServer(`${site}/pro`, "the example site (next start)", 30);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const child of [next, api, dodo]) await stop(child);
+});
+
+const deliver = (fixtureName, paymentId, email) =>
+  deliverEvent({ url: `${site}/api/webhooks/dodo`, env }, fixtureName, paymentId, email);
+const proCookie = (cookies) => cookies.find((c) => /^(__Host-)?llmxt_pro$/.test(c.name));
+
+async function expectSentHome(page) {
+  await page.goto(`${site}/pro`);
+  assert.equal(page.url(), `${site}/?upgrade=required`);
+  assert.equal(await page.textContent("#notice"), "That page needs Pro.");
+  assert.equal(await page.locator("#pro-content").count(), 0);
+}
+
+async function expectPro(page) {
+  await page.goto(`${site}/pro`);
+  assert.equal(page.url(), `${site}/pro`);
+  assert.match(await page.textContent("#pro-content"), /Welcome to the Pro area \(professional\)/);
+}
+
+test("/pro sends a visitor without Pro home, with or without a forged cookie", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await expectSentHome(page);
+  assert.equal(await page.textContent("#status"), "Not Pro");
+  await context.addCookies([{ name: "llmxt_pro", value: "forged.token.value", url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
+  await expectSentHome(page);
+  await context.close();
+});
+
+test("Buy Pro → Pay on the hosted checkout → /pro shows the Pro content", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/`);
+  assert.equal(await page.textContent("#status"), "Not Pro");
+  assert.equal(await page.getAttribute("#buy", "href"), `${site}/upgrade/checkout?product=pdt_test`);
+  await page.click("#buy");
+  await page.waitForURL(`${dodoUrl}/checkout/**`);
+  await page.fill("input[name=email]", `site-buyer-${suffix}@example.com`);
+  await page.click("button[value=send]");
+  await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await page.textContent("#status"), "Pro (professional)");
+  assert.ok(proCookie(await context.cookies())?.httpOnly, "the API's cookie came through the site's rewrite");
+  await expectPro(page);
+  await page.goto(`${site}/`);
+  await page.click("#billing");
+  await page.waitForURL(`${dodoUrl}/portal/**`);
+  await context.close();
+});
+
+test("a three-day-old cookie is refreshed through the middleware and the browser keeps the new one", async () => {
+  const email = `site-refresh-${suffix}@example.com`;
+  await deliver("payment.succeeded.cli-generator.json", `pay_site_refresh_${process.pid}`, email);
+  const old = accountToken({ email, aud: site, key: env.ENTITLEMENT_SECRET, daysAgo: 3 });
+  const context = await browser.newContext();
+  await context.addCookies([{ name: "llmxt_pro", value: old, url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
+  const page = await context.newPage();
+  const now = Math.floor(Date.now() / 1000);
+  await expectPro(page);
+  const fresh = (await context.cookies()).filter((c) => /^(__Host-)?llmxt_pro$/.test(c.name) && c.value !== old);
+  assert.equal(fresh.length, 1, `one fresh cookie: ${JSON.stringify(await context.cookies())}`);
+  const [cookie] = fresh;
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.secure, true);
+  assert.equal(cookie.sameSite, "Lax");
+  assert.equal(cookie.path, "/");
+  const lifetime = cookie.expires - now;
+  assert.ok(Math.abs(lifetime - 30 * 86400) < 120, `expires in a full lifetime (got ${lifetime} s)`);
+  await expectPro(page);
+  await context.close();
+});
+
+test("a refunded buyer is sent away from /pro", async () => {
+  const email = `site-refund-${suffix}@example.com`;
+  const paymentId = `pay_site_refund_${process.pid}`;
+  await deliver("payment.succeeded.cli-generator.json", paymentId, email);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/success?payment_id=${paymentId}&status=succeeded`);
+  assert.equal(page.url(), `${site}/?upgrade=success`);
+  await expectPro(page);
+  await deliver("refund.succeeded.cli-generator.json", paymentId, email);
+  await expectSentHome(page);
+  assert.equal(await page.textContent("#status"), "Not Pro");
+  await context.close();
+});
+
+test("Sign in on this device: the emailed link, through the site's rewrites, opens /pro", async () => {
+  const email = `site-restore-${suffix}@example.com`;
+  await deliver("payment.succeeded.cli-generator.json", `pay_site_restore_${process.pid}`, email);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await expectSentHome(page);
+  await page.click("#sign-in");
+  await page.fill("#email", email);
+  await page.click("button[type=submit]");
+  assert.match(await page.textContent("#notice"), /If a purchase exists for that address/);
+  const store = await (await fetch(`${sesEndpoint}/store`)).json();
+  const mail = store.emails.filter((m) => m.destination.to.includes(email)).at(-1);
+  assert.ok(mail, "the sign-in email was sent");
+  const link = mail.body.text.match(/https?:\/\/\S+\/upgrade\/restore\?token=\S+/)[0];
+  assert.ok(link.startsWith(`${site}/upgrade/restore?token=`), link);
+  await page.goto(link);
+  await page.click("#sign-in");
+  await page.waitForURL(`${site}/?upgrade=restored`);
+  assert.equal(await page.textContent("#status"), "Pro (professional)");
+  await expectPro(page);
+  await context.close();
+});
