@@ -147,7 +147,7 @@ test("paid buyer comes back, gets an HttpOnly cookie, and the page says Pro", as
   await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_paid&status=succeeded`);
   assert.equal(new URL(page.url()).search, "?upgrade=success");
   const cookies = await context.cookies();
-  const cookie = cookies.find((c) => c.name === "llmxt_pro");
+  const cookie = cookies.find((c) => c.name === "__Host-llmxt_pro");
   assert.ok(cookie, "the cookie is set");
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.secure, true);
@@ -180,7 +180,7 @@ test("replaying the success URL in another browser gives no Pro", async () => {
   await page.goto(`${site}/upgrade/success?payment_id=pay_e2e_replay&status=succeeded`);
   assert.match(await page.textContent("h1"), /already used/);
   assert.equal(await page.getAttribute("#sign-in", "href"), `${site}/upgrade/restore`);
-  assert.equal((await second.cookies()).some((c) => c.name === "llmxt_pro"), false);
+  assert.equal((await second.cookies()).some((c) => c.name === "__Host-llmxt_pro"), false);
   await page.goto(`${site}/`);
   assert.equal(await proStatus(page), "Not Pro");
   await first.close();
@@ -198,15 +198,15 @@ test("a three-day-old cookie is refreshed to a full lifetime with the same attri
   await deliverPayment("pay_e2e_refresh", "buyer4@example.com");
   const now = Math.floor(Date.now() / 1000);
   const old = jwt(
-    { sub: "buyer4@example.com", plan: "professional", iat: now - 3 * 86400, exp: now + 27 * 86400, aud: site },
+    { sub: "buyer4@example.com", plan: "professional", iat: now - 3 * 86400, exp: now + 27 * 86400, aud: site, auth_time: now - 3 * 86400 },
     env.ENTITLEMENT_SECRET,
   );
   const context = await browser.newContext();
-  await context.addCookies([{ name: "llmxt_pro", value: old, url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
+  await context.addCookies([{ name: "__Host-llmxt_pro", value: old, domain: "localhost", path: "/", httpOnly: true, secure: true, sameSite: "Lax" }]);
   const page = await context.newPage();
   await page.goto(`${site}/`);
   assert.equal(await proStatus(page), "Pro (professional)");
-  const cookie = (await context.cookies()).find((c) => c.name === "llmxt_pro");
+  const cookie = (await context.cookies()).find((c) => c.name === "__Host-llmxt_pro");
   assert.ok(cookie && cookie.value !== old, "a fresh cookie replaced the old one");
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.secure, true);
@@ -234,11 +234,11 @@ test("a buyer restores Pro on a new device with the emailed link", async () => {
   const link = mail.body.text.match(/https?:\/\/\S+\/upgrade\/restore\?token=\S+/)[0];
   assert.ok(link.startsWith(`${site}/upgrade/restore?token=`), link);
   await page.goto(link);
-  assert.equal((await device.cookies()).some((c) => c.name === "llmxt_pro"), false, "opening the link alone changes nothing");
+  assert.equal((await device.cookies()).some((c) => c.name === "__Host-llmxt_pro"), false, "opening the link alone changes nothing");
   await page.click("#sign-in");
   await page.waitForURL(`${site}/?upgrade=restored`);
   assert.equal(await proStatus(page), "Pro (professional)");
-  const cookie = (await device.cookies()).find((c) => c.name === "llmxt_pro");
+  const cookie = (await device.cookies()).find((c) => c.name === "__Host-llmxt_pro");
   assert.equal(cookie.httpOnly, true);
   await device.close();
 });
