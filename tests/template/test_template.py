@@ -75,7 +75,8 @@ def resolve(value, template):
             table = resources[name]["Properties"]["TableName"]
             return resolve(table, template)
         parameter = template["Parameters"][name]
-        return SAMPLE_PARAMETERS.get(name, parameter.get("Default"))
+        # CloudFormation passes every parameter to an environment as a string.
+        return str(SAMPLE_PARAMETERS.get(name, parameter.get("Default")))
     assert isinstance(value, str), f"unexpected environment value {value!r}"
     return value
 
