@@ -177,6 +177,11 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// Waits before trying again after a conflicting writer or unprocessed keys: 2, 4, … 256 ms.
+pub(crate) async fn back_off(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(2 << attempt.min(7))).await;
+}
+
 /// What to read for one delivery, in one batched request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordKeys<'a> {
@@ -380,7 +385,7 @@ impl Store {
                         "DynamoDB left keys unprocessed after 5 attempts".to_owned(),
                     ));
                 }
-                crate::ledger::back_off(attempt).await;
+                back_off(attempt).await;
             }
         }
         let mut records = Records::default();

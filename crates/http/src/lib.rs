@@ -150,6 +150,19 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// `HEAD`, and requests a browser or link checker makes ahead of a visit
+/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend a
+/// one-time claim, create a checkout or open a portal session.
+pub fn is_prefetch(request: &Request) -> bool {
+    let says_prefetch = |name: &str| {
+        header(request, name).is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
+    };
+    request.method() == lambda_http::http::Method::HEAD
+        || says_prefetch("sec-purpose")
+        || says_prefetch("purpose")
+        || says_prefetch("x-moz")
+}
+
 /// The raw request body.
 pub fn body_bytes(request: &Request) -> &[u8] {
     request.body().as_ref()
