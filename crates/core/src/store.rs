@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
@@ -109,7 +109,7 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Htt
                 .is_some();
             source = current.source();
         }
-        let detail = DisplayErrorContext(&error).to_string();
+        let detail = error_chain(&error);
         if credentials_failed {
             return Self::Credentials(
                 "no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or set \
@@ -119,6 +119,21 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Htt
         }
         Self::Unavailable(detail)
     }
+}
+
+/// An error and its causes in one line (`dispatch failure: io error: … Connection refused`),
+/// each said once, without the Debug dump that `DisplayErrorContext` appends.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        current = cause.source();
+    }
+    parts.join(": ").replace(['\n', '\r'], " ")
 }
 
 impl StoreError {

@@ -239,13 +239,17 @@ pub fn init_tracing() {
     lambda_http::tracing::init_default_subscriber();
 }
 
-/// Returns the configuration, or logs the one-line reason and exits: a function with bad
-/// configuration must not start.
+/// Returns the configuration, or says the one-line reason and exits: a function with bad
+/// configuration must not start. In a terminal that is one line on stderr; on Lambda
+/// (`AWS_LAMBDA_RUNTIME_API` set) the structured log line with the variable comes first,
+/// for log searches and alarms.
 pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
     match config {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(variable = error.variable, "{error}");
+            if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+                tracing::error!(variable = error.variable, "{error}");
+            }
             eprintln!("{error}");
             std::process::exit(1);
         }
