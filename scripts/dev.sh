@@ -99,6 +99,10 @@ claim_port local-api "$PORT" PORT "$api_pidfile" local-api
 [ -z "$ses_port" ] || claim_port "SES emulator" "$ses_port" SES_LOCAL_PORT "$ses_pidfile" aws-ses-v2-local
 [ -z "$dodo_port" ] || claim_port dodo-local "$dodo_port" DODO_LOCAL_PORT "$dodo_pidfile" dodo-local
 
+if [ -z "$ddb_port" ] && ! curl -s -o /dev/null -m 5 "$DYNAMODB_ENDPOINT"; then
+  die "nothing answers at DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT: start it, or remove DYNAMODB_ENDPOINT (in .env or the environment) and dev.sh runs DynamoDB Local"
+fi
+
 # Everything started is recorded before it starts, so that Ctrl-C at any moment stops it.
 started_ddb="" started_ses="" dodo_pid="" api_pid=""
 cleanup() {

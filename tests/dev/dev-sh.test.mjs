@@ -106,7 +106,7 @@ function settingsFile() {
   return { dir, file };
 }
 
-test("dev.sh refuses, in one line, a port another program holds, and conflicting settings", async () => {
+test("dev.sh refuses, in one line, a port another program holds, conflicting settings and a silent endpoint", async () => {
   const settings = settingsFile();
   const [port, ddbPort, sesPort, dodoPort] = await freePorts(4);
   const squatter = net.createServer().listen(dodoPort, "127.0.0.1");
@@ -132,6 +132,12 @@ test("dev.sh refuses, in one line, a port another program holds, and conflicting
       conflicting.stderrText.trim(),
       `dev.sh: both DYNAMODB_ENDPOINT=http://127.0.0.1:1 and DYNAMODB_LOCAL_PORT=${ddbPort} are set (in .env or the environment): remove one`,
     );
+
+    // A DynamoDB of your own (an explicit endpoint) that does not answer: one line, not a dump.
+    const { DYNAMODB_LOCAL_PORT, ...others } = ports;
+    const unreachable = startDev(environment({ ...others, DODO_LOCAL_PORT: String(ddbPort), DYNAMODB_ENDPOINT: "http://127.0.0.1:1" }));
+    assert.equal((await unreachable.exited).code, 1);
+    assert.match(unreachable.stderrText, /^dev\.sh: nothing answers at DYNAMODB_ENDPOINT=http:\/\/127\.0\.0\.1:1: [^\n]*\n$/);
   } finally {
     squatter.close();
     rmSync(settings.dir, { recursive: true, force: true });
