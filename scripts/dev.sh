@@ -107,7 +107,8 @@ fi
 started_ddb="" started_ses="" dodo_pid="" api_pid=""
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  trap - EXIT
+  trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
   set +e
   local pids=()
   [ -n "$api_pid" ] && pids+=("$api_pid")
