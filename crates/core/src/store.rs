@@ -27,10 +27,9 @@ use crate::time::format_rfc3339;
 /// Name of the payments table's index by buyer.
 pub const EMAIL_INDEX: &str = "email-index";
 
-/// Key prefix of restore-link tokens in the payments table (`restore#<sha256 hex>`).
-pub const RESTORE_TOKEN_PREFIX: &str = "restore#";
-/// Key prefix of rate-limit counters in the payments table (`limit#<scope>#<key>#<window>`).
-pub const RATE_LIMIT_PREFIX: &str = "limit#";
+// The key prefixes live with the other record keys; named here too for the callers that
+// already take them from the store.
+pub use crate::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
 /// How long DynamoDB keeps a used or expired token or counter before its TTL deletes it.
 const SHORT_LIVED_RETENTION: i64 = 86_400;
 
