@@ -163,7 +163,7 @@ async fn contents(store: &Store) -> (Vec<String>, Vec<String>) {
             AttributeValue::M(map) => {
                 let kept: BTreeMap<_, _> = map
                     .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "at" | "updated_at"))
+                    .filter(|(k, _)| !matches!(k.as_str(), "at" | "updated_at" | "revoked_at"))
                     .map(|(k, v)| (k.clone(), clean(v)))
                     .collect();
                 format!("{kept:?}")
