@@ -9,6 +9,10 @@
 # The jar comes from the npm package amplify-dynamodb-simulator, which ships it unchanged.
 # It runs in memory with -sharedDb, so every access key and region sees the same tables;
 # with DYNAMODB_LOCAL_DB_PATH=DIR it keeps its data in DIR instead (survives a restart).
+# DynamoDB Local has no option for its listening address (it listens on every interface);
+# scripts/dynamodb-local/LoopbackServer.java starts it bound to 127.0.0.1 instead. That needs
+# javac or a Java with the jdk.compiler module (Debian's openjdk-17-jre-headless has it);
+# without either it falls back to every interface and says so.
 set -euo pipefail
 
 PACKAGE="amplify-dynamodb-simulator@2.9.30"
@@ -54,10 +58,33 @@ start() {
     mkdir -p "$DYNAMODB_LOCAL_DB_PATH"
     storage=(-dbPath "$(cd "$DYNAMODB_LOCAL_DB_PATH" && pwd)")
   fi
-  (cd "$emulator" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+  loopback_main
+  (cd "$emulator" && exec java -Djava.library.path=./DynamoDBLocal_lib "${java_main[@]}" \
       "${storage[@]}" -sharedDb -port "$port" -disableTelemetry >"$log" 2>&1) &
   echo $! >"$cache/dynamodb-$port.pid"
   wait_for_service dynamodb-local "$port" answers "$cache/dynamodb-$port.pid" "$log" || exit 1
+}
+
+# Sets `java_main` to the java arguments that start the server: the loopback launcher (compiled
+# once into the cache with javac, or run from source), or the jar's own main as a last resort.
+loopback_main() {
+  local source="$root/scripts/dynamodb-local/LoopbackServer.java" classes="$cache/loopback"
+  if [ ! "$classes/LoopbackServer.class" -nt "$source" ] && command -v javac >/dev/null; then
+    # Compiled aside and renamed into place: tests start several at once.
+    mkdir -p "$classes"
+    local tmp
+    tmp=$(mktemp -d "$cache/loopback.XXXXXX")
+    javac -d "$tmp" "$source" >&2 && mv -f "$tmp/LoopbackServer.class" "$classes/"
+    rm -rf "$tmp"
+  fi
+  if [ "$classes/LoopbackServer.class" -nt "$source" ]; then
+    java_main=(-cp "DynamoDBLocal.jar:$classes" LoopbackServer)
+  elif java --list-modules 2>/dev/null | grep -q '^jdk.compiler@'; then
+    java_main=(-cp DynamoDBLocal.jar "$source")
+  else
+    echo "dynamodb-local: this Java can compile nothing (no javac, no jdk.compiler), so it listens on every interface, not only 127.0.0.1" >&2
+    java_main=(-jar DynamoDBLocal.jar)
+  fi
 }
 
 stop() {

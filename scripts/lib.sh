@@ -24,30 +24,49 @@ llmxt_admin() {
   "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
 }
 
-# Waits up to 15 s until `$check PORT` succeeds for the background process whose pid is in
+# Waits up to 30 s until `$check PORT` succeeds for the background process whose pid is in
 # PIDFILE; prints LOG and fails if the process exits first. Used by the service scripts.
 #   wait_for_service NAME PORT CHECK PIDFILE LOG
 wait_for_service() {
   local name=$1 port=$2 check=$3 pidfile=$4 log=$5
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 300); do
     if "$check" "$port"; then
       echo "$name: answering on http://127.0.0.1:$port" >&2
       return 0
     fi
-    kill -0 "$(cat "$pidfile")" 2>/dev/null || { cat "$log" >&2; echo "$name: it exited while starting" >&2; return 1; }
+    running "$(cat "$pidfile")" || { cat "$log" >&2; echo "$name: it exited while starting" >&2; return 1; }
     sleep 0.1
   done
-  echo "$name: no answer on port $port after 15 s (log: $log)" >&2
+  echo "$name: no answer on port $port after 30 s (log: $log)" >&2
   return 1
 }
 
-# Stops the process whose pid is in PIDFILE (TERM, then KILL after 5 s) and removes the file.
+# Whether process PID is alive (an exited process nobody has reaped yet does not count).
+running() {
+  local state=""
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] && state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+  [ "$state" != Z ]
+}
+
+# Stops the processes PIDS (TERM, then KILL those still running after 3 s).
+stop_pids() {
+  local pid left
+  [ $# -gt 0 ] || return 0
+  kill "$@" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    left=""
+    for pid in "$@"; do running "$pid" && left=1; done
+    [ -n "$left" ] || return 0
+    sleep 0.1
+  done
+  kill -9 "$@" 2>/dev/null || true
+}
+
+# Stops the process whose pid is in PIDFILE (TERM, then KILL after 3 s) and removes the file.
 stop_pidfile() {
-  local pidfile=$1 pid
+  local pidfile=$1
   [ -f "$pidfile" ] || return 0
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+  stop_pids "$(cat "$pidfile")"
   rm -f "$pidfile"
 }

@@ -41,6 +41,9 @@ fi
 . scripts/lib.sh
 build_local_binaries --locked
 
+echo "== scripts/dev.sh: on free ports, loopback only, Ctrl-C leaves nothing running"
+node --test tests/dev/
+
 echo "== template: sam validate --lint, cfn-lint, checks against the code"
 "$venv/bin/sam" validate --lint --region us-east-1
 "$venv/bin/cfn-lint" template.yaml

@@ -346,7 +346,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
                     AdminError::Usage("--requests-per-minute must be from 1 to 100000".to_owned())
                 })?;
             let api_config =
-                llmxt_core::dodo_api::DodoApiConfig::from_env(env)?.ok_or(ConfigError {
+                llmxt_core::config::DodoApiConfig::from_env(env)?.ok_or(ConfigError {
                     variable: "DODO_PAYMENTS_API_KEY",
                     problem: "is required for reconcile (a read-only key is enough)".to_owned(),
                 })?;

@@ -203,6 +203,52 @@ impl StoreConfig {
     }
 }
 
+/// `DODO_PAYMENTS_API_KEY`, `DODO_PAYMENTS_ENVIRONMENT`, `DODO_PAYMENTS_BASE_URL`.
+#[derive(Debug, Clone)]
+pub struct DodoApiConfig {
+    /// The API key (Bearer token).
+    pub api_key: Secret,
+    /// `https://live.dodopayments.com`, `https://test.dodopayments.com`, or the override.
+    pub base_url: String,
+}
+
+impl DodoApiConfig {
+    /// Reads the API settings; `None` when `DODO_PAYMENTS_API_KEY` is unset (no API calls).
+    /// The environment and base URL are validated even without a key.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let api_key = env.optional("DODO_PAYMENTS_API_KEY");
+        let environment = env
+            .optional("DODO_PAYMENTS_ENVIRONMENT")
+            .unwrap_or_else(|| "live_mode".to_owned());
+        let default_url = match environment.as_str() {
+            "live_mode" => dodopayments::LIVE_MODE_BASE_URL,
+            "test_mode" => dodopayments::TEST_MODE_BASE_URL,
+            _ => {
+                return Err(ConfigError {
+                    variable: "DODO_PAYMENTS_ENVIRONMENT",
+                    problem: "must be live_mode or test_mode".to_owned(),
+                });
+            }
+        };
+        let base_url = match env.optional("DODO_PAYMENTS_BASE_URL") {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                url.trim_end_matches('/').to_owned()
+            }
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "DODO_PAYMENTS_BASE_URL",
+                    problem: "must be an absolute http(s) URL".to_owned(),
+                });
+            }
+            None => default_url.to_owned(),
+        };
+        Ok(api_key.map(|key| Self {
+            api_key: Secret::new(key.into_bytes()),
+            base_url,
+        }))
+    }
+}
+
 /// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`), and their order
 /// (`PLAN_RANKING`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -536,7 +582,7 @@ pub struct SuccessConfig {
     pub store: StoreConfig,
     /// Dodo's API (`DODO_PAYMENTS_API_KEY` …), when configured: asked when nothing is stored
     /// for the purchase a buyer comes back from.
-    pub dodo_api: Option<crate::dodo_api::DodoApiConfig>,
+    pub dodo_api: Option<DodoApiConfig>,
     /// `CLAIM_TTL_SECONDS`, as the webhook reads it: for purchases confirmed through the API.
     pub claim_ttl_seconds: i64,
     /// `SUBSCRIPTION_GRACE_SECONDS`, as the webhook reads it.
@@ -608,7 +654,7 @@ impl SuccessConfig {
             allow_unverified,
             plans: PlanCatalog::from_env(env)?,
             store: StoreConfig::from_env(env)?,
-            dodo_api: crate::dodo_api::DodoApiConfig::from_env(env)?,
+            dodo_api: DodoApiConfig::from_env(env)?,
             claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
             grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
             restore: RestoreConfig::from_env(env)?,

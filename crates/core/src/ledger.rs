@@ -4,7 +4,7 @@ use crate::email::Email;
 use crate::events::{DodoEvent, DodoObject};
 use crate::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
 use crate::records::{DeliveryRecord, Freshness};
-use crate::store::{CommitOutcome, RecordKeys, Store, StoreError};
+use crate::store::{CommitOutcome, RecordKeys, Store, StoreError, back_off};
 
 /// How many times a delivery is re-read and re-decided when concurrent writers interfere.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
@@ -144,11 +144,6 @@ pub async fn apply_delivery(
         }
     }
     Err(StoreError::Contention)
-}
-
-/// Waits before re-reading after a conflicting writer: 2, 4, … 256 ms.
-pub(crate) async fn back_off(attempt: u32) {
-    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt.min(7))).await;
 }
 
 fn snapshot_email(object: &DodoObject) -> Option<&Email> {

@@ -10,12 +10,11 @@
 //!   purchase never touch it, and a later revoke ends it like every other current grant.
 
 use crate::email::Email;
-use crate::ledger::back_off;
 use crate::policy::Changes;
 use crate::records::{
     Entitlement, Grant, MANUAL_GRANT_PREFIX, PaymentRecord, PlanRanking, source, status,
 };
-use crate::store::{CommitOutcome, Store, StoreError};
+use crate::store::{CommitOutcome, Store, StoreError, back_off};
 use crate::time::format_rfc3339;
 
 /// Attempts before giving up when webhooks keep changing the same records.

@@ -14,11 +14,10 @@ use crate::config::{ConfigError, Env, MIN_SIGNING_SECRET_BYTES};
 use crate::crypto::{hex_encode, hmac_sha256};
 use crate::email::Email;
 use crate::records::{
-    CorruptItem, Entitlement, Item, PaymentRecord, SubscriptionRecord, opt_n, opt_s, put_n, put_s,
-    source,
+    CorruptItem, Entitlement, Item, PaymentRecord, RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX,
+    SubscriptionRecord, opt_n, opt_s, put_n, put_s, source,
 };
 use crate::secret::Secret;
-use crate::store::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
 use crate::time::{format_rfc3339, parse_rfc3339_seconds};
 
 /// The variable holding the pseudonym key.

@@ -24,6 +24,10 @@ pub const SUBSCRIPTION_KEY_PREFIX: &str = "subscription#";
 pub const DELIVERY_KEY_PREFIX: &str = "webhook#";
 /// Name of the TTL attribute in the payments table.
 pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Key prefix of restore-link tokens in the payments table (`restore#<sha256 hex>`).
+pub const RESTORE_TOKEN_PREFIX: &str = "restore#";
+/// Key prefix of rate-limit counters in the payments table (`limit#<scope>#<key>#<window>`).
+pub const RATE_LIMIT_PREFIX: &str = "limit#";
 
 /// A stored item could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

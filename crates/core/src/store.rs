@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
@@ -27,10 +27,9 @@ use crate::time::format_rfc3339;
 /// Name of the payments table's index by buyer.
 pub const EMAIL_INDEX: &str = "email-index";
 
-/// Key prefix of restore-link tokens in the payments table (`restore#<sha256 hex>`).
-pub const RESTORE_TOKEN_PREFIX: &str = "restore#";
-/// Key prefix of rate-limit counters in the payments table (`limit#<scope>#<key>#<window>`).
-pub const RATE_LIMIT_PREFIX: &str = "limit#";
+// The key prefixes live with the other record keys; named here too for the callers that
+// already take them from the store.
+pub use crate::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
 /// How long DynamoDB keeps a used or expired token or counter before its TTL deletes it.
 const SHORT_LIVED_RETENTION: i64 = 86_400;
 
@@ -109,7 +108,7 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Htt
                 .is_some();
             source = current.source();
         }
-        let detail = DisplayErrorContext(&error).to_string();
+        let detail = error_chain(&error);
         if credentials_failed {
             return Self::Credentials(
                 "no usable AWS credentials (configure a profile or AWS_ACCESS_KEY_ID, or set \
@@ -119,6 +118,21 @@ impl<E: ProvideErrorMetadata + std::error::Error + 'static> From<SdkError<E, Htt
         }
         Self::Unavailable(detail)
     }
+}
+
+/// An error and its causes in one line (`dispatch failure: io error: … Connection refused`),
+/// each said once, without the Debug dump that `DisplayErrorContext` appends.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        current = cause.source();
+    }
+    parts.join(": ").replace(['\n', '\r'], " ")
 }
 
 impl StoreError {
@@ -175,6 +189,11 @@ pub enum CommitOutcome {
     Duplicate,
     /// A record changed since it was read; nothing was written. Read again and retry.
     Conflict,
+}
+
+/// Waits before trying again after a conflicting writer or unprocessed keys: 2, 4, … 256 ms.
+pub(crate) async fn back_off(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(2 << attempt.min(7))).await;
 }
 
 /// What to read for one delivery, in one batched request.
@@ -380,7 +399,7 @@ impl Store {
                         "DynamoDB left keys unprocessed after 5 attempts".to_owned(),
                     ));
                 }
-                crate::ledger::back_off(attempt).await;
+                back_off(attempt).await;
             }
         }
         let mut records = Records::default();

@@ -413,7 +413,13 @@ async fn an_unreachable_database_is_unavailable_quickly() {
     let store = llmxt_testkit::unreachable_store(std::time::Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     match store.get_entitlement(&email("a@example.com")).await {
-        Err(StoreError::Unavailable(_)) => {}
+        Err(error @ StoreError::Unavailable(_)) => {
+            // What an operator reads (llmxt-admin, dev.sh): the causes in one line, no dump.
+            let text = error.to_string();
+            assert!(text.starts_with("database unavailable: "), "{text}");
+            assert!(!text.contains('\n') && !text.contains(" { "), "{text}");
+            assert!(text.len() < 300, "{text}");
+        }
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(

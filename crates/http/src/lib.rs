@@ -150,6 +150,19 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// `HEAD`, and requests a browser or link checker makes ahead of a visit
+/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend a
+/// one-time claim, create a checkout or open a portal session.
+pub fn is_prefetch(request: &Request) -> bool {
+    let says_prefetch = |name: &str| {
+        header(request, name).is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
+    };
+    request.method() == lambda_http::http::Method::HEAD
+        || says_prefetch("sec-purpose")
+        || says_prefetch("purpose")
+        || says_prefetch("x-moz")
+}
+
 /// The raw request body.
 pub fn body_bytes(request: &Request) -> &[u8] {
     request.body().as_ref()
@@ -226,13 +239,17 @@ pub fn init_tracing() {
     lambda_http::tracing::init_default_subscriber();
 }
 
-/// Returns the configuration, or logs the one-line reason and exits: a function with bad
-/// configuration must not start.
+/// Returns the configuration, or says the one-line reason and exits: a function with bad
+/// configuration must not start. In a terminal that is one line on stderr; on Lambda
+/// (`AWS_LAMBDA_RUNTIME_API` set) the structured log line with the variable comes first,
+/// for log searches and alarms.
 pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
     match config {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(variable = error.variable, "{error}");
+            if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+                tracing::error!(variable = error.variable, "{error}");
+            }
             eprintln!("{error}");
             std::process::exit(1);
         }

@@ -123,3 +123,25 @@ async fn refuses_to_start_with_incomplete_configuration() {
         .expect("incomplete");
     assert_eq!(error.variable, "ENTITLEMENT_SECRET");
 }
+
+#[test]
+fn a_configuration_error_is_one_line_on_stderr_in_a_terminal() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_local-api"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env(
+            "DODO_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .env("ENTITLEMENT_SECRET", "too-short")
+        .env("NEXT_PUBLIC_SITE_URL", "http://localhost:3000")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.contains("ENTITLEMENT_SECRET"), "{stderr}");
+    assert_eq!(stdout, "", "a terminal shows stdout too");
+}

@@ -26,7 +26,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return redirect(&restore_url(deps), None);
     };
     // A link checker or prefetch must not open portal sessions.
-    if crate::success::is_prefetch(&request) {
+    if llmxt_http::is_prefetch(&request) {
         return crate::pages::page(
             StatusCode::OK,
             "Billing",

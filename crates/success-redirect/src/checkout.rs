@@ -83,7 +83,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         };
     };
     // A prefetch must not create sessions.
-    if crate::success::is_prefetch(&request) {
+    if llmxt_http::is_prefetch(&request) {
         return page(
             StatusCode::OK,
             "Checkout",

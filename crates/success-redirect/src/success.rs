@@ -76,7 +76,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         .and_then(|a| a.parse::<u32>().ok())
         .unwrap_or(0)
         .min(MAX_ATTEMPTS);
-    if is_prefetch(&request) {
+    if llmxt_http::is_prefetch(&request) {
         tracing::info!(
             outcome = "prefetch",
             reference = reference.query(),
@@ -126,20 +126,6 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             )
         }
     }
-}
-
-/// `HEAD`, and requests a browser or link checker makes ahead of a visit
-/// (`Sec-Purpose: prefetch`, `Purpose: prefetch`, `X-Moz: prefetch`): they must not spend the
-/// one-time claim.
-pub(crate) fn is_prefetch(request: &Request) -> bool {
-    let says_prefetch = |name: &str| {
-        llmxt_http::header(request, name)
-            .is_some_and(|value| value.to_ascii_lowercase().contains("prefetch"))
-    };
-    request.method() == Method::HEAD
-        || says_prefetch("sec-purpose")
-        || says_prefetch("purpose")
-        || says_prefetch("x-moz")
 }
 
 /// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on

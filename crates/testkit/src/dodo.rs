@@ -3,6 +3,8 @@
 //! payment and subscription objects the SDK's typed models accept (with numeric and boolean
 //! metadata). It also serves a hosted checkout page and a customer portal page, so that the
 //! whole purchase can be clicked through locally (`dodo-local`, started by scripts/dev.sh).
+//! Its ids carry the run's start time (a restart never repeats one that a database may still
+//! hold) and a hosted-checkout payment is created at the current time.
 //!
 //! Faults for tests: down (503), slow, and `429` for the next N calls.
 
@@ -41,6 +43,7 @@ struct State {
     delay_ms: u64,
     rate_limited: u32,
     counter: u64,
+    run: String,
 }
 
 /// A running stand-in on 127.0.0.1.
@@ -63,17 +66,25 @@ impl DodoStandIn {
 
     /// Starts one on `port` (0: any free port).
     pub async fn start_on(options: StandInOptions, port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        Self::bind(options, port).await.unwrap()
+    }
+
+    /// Starts one on `port` (0: any free port), or says why it cannot listen there.
+    pub async fn bind(options: StandInOptions, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
         let stand_in = Self {
             base_url: format!("http://127.0.0.1:{port}"),
             options,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                run: run_id(),
+                ..State::default()
+            })),
         };
         crate::serve_http(listener, stand_in.clone(), |server, request| async move {
             server.answer(request).await
         });
-        stand_in
+        Ok(stand_in)
     }
 
     /// With [`TEST_API_KEY`] and no webhook target.
@@ -250,9 +261,8 @@ impl DodoStandIn {
                 "product_cart is required",
             );
         }
+        let session_id = self.next_id("cks");
         let mut state = self.state.lock().unwrap();
-        state.counter += 1;
-        let session_id = format!("cks_local{:04}", state.counter);
         state.checkouts.insert(session_id.clone(), request);
         ok(json!({
             "session_id": session_id,
@@ -324,17 +334,16 @@ impl DodoStandIn {
             .get("email")
             .cloned()
             .unwrap_or_else(|| "buyer@example.com".to_owned());
-        let payment_id = {
-            let mut state = self.state.lock().unwrap();
-            state.counter += 1;
-            format!("pay_local{:04}", state.counter)
-        };
+        let payment_id = self.next_id("pay");
         let metadata = session["metadata"].clone();
         let payment = payment_object(&payment_id, &email, "succeeded", &product, None, |p| {
             if metadata.is_object() {
                 p["metadata"] = metadata.clone();
             }
             p["checkout_session_id"] = json!(session_id);
+            p["created_at"] = json!(llmxt_core::time::format_rfc3339(
+                llmxt_core::time::unix_now()
+            ));
         });
         self.add_payment(payment.clone());
         if form.get("webhook").map(String::as_str) != Some("lose") {
@@ -349,6 +358,15 @@ impl DodoStandIn {
             .headers_mut()
             .insert("location", location.parse().unwrap());
         response
+    }
+
+    /// A new id with `prefix` (`pay`, `cks`, `msg`): a counter after this run's start time,
+    /// so that a restarted stand-in never hands out an id an earlier run gave to something
+    /// a database may still hold.
+    fn next_id(&self, prefix: &str) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.counter += 1;
+        format!("{prefix}_local_{}_{}", state.run, state.counter)
     }
 
     /// Posts a signed delivery of `object` to the webhook URL, as Dodo would.
@@ -373,11 +391,7 @@ impl DodoStandIn {
             "data": data,
         })
         .to_string();
-        let id = {
-            let mut state = self.state.lock().unwrap();
-            state.counter += 1;
-            format!("msg_local{:04}", state.counter)
-        };
+        let id = self.next_id("msg");
         let now = llmxt_core::time::unix_now();
         let signature = webhook_signature::sign(&secrets.keys()[0], &id, now, body.as_bytes());
         let _ = post(url, &id, now, &signature, body).await;
@@ -468,6 +482,19 @@ pub fn subscription_object(
         subscription[field] = value;
     }
     subscription
+}
+
+/// This run's start, in milliseconds since 1970, base 36 (8 characters until 2059).
+fn run_id() -> String {
+    let mut millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    let mut digits = Vec::new();
+    while millis > 0 || digits.is_empty() {
+        digits.push(char::from_digit((millis % 36) as u32, 36).unwrap_or('0'));
+        millis /= 36;
+    }
+    digits.iter().rev().collect()
 }
 
 /// What `GET /payments` lists for a payment: no `product_cart`, no billing or refunds.

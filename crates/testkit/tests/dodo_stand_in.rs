@@ -129,3 +129,97 @@ async fn pages_are_zero_based_of_at_most_100_and_errors_are_code_and_message() {
         Err(dodopayments::Error::Api { status: 404, .. })
     ));
 }
+
+/// One HTTP/1.1 request to the stand-in; the answer's status line, headers and body as text.
+async fn raw_request(base_url: &str, method: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let content_type = if path.starts_with("/checkout/") {
+        "application/x-www-form-urlencoded"
+    } else {
+        "application/json"
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {TEST_API_KEY}\r\n\
+         content-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+/// Creates a checkout session and pays it on the hosted page; the payment id it returns to.
+async fn buy_on_hosted_checkout(stand_in: &DodoStandIn) -> String {
+    let created = raw_request(
+        &stand_in.base_url,
+        "POST",
+        "/checkouts",
+        r#"{"product_cart":[{"product_id":"pdt_test","quantity":1}],"return_url":"http://localhost/upgrade/success"}"#,
+    )
+    .await;
+    let body = created.split("\r\n\r\n").nth(1).unwrap();
+    let session: serde_json::Value = serde_json::from_str(body).unwrap();
+    let session_id = session["session_id"].as_str().unwrap();
+    let paid = raw_request(
+        &stand_in.base_url,
+        "POST",
+        &format!("/checkout/{session_id}/pay"),
+        "email=buyer%40example.com&webhook=lose",
+    )
+    .await;
+    assert!(paid.starts_with("HTTP/1.1 303"), "{paid}");
+    let location = paid
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .unwrap();
+    let query = location.split_once('?').unwrap().1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("payment_id="))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_restarted_stand_in_never_repeats_an_id_and_stamps_purchases_with_the_current_time() {
+    let first_run = DodoStandIn::for_tests().await;
+    let first = buy_on_hosted_checkout(&first_run).await;
+    drop(first_run);
+    // Ids carry the run's start in milliseconds: a restart is never within the same one.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second_run = DodoStandIn::for_tests().await;
+    let second = buy_on_hosted_checkout(&second_run).await;
+    assert_ne!(first, second, "a restart handed out the same payment id");
+    assert!(second.starts_with("pay_"), "{second}");
+
+    let sdk = client(&second_run, TEST_API_KEY);
+    let payment = sdk
+        .payments()
+        .retrieve()
+        .payment_id(second.as_str())
+        .send()
+        .await
+        .unwrap();
+    let created = llmxt_core::time::parse_rfc3339_seconds(&payment.created_at)
+        .unwrap_or_else(|| panic!("created_at {}", payment.created_at));
+    let now = llmxt_core::time::unix_now();
+    assert!(
+        (now - 60..=now).contains(&created),
+        "created_at {} is not the time of the purchase",
+        payment.created_at
+    );
+    // What `llmxt-admin payments --since 24h` and `reconcile --since 72h` ask for.
+    let since = llmxt_core::time::format_rfc3339(now - 86_400);
+    let page = sdk
+        .payments()
+        .list()
+        .query(serde_json::json!({ "created_at_gte": since, "page_size": 100 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].payment_id, second);
+}

@@ -18,15 +18,18 @@ async fn main() {
         eprintln!("dodo-local: DODO_PAYMENTS_API_KEY is required (the key local-api presents)");
         std::process::exit(1);
     };
-    let stand_in = DodoStandIn::start_on(
-        StandInOptions {
-            api_key,
-            webhook_url: env("DODO_LOCAL_WEBHOOK_URL"),
-            webhook_secret: env("DODO_WEBHOOK_SECRET"),
-        },
-        port,
-    )
-    .await;
+    let options = StandInOptions {
+        api_key,
+        webhook_url: env("DODO_LOCAL_WEBHOOK_URL"),
+        webhook_secret: env("DODO_WEBHOOK_SECRET"),
+    };
+    let stand_in = match DodoStandIn::bind(options, port).await {
+        Ok(stand_in) => stand_in,
+        Err(error) => {
+            eprintln!("dodo-local: cannot listen on 127.0.0.1:{port}: {error}");
+            std::process::exit(1);
+        }
+    };
     eprintln!("dodo-local: Dodo API stand-in on {}", stand_in.base_url);
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("dodo-local stopped");
