@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, writeFileSync, existsSync, readFileSync, statSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -147,6 +147,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  if (!process.env.LLMXT_GALLERY_DIR) rmSync(galleryDir, { recursive: true, force: true });
   for (const child of [server, dodo]) {
     if (child && child.exitCode === null) {
       child.kill("SIGINT");
