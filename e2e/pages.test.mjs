@@ -161,13 +161,13 @@ after(async () => {
 function states() {
   const token = "A".repeat(43);
   return [
-    { name: "pending", path: "/upgrade/success?payment_id=pay_pages_pending&status=succeeded", h1: /Confirming your payment/, pending: true },
+    { name: "pending", path: "/upgrade/success?payment_id=pay_pages_pending&status=succeeded", h1: /Confirming your payment/, pending: true, dark: true },
     { name: "pending-timeout", path: "/upgrade/success?payment_id=pay_pages_pending&attempt=30", h1: /not received the payment confirmation/ },
     { name: "link-used", path: "/upgrade/success?payment_id=pay_pages_used&status=succeeded", h1: /already used/ },
     { name: "other-browser", path: "/upgrade/success?payment_id=pay_pages_bound&status=succeeded", h1: /another browser/ },
     { name: "payment-failed", path: "/upgrade/success?payment_id=pay_pages_failed&status=failed", h1: /did not go through/ },
     { name: "invalid-link", path: "/upgrade/success", h1: /not valid/ },
-    { name: "restore-form", path: "/upgrade/restore", h1: /Restore access/ },
+    { name: "restore-form", path: "/upgrade/restore", h1: /Restore access/, dark: true },
     {
       name: "restore-sent",
       path: "/upgrade/restore",
@@ -179,7 +179,7 @@ function states() {
       },
     },
     { name: "restore-confirm", path: `/upgrade/restore?token=${token}`, h1: /Sign in on this device/ },
-    { name: "restore-link-expired", path: "/upgrade/restore?token=expired", h1: /Restore access/, alert: /invalid or has expired/ },
+    { name: "restore-link-expired", path: "/upgrade/restore?token=expired", h1: /Restore access/, alert: /invalid or has expired/, dark: true },
     { name: "billing-signed-out", path: "/upgrade/billing", h1: /Sign in to manage billing/ },
     { name: "billing-no-account", path: "/upgrade/billing", h1: /No billing account/, cookies: () => mintedCookie("gift@example.com") },
     { name: "already-have-plan", path: "/upgrade/checkout?product=pdt_test", h1: /You already have professional/, cookies: () => mintedCookie("gift@example.com") },
@@ -274,6 +274,9 @@ test("every page state is branded, accessible in both schemes at both widths, an
         await page.emulateMedia({ colorScheme });
         const violations = await axeViolations(page);
         if (violations.length) failures.push(`${state.name} at ${viewport.width} px, ${colorScheme}:\n  ${violations.join("\n  ")}`);
+        if (colorScheme === "dark" && state.dark && viewport.width === 390) {
+          await page.screenshot({ path: join(galleryDir, `${state.name}-390-dark.png`) });
+        }
       }
       await page.emulateMedia({ colorScheme: "light" });
       const small = await smallTargets(page);
@@ -295,7 +298,8 @@ test("every page state is branded, accessible in both schemes at both widths, an
   const largest = Math.max(...Object.values(sizes));
   console.log(`page sizes (bytes): ${JSON.stringify(sizes)}; largest ${largest}`);
   assert.ok(largest <= 20 * 1024, `a page is ${largest} bytes`);
-  const total = states().reduce((sum, s) => sum + WIDTHS.reduce((n, w) => n + statSync(join(galleryDir, `${s.name}-${w.width}.png`)).size, 0), 0);
+  const images = states().flatMap((s) => [...WIDTHS.map((w) => `${s.name}-${w.width}.png`), ...(s.dark ? [`${s.name}-390-dark.png`] : [])]);
+  const total = images.reduce((sum, name) => sum + statSync(join(galleryDir, name)).size, 0);
   console.log(`gallery: ${total} bytes in ${galleryDir}`);
   assert.ok(total <= 2 * 1024 * 1024, `the gallery's images stay small (${total} bytes)`);
 });
