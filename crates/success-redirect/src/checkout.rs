@@ -185,18 +185,20 @@ fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
 /// A buyer whose valid cookie names someone the database already gives the product's plan
 /// (or a higher one, by `PLAN_RANKING`) is told so before paying twice: the page offers Manage
 /// billing, and "Buy anyway" (the same link with `anyway=1`) for a deliberate second purchase.
-/// The database decides, as `/api/entitlement` does, so a refunded or expired purchase does
-/// not block a new one; if it cannot be read, the checkout goes ahead.
+/// The database decides over the grants the cookie covers, as `/api/entitlement` does, so a
+/// refunded or expired purchase does not block a new one; if it cannot be read, the checkout
+/// goes ahead.
 async fn already_has(
     deps: &SuccessDeps,
     request: &Request,
     product: &str,
     now: i64,
 ) -> Option<Response<Body>> {
-    let signer = deps.cookies.signer();
-    let email = llmxt_http::cookies(request, llmxt_core::token::COOKIE_NAME)
-        .find_map(|token| signer.verify(token, now).ok())
-        .and_then(|verified| Email::parse(&verified.claims.email).ok())?;
+    // An account cookie first (it sees every grant of the email), as billing does.
+    let (mut valid, _) = llmxt_http::presented_tokens(request, deps.cookies.signer(), now);
+    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
+    let claims = &valid.first()?.token.claims;
+    let email = Email::parse(&claims.email).ok()?;
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement?,
         Err(error) => {
@@ -205,7 +207,9 @@ async fn already_has(
         }
     };
     let ranking = deps.config.plans.ranking();
-    let grant = entitlement.best_grant(now, ranking)?;
+    // What this cookie covers, as `/api/entitlement` answers it.
+    let seen = entitlement.within_scope(claims.scope().grant_keys(), now, ranking);
+    let grant = seen.best_grant(now, ranking)?;
     let wanted = deps.config.plans.plan_for(Some(product));
     if ranking.rank(&grant.plan) < ranking.rank(wanted) {
         return None;

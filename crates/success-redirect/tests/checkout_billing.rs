@@ -376,7 +376,7 @@ async fn a_buyer_who_already_has_the_plan_is_told_before_paying_again() {
     grant("lower@example.com", "free").await;
     let cookie = |email: &str| {
         let token = token_signer().issue(&Email::parse(email).unwrap(), "professional", now, 3600);
-        vec![format!("llmxt_pro={token}")]
+        vec![format!("__Host-llmxt_pro={token}")]
     };
     for (email, plan) in [
         ("same@example.com", "professional"),
