@@ -46,10 +46,11 @@ const admin = (...args) => execFileSync(bin("llmxt-admin"), args, { env }).toStr
 
 const deliverPayment = (paymentId, email, edit) => deliverSigned({ site, env }, paymentId, email, edit);
 
-// The cookie llmxt-admin mints for `email` ("NAME=VALUE"), as Playwright cookies.
+// The cookie llmxt-admin mints for `email` ("NAME=VALUE"), as Playwright cookies. Chromium
+// takes a __Host- cookie only from a secure URL; it still sends it to http://localhost.
 function mintedCookie(email) {
   const [name, ...rest] = admin("mint-cookie", email).split("=");
-  return [{ name, value: rest.join("="), url: site, httpOnly: true, secure: true, sameSite: "Lax" }];
+  return [{ name, value: rest.join("="), url: site.replace(/^http:/, "https:"), httpOnly: true, secure: true, sameSite: "Lax" }];
 }
 
 before(async () => {
