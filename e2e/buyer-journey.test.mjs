@@ -8,7 +8,7 @@ import { createHmac } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { root, bin, freePort, waitForServer, deliverPayment as deliverSigned } from "./stack.mjs";
+import { root, bin, freePort, waitForServer, deliverEvent } from "./lib.mjs";
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
 const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -20,7 +20,8 @@ let browser;
 let site;
 let env;
 
-const deliverPayment = (paymentId, email) => deliverSigned({ site, env }, paymentId, email);
+const deliverPayment = (paymentId, email) =>
+  deliverEvent({ url: `${site}/api/webhooks/dodo`, env }, "payment.succeeded.cli-generator.json", paymentId, email);
 
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
@@ -57,8 +58,8 @@ before(async () => {
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  await waitForServer(`${site}/`);
-  await waitForServer(`${dodoUrl}/`);
+  await waitForServer(`${site}/`, "local-api");
+  await waitForServer(`${dodoUrl}/`, "dodo-local");
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],

@@ -14,7 +14,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { bin, freePort, waitForServer, deliverPayment as deliverSigned } from "./stack.mjs";
+import { bin, freePort, waitForServer, deliverEvent, stop } from "./lib.mjs";
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
 const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -44,7 +44,8 @@ let env;
 
 const admin = (...args) => execFileSync(bin("llmxt-admin"), args, { env }).toString().trim();
 
-const deliverPayment = (paymentId, email, edit) => deliverSigned({ site, env }, paymentId, email, edit);
+const deliverPayment = (paymentId, email, edit) =>
+  deliverEvent({ url: `${site}/api/webhooks/dodo`, env }, "payment.succeeded.cli-generator.json", paymentId, email, edit);
 
 // The cookie llmxt-admin mints for `email` ("NAME=VALUE"), as Playwright cookies. Chromium
 // takes a __Host- cookie only from a secure URL; it still sends it to http://localhost.
@@ -92,8 +93,8 @@ before(async () => {
   admin("create-tables");
   dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  await waitForServer(`${site}/`);
-  await waitForServer(`${dodoUrl}/`);
+  await waitForServer(`${site}/`, "local-api");
+  await waitForServer(`${dodoUrl}/`, "dodo-local");
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--font-render-hinting=none"],
@@ -103,12 +104,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   if (!process.env.LLMXT_GALLERY_DIR) rmSync(galleryDir, { recursive: true, force: true });
-  for (const child of [server, dodo]) {
-    if (child && child.exitCode === null) {
-      child.kill("SIGINT");
-      await new Promise((resolve) => child.once("exit", resolve));
-    }
-  }
+  for (const child of [server, dodo]) await stop(child);
 });
 
 // Each state: how to reach it (a URL, or steps on the page), what it must show, and whether
