@@ -5,15 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = (name) => join(root, "target", "debug", name);
+import { root, bin, freePort, waitForServer, deliverEvent } from "./lib.mjs";
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
 const sesEndpoint = process.env.LLMXT_TEST_SES_ENDPOINT;
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -25,50 +20,8 @@ let browser;
 let site;
 let env;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-    probe.on("error", reject);
-  });
-}
-
-async function waitForServer(url) {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`local-api did not answer at ${url}`);
-}
-
-// Sends a payment.succeeded for `paymentId`, signed by llmxt-admin (our one signing code).
-async function deliverPayment(paymentId, email) {
-  const fixture = JSON.parse(readFileSync(join(root, "fixtures/dodo/payment.succeeded.cli-generator.json"), "utf8"));
-  fixture.data.payment_id = paymentId;
-  fixture.data.customer.email = email;
-  fixture.timestamp = new Date().toISOString();
-  const body = JSON.stringify(fixture);
-  const file = join(mkdtempSync(join(tmpdir(), "llmxt-e2e-")), "body.json");
-  writeFileSync(file, body);
-  const id = `msg_e2e_${paymentId}`;
-  const timestamp = String(Math.floor(Date.now() / 1000));
-  const signature = execFileSync(bin("llmxt-admin"), ["sign-webhook", "--id", id, "--timestamp", timestamp, "--body-file", file], { env })
-    .toString()
-    .trim();
-  const response = await fetch(`${site}/api/webhooks/dodo`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": signature },
-    body,
-  });
-  assert.equal(response.status, 200, await response.text());
-}
+const deliverPayment = (paymentId, email) =>
+  deliverEvent({ url: `${site}/api/webhooks/dodo`, env }, "payment.succeeded.cli-generator.json", paymentId, email);
 
 before(async () => {
   assert.ok(endpoint, "LLMXT_TEST_DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh");
@@ -105,8 +58,8 @@ before(async () => {
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   server = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  await waitForServer(`${site}/`);
-  await waitForServer(`${dodoUrl}/`);
+  await waitForServer(`${site}/`, "local-api");
+  await waitForServer(`${dodoUrl}/`, "dodo-local");
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],

@@ -51,14 +51,16 @@ export async function waitForServer(url, name, seconds = 15) {
 }
 
 /**
- * POSTs `fixtures/dodo/<fixtureName>` with `payment_id` and the customer's email replaced,
- * signed by `llmxt-admin sign-webhook` with env's DODO_WEBHOOK_SECRET, and expects 200.
+ * POSTs `fixtures/dodo/<fixtureName>` with `payment_id` and the customer's email replaced
+ * (and `edit(data)` applied), signed by `llmxt-admin sign-webhook` with env's
+ * DODO_WEBHOOK_SECRET, and expects 200.
  */
-export async function deliverEvent({ url, env }, fixtureName, paymentId, email) {
+export async function deliverEvent({ url, env }, fixtureName, paymentId, email, edit = () => {}) {
   const fixture = JSON.parse(readFileSync(join(root, "fixtures/dodo", fixtureName), "utf8"));
   fixture.data.payment_id = paymentId;
   fixture.data.customer.email = email;
   fixture.timestamp = new Date().toISOString();
+  edit(fixture.data);
   const body = JSON.stringify(fixture);
   const file = join(mkdtempSync(join(tmpdir(), "llmxt-event-")), "body.json");
   writeFileSync(file, body);

@@ -31,7 +31,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl Into<String>) -> Self {
         Self {
             variable,
             problem: problem.into(),
@@ -593,6 +593,8 @@ pub struct SuccessConfig {
     /// `HMAC_SECRET`: verifies checkout links that prefill the buyer's email; without it an
     /// `email` in a checkout link is ignored.
     pub hmac_secret: Option<Secret>,
+    /// `BRAND_*` and `SUPPORT_*`: how buyer pages and sign-in emails look.
+    pub brand: crate::brand::BrandConfig,
 }
 
 /// Sign-in links by email (SES v2).
@@ -647,6 +649,7 @@ impl SuccessConfig {
                 "is refused unless NEXT_PUBLIC_SITE_URL is http://localhost[:port] or http://127.0.0.1[:port] (dev mode grants Pro to anyone)",
             ));
         }
+        let brand = crate::brand::BrandConfig::from_env(env, &site_url)?;
         Ok(Self {
             cookie,
             site_url,
@@ -659,6 +662,7 @@ impl SuccessConfig {
             grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
             restore: RestoreConfig::from_env(env)?,
             hmac_secret: env.signing_secret("HMAC_SECRET")?,
+            brand,
         })
     }
 }

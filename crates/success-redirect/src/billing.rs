@@ -9,7 +9,7 @@ use llmxt_core::email::Email;
 use llmxt_http::{ApiError, presented_tokens, redirect};
 
 use crate::SuccessDeps;
-use crate::pages::{message_page, message_with_sign_in, restore_url};
+use crate::pages::{Page, message_page, message_with_sign_in, restore_url};
 
 /// Handles `/upgrade/billing`.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
@@ -23,24 +23,19 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         let claims = &presented.token.claims;
         Some((Email::parse(&claims.email).ok()?, claims.scope()))
     }) else {
-        return redirect(&restore_url(deps), None);
+        return sign_in_first(deps);
     };
     // A link checker or prefetch must not open portal sessions.
     if llmxt_http::is_prefetch(&request) {
-        return crate::pages::page(
-            StatusCode::OK,
-            "Billing",
-            "",
-            "<p>Opening the billing portal…</p>",
-        );
+        return Page::new("Billing")
+            .text("Opening the billing portal…")
+            .respond(deps, StatusCode::OK);
     }
     let Some(api) = &deps.dodo else {
-        return message_page(
-            deps,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Billing is not available here",
-            "This site has not connected its billing portal. Contact support for invoices or to cancel.",
-        );
+        return Page::new("Billing is not available here")
+            .text("This site has not connected its billing portal.")
+            .support(&deps.shell, "For invoices or to cancel,")
+            .respond(deps, StatusCode::SERVICE_UNAVAILABLE);
     };
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement,
@@ -101,4 +96,18 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             )
         }
     }
+}
+
+/// No valid cookie in this browser: say why billing cannot open here and offer the sign-in
+/// link (which sets the cookie), instead of silently landing on the restore form.
+fn sign_in_first(deps: &SuccessDeps) -> Response<Body> {
+    tracing::info!(outcome = "no_cookie", "billing");
+    Page::new("Sign in to manage billing")
+        .text(
+            "Invoices and your subscription are managed from a browser where you have access, \
+             and this browser is not signed in. Ask for a sign-in link: we send it to the email \
+             address you paid with. Then open Manage billing again.",
+        )
+        .primary("sign-in", &restore_url(deps), "Get a sign-in link by email")
+        .respond(deps, StatusCode::OK)
 }

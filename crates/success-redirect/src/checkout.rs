@@ -18,7 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
-use crate::pages::{escape_html, message_page, page};
+use crate::pages::{Page, message_page};
 
 /// The cookie holding the checkout nonce.
 pub const CHECKOUT_COOKIE: &str = "__Host-llmxt_checkout";
@@ -70,6 +70,11 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             }
         },
     };
+    if query_param(&request, "anyway").is_none()
+        && let Some(page) = already_has(deps, &request, &product, now).await
+    {
+        return page;
+    }
     let Some(api) = &deps.dodo else {
         // Without an API key, the static checkout link (unbound claims) still works.
         return match &deps.config.checkout_url {
@@ -84,12 +89,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     };
     // A prefetch must not create sessions.
     if llmxt_http::is_prefetch(&request) {
-        return page(
-            StatusCode::OK,
-            "Checkout",
-            "",
-            "<p>Opening the checkout…</p>",
-        );
+        return Page::new("Checkout")
+            .text("Opening the checkout…")
+            .respond(deps, StatusCode::OK);
     }
     let mut bytes = [0_u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
@@ -170,18 +172,66 @@ fn signed_email(
 }
 
 fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
-    let retry = escape_html(&format!(
+    let retry = format!(
         "{}/upgrade/checkout?product={product}",
         deps.config.site_url.origin()
-    ));
-    let site = escape_html(deps.config.site_url.as_str());
-    page(
-        StatusCode::BAD_GATEWAY,
-        "The checkout could not be opened",
-        "",
-        &format!(
-            "<p>Our payment provider did not answer. Nothing was charged.</p>\
-             <p><a id=\"retry\" href=\"{retry}\">Try again</a> · <a href=\"{site}\">Back to the site</a></p>"
-        ),
+    );
+    Page::new("The checkout could not be opened")
+        .text("Our payment provider did not answer. Nothing was charged.")
+        .primary("retry", &retry, "Try again")
+        .respond(deps, StatusCode::BAD_GATEWAY)
+}
+
+/// A buyer whose valid cookie names someone the database already gives the product's plan
+/// (or a higher one, by `PLAN_RANKING`) is told so before paying twice: the page offers Manage
+/// billing, and "Buy anyway" (the same link with `anyway=1`) for a deliberate second purchase.
+/// The database decides over the grants the cookie covers, as `/api/entitlement` does, so a
+/// refunded or expired purchase does not block a new one; if it cannot be read, the checkout
+/// goes ahead.
+async fn already_has(
+    deps: &SuccessDeps,
+    request: &Request,
+    product: &str,
+    now: i64,
+) -> Option<Response<Body>> {
+    // An account cookie first (it sees every grant of the email), as billing does.
+    let (mut valid, _) = llmxt_http::presented_tokens(request, deps.cookies.signer(), now);
+    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
+    let claims = &valid.first()?.token.claims;
+    let email = Email::parse(&claims.email).ok()?;
+    let entitlement = match deps.store.get_entitlement(&email).await {
+        Ok(entitlement) => entitlement?,
+        Err(error) => {
+            tracing::warn!(email = %email, error = %error, "checkout: could not read the entitlement; going ahead");
+            return None;
+        }
+    };
+    let ranking = deps.config.plans.ranking();
+    // What this cookie covers, as `/api/entitlement` answers it.
+    let seen = entitlement.within_scope(claims.scope().grant_keys(), now, ranking);
+    let grant = seen.best_grant(now, ranking)?;
+    let wanted = deps.config.plans.plan_for(Some(product));
+    if ranking.rank(&grant.plan) < ranking.rank(wanted) {
+        return None;
+    }
+    tracing::info!(email = %email, product, plan = grant.plan, outcome = "already_has_plan", "checkout");
+    let query = request.uri().query().unwrap_or_default();
+    let anyway = format!("?{query}&anyway=1");
+    let origin = deps.config.site_url.origin();
+    Some(
+        Page::new(&format!("You already have {}", grant.plan))
+            .text(&format!(
+                "This browser is signed in as {}, which already has the {} plan. \
+                 Buying again would charge you a second time.",
+                email.as_str(),
+                grant.plan
+            ))
+            .primary(
+                "billing",
+                &format!("{origin}/upgrade/billing"),
+                "Manage billing",
+            )
+            .link("buy-anyway", &anyway, "Buy anyway")
+            .respond(deps, StatusCode::OK),
     )
 }

@@ -8,7 +8,7 @@ pub mod billing;
 pub mod checkout;
 pub mod confirm;
 pub mod mail;
-mod pages;
+pub mod pages;
 pub mod restore;
 pub mod success;
 
@@ -38,6 +38,8 @@ pub struct SuccessDeps {
     /// A request for a sign-in link is answered no sooner than this after it arrived, whether
     /// or not an email was sent ([`DEFAULT_RESTORE_FLOOR`]).
     pub restore_floor: std::time::Duration,
+    /// The branded page shell (`BRAND_*`, `SUPPORT_*`), built once.
+    pub shell: std::sync::Arc<pages::Shell>,
 }
 
 /// How long every sign-in link request takes at least: longer than storing a token and
@@ -56,8 +58,10 @@ impl SuccessDeps {
         let mailer = config
             .restore
             .clone()
-            .map(|restore| std::sync::Arc::new(mail::Mailer::new(restore)));
+            .map(|restore| std::sync::Arc::new(mail::Mailer::new(restore, config.brand.clone())));
+        let shell = std::sync::Arc::new(pages::Shell::new(&config));
         Self {
+            shell,
             config,
             store,
             cookies,
@@ -93,6 +97,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         "/upgrade/restore" => restore::handle(deps, request, now).await,
         "/upgrade/checkout" => checkout::handle(deps, request, now).await,
         "/upgrade/billing" => billing::handle(deps, request, now).await,
-        _ => ApiError::NotFound.into_response(),
+        _ if llmxt_http::wants_json(&request) => ApiError::NotFound.into_response(),
+        _ => pages::not_found(deps),
     }
 }

@@ -3,14 +3,16 @@
 //! one.
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use llmxt_core::brand::{BrandConfig, Support};
 use llmxt_core::config::RestoreConfig;
 use llmxt_core::email::Email;
 use tokio::sync::OnceCell;
 
-/// Sends sign-in links from `RESTORE_EMAIL_FROM`.
+/// Sends sign-in links from `RESTORE_EMAIL_FROM`, in the site's brand.
 #[derive(Debug)]
 pub struct Mailer {
     config: RestoreConfig,
+    brand: BrandConfig,
     client: OnceCell<aws_sdk_sesv2::Client>,
 }
 
@@ -29,9 +31,10 @@ pub struct SignInEmail<'a> {
 
 impl Mailer {
     /// A mailer for this configuration.
-    pub fn new(config: RestoreConfig) -> Self {
+    pub fn new(config: RestoreConfig, brand: BrandConfig) -> Self {
         Self {
             config,
+            brand,
             client: OnceCell::new(),
         }
     }
@@ -60,27 +63,11 @@ impl Mailer {
             .await
     }
 
-    /// Sends the sign-in email: plain text and simple HTML, naming the site and saying to
-    /// ignore it if unrequested. The error is SES's, for the log only.
+    /// Sends the sign-in email: a text and an HTML part in the site's brand, naming the site,
+    /// saying to ignore it if unrequested, and the support contact when one is configured.
+    /// The error is SES's, for the log only.
     pub async fn send(&self, email: SignInEmail<'_>) -> Result<(), String> {
-        let subject = format!("Your sign-in link for {}", email.site);
-        let text = format!(
-            "Someone, hopefully you, asked to restore Pro access on {site}.\n\n\
-             Open this link within {minutes} minutes and press the button to sign in on that device:\n\n\
-             {link}\n\n\
-             If you did not ask for this, ignore this email: nothing changes without the link.\n",
-            site = email.site,
-            minutes = email.valid_minutes,
-            link = email.link,
-        );
-        let html = format!(
-            "<p>Someone, hopefully you, asked to restore Pro access on <strong>{site}</strong>.</p>\
-             <p><a href=\"{link}\">Sign in on that device</a> (valid for {minutes} minutes), then press the button.</p>\
-             <p>If you did not ask for this, ignore this email: nothing changes without the link.</p>",
-            site = escape(email.site),
-            link = escape(email.link),
-            minutes = email.valid_minutes,
-        );
+        let (subject, text, html) = compose(&self.brand, &email);
         let content = |text: String| {
             Content::builder()
                 .data(text)
@@ -116,4 +103,142 @@ impl Mailer {
 
 fn escape(text: &str) -> String {
     crate::pages::escape_html(text)
+}
+
+/// The subject, text part and HTML part of a sign-in email.
+///
+/// The HTML link opens in a new tab (`target="_blank"`): mail viewers, the SES emulator's
+/// mailbox among them, show a message in a frame, and our pages refuse to be framed.
+pub fn compose(brand: &BrandConfig, email: &SignInEmail<'_>) -> (String, String, String) {
+    let subject = format!("Your sign-in link for {}", brand.name);
+    let support_text = brand
+        .support
+        .as_ref()
+        .map(|support| format!("Questions? Contact {}.\n", support_label(support)))
+        .unwrap_or_default();
+    let text = format!(
+        "{name}\n\n\
+         Someone, hopefully you, asked to restore access on {site}.\n\n\
+         Open this link within {minutes} minutes and press the button to sign in on that device:\n\n\
+         {link}\n\n\
+         If you did not ask for this, ignore this email: nothing changes without the link.\n\
+         {support_text}",
+        name = brand.name,
+        site = email.site,
+        minutes = email.valid_minutes,
+        link = email.link,
+    );
+    let name = escape(&brand.name);
+    let logo = brand
+        .logo_url
+        .as_deref()
+        .map(|url| {
+            format!(
+                "<img src=\"{}\" alt=\"\" height=\"32\" style=\"vertical-align:middle;margin-right:8px\">",
+                escape(url)
+            )
+        })
+        .unwrap_or_default();
+    let support_html = brand
+        .support
+        .as_ref()
+        .map(|support| {
+            format!(
+                "<p style=\"margin:16px 0 0;color:#4b525c;font-size:14px\">Questions? Contact \
+                 <a href=\"{}\" target=\"_blank\" rel=\"noopener\" style=\"color:#1d4ed8\">{}</a>.</p>",
+                escape(&support.href()),
+                escape(support.label())
+            )
+        })
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+         <body style=\"margin:0;padding:24px 12px;background:#f3f4f6;color:#1b1f24;\
+         font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif\">\
+         <div style=\"max-width:32rem;margin:0 auto;background:#ffffff;border-top:4px solid {brand_color};\
+         border-radius:8px;padding:24px\">\
+         <p style=\"margin:0 0 16px;font-weight:600;font-size:18px\">{logo}{name}</p>\
+         <h1 style=\"margin:0 0 12px;font-size:20px\">Sign in on this device</h1>\
+         <p style=\"margin:0 0 16px\">Someone, hopefully you, asked to restore access on <strong>{site}</strong>.</p>\
+         <p style=\"margin:0 0 16px\"><a id=\"sign-in-link\" href=\"{link}\" target=\"_blank\" rel=\"noopener\" \
+         style=\"display:inline-block;padding:12px 20px;border-radius:8px;background:{brand_color};\
+         color:{on_brand};font-weight:600;text-decoration:none\">Sign in to {name}</a></p>\
+         <p style=\"margin:0 0 16px\">The link works once, for {minutes} minutes; press the button on the page it opens.</p>\
+         <p style=\"margin:0;color:#4b525c;font-size:14px\">If you did not ask for this, ignore this email: nothing changes without the link.</p>\
+         {support_html}</div></body></html>",
+        subject = escape(&subject),
+        brand_color = brand.color,
+        on_brand = brand.color.readable_text(),
+        site = escape(email.site),
+        link = escape(email.link),
+        minutes = email.valid_minutes,
+    );
+    (subject, text, html)
+}
+
+fn support_label(support: &Support) -> String {
+    match support {
+        Support::Email(email) => email.as_str().to_owned(),
+        Support::Url(url) => url.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use llmxt_core::brand::Rgb;
+
+    #[test]
+    fn both_parts_carry_the_brand_and_the_html_link_opens_outside_any_frame() {
+        let brand = BrandConfig {
+            name: "Acme <Notes>".to_owned(),
+            color: Rgb::parse("#ffdd00").unwrap(),
+            logo_url: Some("https://cdn.acme.example/logo.png".to_owned()),
+            support: Some(Support::Email(Email::parse("help@acme.example").unwrap())),
+        };
+        let to = Email::parse("buyer@example.com").unwrap();
+        let link = "https://acme.example/upgrade/restore?token=abc&x=1";
+        let (subject, text, html) = compose(
+            &brand,
+            &SignInEmail {
+                to: &to,
+                site: "acme.example",
+                link,
+                valid_minutes: 15,
+            },
+        );
+        assert_eq!(subject, "Your sign-in link for Acme <Notes>");
+        assert!(text.starts_with("Acme <Notes>\n"));
+        assert!(
+            text.contains(link) && text.contains("help@acme.example"),
+            "{text}"
+        );
+        assert!(html.contains(
+            "href=\"https://acme.example/upgrade/restore?token=abc&amp;x=1\" target=\"_blank\" rel=\"noopener\""
+        ), "{html}");
+        assert!(html.contains("Acme &lt;Notes&gt;") && !html.contains("<Notes>"));
+        assert!(html.contains("src=\"https://cdn.acme.example/logo.png\""));
+        assert!(
+            html.contains("background:#ffdd00;color:#111111"),
+            "derived text colour: {html}"
+        );
+        assert!(html.contains("mailto:help@acme.example"));
+
+        let plain = BrandConfig {
+            support: None,
+            logo_url: None,
+            ..brand
+        };
+        let (_, text, html) = compose(
+            &plain,
+            &SignInEmail {
+                to: &to,
+                site: "acme.example",
+                link,
+                valid_minutes: 15,
+            },
+        );
+        assert!(!text.contains("Contact") && !html.contains("Contact") && !html.contains("<img"));
+    }
 }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
 use crate::mail::SignInEmail;
-use crate::pages::{self, escape_html};
+use crate::pages::{self, FormMessage, Page};
 
 /// How long a sign-in link works.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
@@ -44,7 +44,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     let arrived = tokio::time::Instant::now();
     match *request.method() {
         Method::GET | Method::HEAD => match query_param(&request, "token") {
-            Some(token) if valid_token(&token) => confirm_page(&token),
+            Some(token) if valid_token(&token) => confirm_page(deps, &token),
             Some(_) => invalid_link(deps),
             None => form_page(deps, StatusCode::OK, None),
         },
@@ -227,50 +227,29 @@ fn field(form: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// The restore form (or, without a sender, the page saying restore is not enabled), with an
-/// optional notice above it.
+/// optional neutral notice above it.
 fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Response<Body> {
-    if deps.mailer.is_none() {
-        return pages::form_page(
-            status,
-            "Restore access on this device",
-            "<p>Sign-in links by email are not enabled on this site. Contact support to restore \
-             your access.</p>",
-        );
-    }
-    let notice = notice
-        .map(|text| format!("<p role=\"status\" id=\"notice\">{}</p>", escape_html(text)))
-        .unwrap_or_default();
-    pages::form_page(
-        status,
-        "Restore access on this device",
-        &format!(
-            "{notice}<p>Enter the email address you paid with. We send a one-time sign-in link \
-             to it.</p><form method=\"post\" action=\"/upgrade/restore\">\
-             <label for=\"email\">Email</label> \
-             <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required> \
-             <button type=\"submit\">Send me a sign-in link</button></form>"
-        ),
-    )
+    pages::restore_form(deps, status, notice.map(FormMessage::Notice))
 }
 
-fn confirm_page(token: &str) -> Response<Body> {
-    pages::form_page(
-        StatusCode::OK,
-        "Sign in on this device",
-        &format!(
-            "<p>Press the button to restore Pro access in this browser.</p>\
-             <form method=\"post\" action=\"/upgrade/restore\">\
-             <input type=\"hidden\" name=\"token\" value=\"{}\">\
-             <button type=\"submit\" id=\"sign-in\">Sign in</button></form>",
-            escape_html(token)
-        ),
-    )
+fn confirm_page(deps: &SuccessDeps, token: &str) -> Response<Body> {
+    Page::new("Sign in on this device")
+        .text("Press the button to restore your access in this browser.")
+        .primary_post(
+            "sign-in",
+            "/upgrade/restore",
+            &[("token", token)],
+            "Sign in",
+        )
+        .respond(deps, StatusCode::OK)
 }
 
 fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
-    form_page(
+    pages::restore_form(
         deps,
         StatusCode::BAD_REQUEST,
-        Some("This sign-in link is invalid or has expired. Ask for a new one below."),
+        Some(FormMessage::Error(
+            "This sign-in link is invalid or has expired. Ask for a new one below.",
+        )),
     )
 }

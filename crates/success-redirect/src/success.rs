@@ -12,7 +12,7 @@ use llmxt_core::token::Session;
 use llmxt_http::{ApiError, json_response, presented_tokens, query_param, redirect, wants_json};
 use serde_json::json;
 
-use crate::pages::{message_page, message_with_sign_in, page};
+use crate::pages::{Page, message_with_sign_in, sign_in_page};
 use crate::{SuccessDeps, confirm};
 
 /// Seconds between the pending page's automatic retries.
@@ -65,12 +65,11 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     }
     let Some(reference) = reference(&request) else {
         tracing::info!(outcome = "invalid_link", "success redirect");
-        return message_page(
-            deps,
-            StatusCode::BAD_REQUEST,
-            "This link is not valid",
-            "It does not name a payment. If you have just paid, use the link from your receipt email or contact support.",
-        );
+        return Page::new("This link is not valid")
+            .text("It does not name a payment. If you have just paid, use the link from your receipt email.")
+            .support(&deps.shell, "If that does not work,")
+            .link("home", deps.config.site_url.as_str(), "Go to the site")
+            .respond(deps, StatusCode::BAD_REQUEST);
     };
     let attempt = query_param(&request, "attempt")
         .and_then(|a| a.parse::<u32>().ok())
@@ -82,7 +81,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             reference = reference.query(),
             "success redirect: not redeemed"
         );
-        return continue_page(&reference);
+        return continue_page(deps, &reference);
     }
     let binding = crate::checkout::presented_ref(&request);
     match redeem(deps, &reference, binding.as_deref(), now).await {
@@ -130,14 +129,11 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
 
 /// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
 /// to the same link as a real visit.
-fn continue_page(reference: &Reference) -> Response<Body> {
-    let next = format!("?{}", reference.query());
-    page(
-        StatusCode::OK,
-        "Finishing your purchase…",
-        &format!("<meta http-equiv=\"refresh\" content=\"1;url={next}\">"),
-        &format!("<p><a href=\"{next}\">Continue</a></p>"),
-    )
+fn continue_page(deps: &SuccessDeps, reference: &Reference) -> Response<Body> {
+    Page::new("Finishing your purchase…")
+        .text("One moment: this page continues by itself.")
+        .retry_after(&format!("?{}", reference.query()), 1, "Continue")
+        .respond(deps, StatusCode::OK)
 }
 
 /// Redeems the purchase's claim; when nothing is stored for it and Dodo's API is
@@ -252,11 +248,16 @@ fn unredeemable(
             "For your security, a purchase link works for a few minutes only. Your purchase is \
              safe: ask for a sign-in link, sent to the email address you paid with.",
         ),
-        _ => (
-            "This payment did not go through",
-            "The payment failed, was cancelled or was refunded, so it gives no access. If you \
-             believe you paid, ask for a sign-in link or contact support.",
-        ),
+        _ => {
+            return sign_in_page(
+                deps,
+                "This payment did not go through",
+                "The payment failed, was cancelled or was refunded, so it gives no access. If \
+                 you believe you paid, ask for a sign-in link.",
+            )
+            .support(&deps.shell, "If that does not help,")
+            .respond(deps, StatusCode::OK);
+        }
     };
     message_with_sign_in(deps, StatusCode::OK, title, text)
 }
@@ -280,23 +281,24 @@ fn pending(
         );
     }
     if attempt >= MAX_ATTEMPTS {
-        return message_with_sign_in(
+        return sign_in_page(
             deps,
-            StatusCode::OK,
             "We have not received the payment confirmation yet",
             "If you were charged, your access is activated as soon as the confirmation arrives: \
              reload this page in a few minutes, or ask for a sign-in link by email later, from any \
-             device. If it still does not work, contact support and mention the reference shown in \
-             the address bar.",
-        );
+             device.",
+        )
+        .support(
+            deps.shell.as_ref(),
+            "If it still does not work, mention the reference shown in the address bar and",
+        )
+        .respond(deps, StatusCode::OK);
     }
     let next = format!("?{}&attempt={}", reference.query(), attempt + 1);
-    page(
-        status,
-        "Confirming your payment…",
-        &format!("<meta http-equiv=\"refresh\" content=\"{RETRY_SECONDS};url={next}\">"),
-        "<p>This usually takes a few seconds. This page checks again by itself; please keep it open.</p>",
-    )
+    Page::new("Confirming your payment…")
+        .text("This usually takes a few seconds. This page checks again by itself; please keep it open.")
+        .retry_after(&next, RETRY_SECONDS, "Check again")
+        .respond(deps, status)
 }
 
 /// Dev mode (`ENTITLEMENT_ALLOW_UNVERIFIED=true`): grants without any payment, so a site can

@@ -298,16 +298,24 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         [("cus_test".to_owned(), format!("{SITE}/"))]
     );
 
-    // No valid cookie: to the sign-in link.
+    // No valid cookie: a page that says why and offers the sign-in link (no silent redirect).
     for cookies in [
         vec![],
         vec!["__Host-llmxt_pro=forged.token.value".to_owned()],
     ] {
         let response = get(&deps, "/upgrade/billing", "customer_id=cus_test", cookies).await;
-        assert_eq!(response.status(), StatusCode::FOUND);
-        assert_eq!(
-            header(&response, "location"),
-            format!("{SITE}/upgrade/restore")
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers().get("location"), None);
+        let html = response_text(&response);
+        assert!(
+            html.contains("<h1>Sign in to manage billing</h1>"),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<a class=\"button\" id=\"sign-in\" href=\"{SITE}/upgrade/restore\">"
+            )),
+            "{html}"
         );
     }
     // A buyer with a manual grant only has no billing account.
@@ -341,4 +349,87 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
         1,
         "no portal session for anyone else"
     );
+}
+
+#[tokio::test]
+async fn a_buyer_who_already_has_the_plan_is_told_before_paying_again() {
+    let (deps, dodo) = setup().await;
+    let now = llmxt_core::time::unix_now();
+    let grant = |email: &'static str, plan: &'static str| {
+        let deps = deps.clone();
+        async move {
+            llmxt_core::operator::grant(
+                &deps.store,
+                deps.config.plans.ranking(),
+                &Email::parse(email).unwrap(),
+                plan,
+                None,
+                "test",
+                llmxt_core::operator::Actor { by: "ops", now },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    grant("same@example.com", "professional").await;
+    grant("higher@example.com", "enterprise").await;
+    grant("lower@example.com", "free").await;
+    let cookie = |email: &str| {
+        let token = token_signer().issue(&Email::parse(email).unwrap(), "professional", now, 3600);
+        vec![format!("__Host-llmxt_pro={token}")]
+    };
+    for (email, plan) in [
+        ("same@example.com", "professional"),
+        ("higher@example.com", "enterprise"),
+    ] {
+        let response = get(
+            &deps,
+            "/upgrade/checkout",
+            "product=pdt_test",
+            cookie(email),
+        )
+        .await;
+        let html = response_text(&response);
+        assert_eq!(response.status(), StatusCode::OK, "{html}");
+        assert!(
+            html.contains(&format!("<h1>You already have {plan}</h1>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<a class=\"button\" id=\"billing\" href=\"{SITE}/upgrade/billing\">Manage billing</a>"
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<a id=\"buy-anyway\" href=\"?product=pdt_test&amp;anyway=1\">Buy anyway</a>"
+            ),
+            "{html}"
+        );
+    }
+    assert!(
+        dodo.checkouts().is_empty(),
+        "nothing offered for sale twice"
+    );
+    // "Buy anyway", a lower plan, and a cookie the database no longer backs go to checkout.
+    let anyway = get(
+        &deps,
+        "/upgrade/checkout",
+        "product=pdt_test&anyway=1",
+        cookie("same@example.com"),
+    )
+    .await;
+    assert_eq!(anyway.status(), StatusCode::SEE_OTHER);
+    for email in ["lower@example.com", "refunded@example.com"] {
+        let response = get(
+            &deps,
+            "/upgrade/checkout",
+            "product=pdt_test",
+            cookie(email),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email}");
+    }
+    assert_eq!(dodo.checkouts().len(), 3);
 }

@@ -176,12 +176,23 @@ async fn the_pending_page_retries_and_completes_once_the_webhook_lands() {
     assert_eq!(response.status(), StatusCode::OK);
     let html = response_text(&response);
     assert!(html.contains("Confirming your payment…"));
+    // Polls by the script its policy allows by hash; "Check again" without scripts.
+    assert!(!html.contains("http-equiv"), "{html}");
     assert!(
         html.contains(
-            "<meta http-equiv=\"refresh\" content=\"2;url=?payment_id=pay_test&attempt=1\">"
+            "<a class=\"button\" id=\"next\" data-after=\"2\" href=\"?payment_id=pay_test&amp;attempt=1\">Check again</a>"
         ),
         "{html}"
     );
+    assert!(html.contains(&format!(
+        "<script>{}</script>",
+        success_redirect::pages::RETRY_SCRIPT
+    )));
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.contains("script-src 'sha256-"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
     assert_eq!(response.headers()["cache-control"], "no-store");
 
     let json_request = get(
@@ -219,8 +230,11 @@ async fn after_about_a_minute_the_pending_page_explains() {
     )
     .await;
     let html = response_text(&response);
-    assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
-    assert!(html.contains("contact support"));
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        !html.contains("contact"),
+        "no support configured, no sentence: {html}"
+    );
     assert!(
         html.contains("https://pro.example.com/upgrade/restore"),
         "{html}"
@@ -391,7 +405,7 @@ async fn an_unreachable_database_shows_the_retrying_page() {
     let deps = SuccessDeps::new(success_config(&[]), store);
     let response = visit(&deps, "payment_id=pay_test", NOW).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(response_text(&response).contains("http-equiv=\"refresh\""));
+    assert!(response_text(&response).contains("id=\"next\""));
     assert_eq!(set_cookie(&response), None);
 }
 
@@ -426,7 +440,11 @@ async fn head_and_prefetches_leave_the_claim_open() {
             None,
             "a prefetch never gets the cookie"
         );
-        assert!(response_text(response).contains("url=?payment_id=pay_test"));
+        let html = response_text(response);
+        assert!(
+            html.contains("id=\"next\" data-after=\"1\" href=\"?payment_id=pay_test\""),
+            "{html}"
+        );
     }
     let stored = deps.store.get_payment("pay_test").await.unwrap().unwrap();
     assert_eq!(stored.claim_redeemed_at, None, "the claim is still open");
@@ -745,4 +763,104 @@ mod confirmed_through_the_api {
         let response = visit(&deps, "payment_id=pay_api", NOW).await;
         assert!(response_text(&response).contains("Confirming your payment"));
     }
+}
+
+#[tokio::test]
+async fn unknown_upgrade_paths_get_an_html_page_or_json_when_asked() {
+    let (deps, _) = setup().await;
+    let request = |headers: Vec<(&'static str, String)>| {
+        let event = ApiGatewayEvent {
+            method: "GET",
+            path: "/upgrade/nothing-here",
+            query: "",
+            headers,
+            cookies: vec![],
+            body: None,
+        };
+        request_from_event(&event.to_json().to_string())
+    };
+    let browser = handle(
+        &deps,
+        request(vec![(
+            "accept",
+            "text/html,application/xhtml+xml,*/*;q=0.8".to_owned(),
+        )]),
+        NOW,
+    )
+    .await;
+    assert_eq!(browser.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = response_text(&browser);
+    assert!(
+        html.contains("<h1>Page not found</h1>") && html.contains("<main>"),
+        "{html}"
+    );
+    let api = handle(
+        &deps,
+        request(vec![("accept", "application/json".to_owned())]),
+        NOW,
+    )
+    .await;
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response_json(&api), json!({"error": "not found"}));
+}
+
+#[tokio::test]
+async fn every_page_carries_the_brand_and_the_support_contact_within_20_kb() {
+    let store = fresh_store().await;
+    let deps = SuccessDeps::new(
+        success_config(&[
+            ("BRAND_NAME", "Acme Notes"),
+            ("BRAND_COLOR", "#ffdd00"),
+            ("BRAND_LOGO_URL", "https://cdn.acme.example/logo.svg"),
+            ("SUPPORT_EMAIL", "help@acme.example"),
+        ]),
+        store,
+    );
+    for (query, status) in [
+        ("", StatusCode::BAD_REQUEST),
+        ("payment_id=pay_test", StatusCode::OK),
+        (
+            &*format!("payment_id=pay_test&attempt={MAX_ATTEMPTS}"),
+            StatusCode::OK,
+        ),
+    ] {
+        let response = visit(&deps, query, NOW).await;
+        assert_eq!(response.status(), status);
+        let html = response_text(&response);
+        assert!(html.len() <= 20 * 1024, "{} bytes", html.len());
+        assert!(html.contains("<span>Acme Notes</span>") && html.contains("Back to Acme Notes"));
+        assert!(html.contains("<img id=\"logo\" src=\"https://cdn.acme.example/logo.svg\""));
+        assert!(html.contains(
+            "Contact <a id=\"support\" href=\"mailto:help@acme.example\">help@acme.example</a>"
+        ));
+        assert!(
+            html.contains("--brand:#ffdd00;--on-brand:#111111"),
+            "{html}"
+        );
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(
+            policy.contains("img-src https://cdn.acme.example;"),
+            "{policy}"
+        );
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+    }
+    // Where a page says to get help, it names the contact.
+    let html = response_text(
+        &visit(
+            &deps,
+            &format!("payment_id=pay_test&attempt={MAX_ATTEMPTS}"),
+            NOW,
+        )
+        .await,
+    );
+    assert!(
+        html.contains("and contact <a href=\"mailto:help@acme.example\">"),
+        "{html}"
+    );
 }

@@ -156,10 +156,9 @@ async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
         "{text}"
     );
     assert!(
-        mails[0]["body"]["html"]
-            .as_str()
-            .unwrap()
-            .contains("<a href=\"https://pro.example.com/upgrade/restore?token=")
+        mails[0]["body"]["html"].as_str().unwrap().contains(
+            "<a id=\"sign-in-link\" href=\"https://pro.example.com/upgrade/restore?token="
+        )
     );
     let token = token_sent_to(&buyer).await;
 
