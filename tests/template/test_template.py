@@ -147,9 +147,16 @@ def statements(template, logical):
 def access_pairs(statement):
     assert statement["Effect"] == "Allow"
     if statement["Action"] == ["ses:SendEmail"]:
-        # One identity, never a wildcard.
-        resource = statement["Resource"]
-        assert "Fn::Sub" in resource and resource["Fn::Sub"][0].endswith(":identity/${Identity}"), resource
+        # The sender's address identity and its domain identity, never a wildcard.
+        resources = statement["Resource"]
+        assert isinstance(resources, list) and len(resources) == 2, resources
+        address, domain = resources
+        assert address == {
+            "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${RestoreEmailFrom}"
+        }, address
+        assert domain["Fn::Sub"][0].endswith(":identity/${Identity}"), domain
+        assert domain["Fn::Sub"][1]["Identity"]["Fn::If"][0] == "DeclaresSesIdentity", domain
+        assert "*" not in json.dumps(resources)
         return {("ses:SendEmail", "RestoreIdentity")}
     actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
     resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
@@ -246,3 +253,63 @@ def test_alarms_watch_fail_open_fail_closed_and_attention_lines(template):
     assert "missing_table" in patterns["EntitlementRefusedByDatabase"]
     alarmed = {r["Properties"].get("MetricName") for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert {"EntitlementFailOpen", "WebhookAttention", "EntitlementRefusedByDatabase"} <= alarmed
+
+
+def test_ses_may_send_as_the_address_or_its_domain_identity(template):
+    """An address-only verified identity must not fail silently (issue 21)."""
+    for condition, statement in statements(template, "SuccessRedirectFunction"):
+        if statement.get("Sid") == "SendSignInLinks":
+            assert condition == "HasRestoreSender"
+            texts = json.dumps(statement["Resource"])
+            assert "identity/${RestoreEmailFrom}" in texts
+            assert '"Split"' in texts or "Fn::Split" in texts
+            return
+    raise AssertionError("no SendSignInLinks statement")
+
+
+def test_abuse_limits_are_parameters_of_the_success_function(template):
+    parameters = template["Parameters"]
+    variables = template["Resources"]["SuccessRedirectFunction"]["Properties"]["Environment"]["Variables"]
+    for variable, parameter, default in [
+        ("DODO_API_CALLS_PER_MINUTE", "DodoApiCallsPerMinute", "60"),
+        ("CHECKOUTS_PER_HOUR_PER_IP", "CheckoutsPerHourPerIp", "20"),
+        ("RESTORE_EMAILS_PER_HOUR", "RestoreEmailsPerHour", "200"),
+        ("CLIENT_IP_HEADER", "ClientIpHeader", ""),
+    ]:
+        assert variables[variable] == {"Ref": parameter}
+        assert parameters[parameter]["Default"] == default
+
+
+def test_the_default_execute_api_endpoint_can_be_turned_off(template):
+    parameter = template["Parameters"]["DisableExecuteApiEndpoint"]
+    assert parameter["AllowedValues"] == ["true", "false"] and parameter["Default"] == "false"
+    assert template["Conditions"]["DisablesExecuteApi"] == {
+        "Fn::Equals": [{"Ref": "DisableExecuteApiEndpoint"}, "true"]
+    }
+    api = template["Resources"]["HttpApi"]["Properties"]
+    assert api["DisableExecuteApiEndpoint"] == {"Fn::If": ["DisablesExecuteApi", True, False]}
+
+
+def test_alarms_watch_ses_failures_dodo_errors_and_spent_budgets(template):
+    resources = template["Resources"]
+    filters = {
+        r["Properties"]["MetricTransformations"][0]["MetricName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::MetricFilter"
+    }
+    expected = {
+        "RestoreSesFailed": ['$.fields.outcome = "ses_failed"'],
+        "DodoApiThrottledOrFailing": ["$.fields.dodo_status = 429", "$.fields.dodo_status >= 500"],
+        "AbuseBudgetSpent": ['$.fields.outcome = "over_budget"'],
+    }
+    for metric, clauses in expected.items():
+        assert filters[metric]["LogGroupName"] == {"Ref": "SuccessRedirectLogGroup"}, metric
+        for clause in clauses:
+            assert clause in filters[metric]["FilterPattern"], (metric, clause)
+    alarms = {
+        r["Properties"].get("MetricName"): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    for metric in expected:
+        assert alarms[metric]["AlarmActions"] == [{"Ref": "AlarmTopic"}], metric

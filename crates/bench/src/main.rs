@@ -5,8 +5,10 @@
 //!   llmxt-bench warm  [--iterations N]                        handler latency vs its SDK floor
 //!   llmxt-bench rss   --bin-dir DIR [--invocations N]         peak RSS over N invocations
 //!   llmxt-bench load  --bin-dir DIR [--seconds S] [--in-flight N]  throughput through local-api
+//!   llmxt-bench restore [--iterations N]                      restore answer time, buyer vs not
 //!
-//! warm, rss and load need DynamoDB Local at LLMXT_TEST_DYNAMODB_ENDPOINT.
+//! warm, rss, load and restore need DynamoDB Local at LLMXT_TEST_DYNAMODB_ENDPOINT; restore
+//! also the SES emulator at LLMXT_TEST_SES_ENDPOINT.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -31,6 +33,7 @@ async fn main() {
         Some("instructions") => measure::instructions(&bin_dir),
         Some("warm") => measure::warm(number("--iterations", 300)).await,
         Some("rss") => measure::rss(&bin_dir, number("--invocations", 1000)).await,
+        Some("restore") => measure::restore(number("--iterations", 200)).await,
         Some("load") => {
             measure::load(
                 &bin_dir,
@@ -41,7 +44,7 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: llmxt-bench init|instructions|warm|rss|load [options] (see the source's header)"
+                "usage: llmxt-bench init|instructions|warm|rss|load|restore [options] (see the source's header)"
             );
             std::process::exit(2);
         }

@@ -829,3 +829,95 @@ pub async fn load(bin_dir: &Path, seconds: u64, in_flight: usize) {
         peak as f64 / 1024.0
     );
 }
+
+/// The restore answer's timing: a sign-in link request for a buyer (entitlement read, email
+/// counter, token write, SES send) and for an address without a purchase (entitlement read
+/// only), through the real handler with no answer floor, against DynamoDB Local and the SES
+/// emulator. The first send of each instance also builds the SES client (`cold`).
+pub async fn restore(iterations: usize) {
+    let store = fresh_store().await;
+    let config = SuccessConfig::from_env(&Env::from_pairs([
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET.to_owned()),
+        ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com".to_owned()),
+        ("RESTORE_EMAIL_FROM", "access@pro.example.com".to_owned()),
+        ("SES_ENDPOINT", llmxt_testkit::ses_endpoint()),
+        // One address per request, so no limit is reached.
+        ("RESTORE_EMAILS_PER_HOUR", "1000000".to_owned()),
+        ("CLIENT_IP_HEADER", "x-real-ip".to_owned()),
+    ]))
+    .unwrap();
+    let trials = 10;
+    for i in 0..iterations + trials {
+        seed_payment(&store, &format!("pay_r{i}"), &format!("r{i}@example.com")).await;
+    }
+    let post = |email: String, n: usize| {
+        let event = ApiGatewayEvent {
+            method: "POST",
+            path: "/upgrade/restore",
+            query: "",
+            headers: vec![
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+                ("sec-fetch-site", "same-origin".to_owned()),
+                (
+                    "x-real-ip",
+                    format!("10.{}.{}.{}", n / 65536, n / 256 % 256, n % 256),
+                ),
+            ],
+            cookies: vec![],
+            body: Some(format!("email={}", email.replace('@', "%40"))),
+        };
+        request_from_event(&event.to_json().to_string())
+    };
+    let timed = |deps: success_redirect::SuccessDeps, request| async move {
+        let started = Instant::now();
+        success_redirect::handle(&deps, request, unix_now()).await;
+        started.elapsed()
+    };
+    let mut deps = success_redirect::SuccessDeps::new(config.clone(), store.clone());
+    deps.restore_floor = Duration::ZERO;
+    let mut cold = Vec::new();
+    for i in 0..trials {
+        let mut fresh = success_redirect::SuccessDeps::new(config.clone(), store.clone());
+        fresh.restore_floor = Duration::ZERO;
+        cold.push(timed(fresh, post(format!("r{i}@example.com"), i)).await);
+    }
+    let (mut paid, mut unpaid) = (Vec::new(), Vec::new());
+    for i in trials..trials + iterations {
+        paid.push(timed(deps.clone(), post(format!("r{i}@example.com"), 2 * i)).await);
+        unpaid.push(
+            timed(
+                deps.clone(),
+                post(format!("none{i}@example.com"), 2 * i + 1),
+            )
+            .await,
+        );
+    }
+    println!("| restore request (no floor) | runs | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, samples) in [
+        (
+            "buyer, first email of an instance (SES client built)",
+            &mut cold,
+        ),
+        ("buyer (token stored, email sent)", &mut paid),
+        ("address without a purchase", &mut unpaid),
+    ] {
+        let runs = samples.len();
+        let (p50, p90, p99, max) = (
+            percentile(samples, 0.5),
+            percentile(samples, 0.9),
+            percentile(samples, 0.99),
+            percentile(samples, 1.0),
+        );
+        println!(
+            "| {label} | {runs} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            millis(p50),
+            millis(p90),
+            millis(p99),
+            millis(max)
+        );
+    }
+}

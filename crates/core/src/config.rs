@@ -595,6 +595,49 @@ pub struct SuccessConfig {
     pub hmac_secret: Option<Secret>,
     /// `BRAND_*` and `SUPPORT_*`: how buyer pages and sign-in emails look.
     pub brand: crate::brand::BrandConfig,
+    /// Abuse budgets and the trusted client-IP header.
+    pub limits: AbuseLimits,
+}
+
+/// Budgets that keep public routes from being turned against the merchant (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// `DODO_API_CALLS_PER_MINUTE`: Dodo API calls caused by unauthenticated requests, shared
+    /// by every instance.
+    pub dodo_api_calls_per_minute: i64,
+    /// `CHECKOUTS_PER_HOUR_PER_IP`: Checkout Sessions one client IP may create an hour.
+    pub checkouts_per_hour_per_ip: i64,
+    /// `RESTORE_EMAILS_PER_HOUR`: sign-in emails sent an hour, site-wide.
+    pub restore_emails_per_hour: i64,
+    /// `CLIENT_IP_HEADER`: the header (lower-case) the merchant's own proxy sets to the
+    /// client's address; `None`: API Gateway's `sourceIp`.
+    pub client_ip_header: Option<String>,
+}
+
+impl AbuseLimits {
+    /// Reads the limits (defaults 60, 20, 200; no client-IP header).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let client_ip_header = env
+            .optional("CLIENT_IP_HEADER")
+            .map(|name| name.to_ascii_lowercase());
+        if let Some(name) = &client_ip_header
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::new(
+                "CLIENT_IP_HEADER",
+                "must be a header name, e.g. cloudfront-viewer-address, x-forwarded-for or x-real-ip",
+            ));
+        }
+        // `seconds` reads any bounded whole number.
+        Ok(Self {
+            dodo_api_calls_per_minute: env.seconds("DODO_API_CALLS_PER_MINUTE", 60, 1, 100_000)?,
+            checkouts_per_hour_per_ip: env.seconds("CHECKOUTS_PER_HOUR_PER_IP", 20, 1, 100_000)?,
+            restore_emails_per_hour: env.seconds("RESTORE_EMAILS_PER_HOUR", 200, 1, 1_000_000)?,
+            client_ip_header,
+        })
+    }
 }
 
 /// Sign-in links by email (SES v2).
@@ -663,6 +706,7 @@ impl SuccessConfig {
             restore: RestoreConfig::from_env(env)?,
             hmac_secret: env.signing_secret("HMAC_SECRET")?,
             brand,
+            limits: AbuseLimits::from_env(env)?,
         })
     }
 }
@@ -931,5 +975,34 @@ mod tests {
         ]))
         .expect_err("too short");
         assert_eq!(error.variable, "CLAIM_TTL_SECONDS");
+    }
+
+    #[test]
+    fn abuse_limits_default_and_refuse_bad_values() {
+        let limits = AbuseLimits::from_env(&env(&[])).expect("defaults");
+        assert_eq!(
+            limits,
+            AbuseLimits {
+                dodo_api_calls_per_minute: 60,
+                checkouts_per_hour_per_ip: 20,
+                restore_emails_per_hour: 200,
+                client_ip_header: None,
+            }
+        );
+        let set = AbuseLimits::from_env(&env(&[("CLIENT_IP_HEADER", "CloudFront-Viewer-Address")]))
+            .expect("valid");
+        assert_eq!(
+            set.client_ip_header.as_deref(),
+            Some("cloudfront-viewer-address")
+        );
+        for (name, bad) in [
+            ("CLIENT_IP_HEADER", "x forwarded for"),
+            ("DODO_API_CALLS_PER_MINUTE", "0"),
+            ("CHECKOUTS_PER_HOUR_PER_IP", "many"),
+            ("RESTORE_EMAILS_PER_HOUR", "-1"),
+        ] {
+            let error = AbuseLimits::from_env(&env(&[(name, bad)])).expect_err(bad);
+            assert_eq!(error.variable, name);
+        }
     }
 }

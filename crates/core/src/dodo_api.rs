@@ -117,6 +117,14 @@ impl DodoApi {
                     .map_err(|_| DodoApiError::Unavailable("answer is not JSON".to_owned())),
                 404 => Err(DodoApiError::NotFound),
                 _ => {
+                    if status == 429 || status >= 500 {
+                        // The template's alarm counts these lines (`dodo_status`).
+                        tracing::warn!(
+                            dodo_status = status,
+                            path,
+                            "Dodo's API is throttling or failing"
+                        );
+                    }
                     let message = serde_json::from_str::<Value>(&text)
                         .ok()
                         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))

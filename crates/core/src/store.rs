@@ -33,6 +33,17 @@ pub use crate::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
 /// How long DynamoDB keeps a used or expired token or counter before its TTL deletes it.
 const SHORT_LIVED_RETENTION: i64 = 86_400;
 
+/// Whether an id may be looked up at Dodo now ([`Store::take_lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupGate {
+    /// Counted; ask.
+    Allowed,
+    /// Already asked twice within the window.
+    TooSoon,
+    /// Dodo answered 404 for it recently.
+    RememberedNotFound,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -662,23 +673,30 @@ impl Store {
         payment_id: &str,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.redeem_claim_bound(payment_id, now, None).await
+        self.redeem_claim_bound(payment_id, now, &[]).await
     }
 
     /// Redeems a payment's one-time claim at `now`: of any number of concurrent callers,
     /// exactly one gets [`ClaimOutcome::Redeemed`]. A payment bound to a checkout
-    /// (`checkout_ref`) is redeemed only by a caller presenting that binding; any other gets
+    /// (`checkout_ref`) is redeemed only by a caller presenting that binding among
+    /// `checkout_refs` (a browser keeps its few most recent checkouts); any other gets
     /// [`ClaimOutcome::BoundElsewhere`] and the claim stays open.
     pub async fn redeem_claim_bound(
         &self,
         payment_id: &str,
         now: i64,
-        checkout_ref: Option<&str>,
+        checkout_refs: &[String],
     ) -> Result<ClaimOutcome, StoreError> {
-        let binding = if checkout_ref.is_some() {
-            "(attribute_not_exists(checkout_ref) OR checkout_ref = :checkout_ref)"
+        let placeholders: Vec<String> = (0..checkout_refs.len())
+            .map(|i| format!(":checkout_ref{i}"))
+            .collect();
+        let binding = if checkout_refs.is_empty() {
+            "attribute_not_exists(checkout_ref)".to_owned()
         } else {
-            "attribute_not_exists(checkout_ref)"
+            format!(
+                "(attribute_not_exists(checkout_ref) OR checkout_ref IN ({}))",
+                placeholders.join(", ")
+            )
         };
         let result = self
             .client
@@ -691,11 +709,12 @@ impl Store {
                  AND attribute_exists(claim_expires_at) AND attribute_not_exists(claim_redeemed_at) \
                  AND claim_expires_at > :now AND {binding}",
             ))
-            .set_expression_attribute_values(checkout_ref.map(|reference| {
-                std::collections::HashMap::from([(
-                    ":checkout_ref".to_owned(),
-                    AttributeValue::S(reference.to_owned()),
-                )])
+            .set_expression_attribute_values((!checkout_refs.is_empty()).then(|| {
+                placeholders
+                    .iter()
+                    .cloned()
+                    .zip(checkout_refs.iter().map(|r| AttributeValue::S(r.clone())))
+                    .collect()
             }))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
@@ -719,7 +738,7 @@ impl Store {
                 match error.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
                         let payment = failed.item().map(PaymentRecord::from_item).transpose()?;
-                        Ok(classify_unredeemable(payment.as_ref(), now, checkout_ref))
+                        Ok(classify_unredeemable(payment.as_ref(), now, checkout_refs))
                     }
                     _ => Err(error.into()),
                 }
@@ -806,6 +825,17 @@ impl Store {
     /// Counts one more event for `counter` (e.g. `email#<hash>`) in the fixed window ending at
     /// `window_end` (unix seconds), and returns the count so far.
     pub async fn count_in_window(&self, counter: &str, window_end: i64) -> Result<i64, StoreError> {
+        self.add_in_window(counter, 1, window_end).await
+    }
+
+    /// Counts `amount` more events for `counter` in the fixed window ending at `window_end`
+    /// (one `UpdateItem`), and returns the count so far.
+    pub async fn add_in_window(
+        &self,
+        counter: &str,
+        amount: i64,
+        window_end: i64,
+    ) -> Result<i64, StoreError> {
         let output = self
             .client
             .update_item()
@@ -814,10 +844,10 @@ impl Store {
                 "payment_id",
                 AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}#{window_end}")),
             )
-            .update_expression("ADD #count :one SET record_type = :type, #ttl = :ttl")
+            .update_expression("ADD #count :amount SET record_type = :type, #ttl = :ttl")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":amount", AttributeValue::N(amount.to_string()))
             .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
             .expression_attribute_values(
                 ":ttl",
@@ -1011,6 +1041,92 @@ impl Store {
             }
         }
         Ok(CommitOutcome::Committed)
+    }
+
+    /// Takes one of the two API look-ups an id may cause per `window` seconds (a sliding
+    /// window: the item keeps the last two attempt times), unless Dodo's last answer for it
+    /// was a 404 that is still remembered ([`Store::remember_not_found`]). One conditional
+    /// `UpdateItem`; a refusal returns the old item, so it costs no second read.
+    pub async fn take_lookup(
+        &self,
+        id: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<LookupGate, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}lookup#{id}")),
+            )
+            // Right-hand sides read the item as it was: `previous` takes the old `last`.
+            .update_expression(
+                "SET previous_try = if_not_exists(last_try, :never), last_try = :now, \
+                 record_type = :type, #ttl = :ttl",
+            )
+            .condition_expression(
+                "(attribute_not_exists(previous_try) OR previous_try <= :cutoff) \
+                 AND (attribute_not_exists(not_found_until) OR not_found_until <= :now)",
+            )
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":never", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":cutoff", AttributeValue::N((now - window).to_string()))
+            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((now + window + SHORT_LIVED_RETENTION).to_string()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(LookupGate::Allowed),
+            Err(error) => {
+                use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+                match error.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        let remembered = failed
+                            .item()
+                            .and_then(|item| item.get("not_found_until"))
+                            .and_then(|value| value.as_n().ok())
+                            .and_then(|n| n.parse::<i64>().ok())
+                            .is_some_and(|until| until > now);
+                        Ok(if remembered {
+                            LookupGate::RememberedNotFound
+                        } else {
+                            LookupGate::TooSoon
+                        })
+                    }
+                    _ => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// Remembers until `until` that Dodo answered 404 for `id`: [`Store::take_lookup`]
+    /// refuses it meanwhile.
+    pub async fn remember_not_found(&self, id: &str, until: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}lookup#{id}")),
+            )
+            .update_expression("SET not_found_until = :until, record_type = :type, #ttl = :ttl")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((until + SHORT_LIVED_RETENTION).to_string()),
+            )
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Creates both tables (with `email-index` and TTL) if they do not exist; waits until
@@ -1239,7 +1355,7 @@ fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> Transa
 fn classify_unredeemable(
     payment: Option<&PaymentRecord>,
     now: i64,
-    checkout_ref: Option<&str>,
+    checkout_refs: &[String],
 ) -> ClaimOutcome {
     let Some(payment) = payment else {
         return ClaimOutcome::NotStored;
@@ -1261,8 +1377,10 @@ fn classify_unredeemable(
     match payment.claim_expires_at {
         Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,
         Some(_)
-            if payment.checkout_ref.is_some()
-                && payment.checkout_ref.as_deref() != checkout_ref =>
+            if payment
+                .checkout_ref
+                .as_ref()
+                .is_some_and(|bound| !checkout_refs.contains(bound)) =>
         {
             ClaimOutcome::BoundElsewhere
         }

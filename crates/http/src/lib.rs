@@ -75,11 +75,25 @@ impl From<&llmxt_core::store::StoreError> for ApiError {
     }
 }
 
+/// `X-Content-Type-Options: nosniff` on a response: browsers must not guess another type
+/// than the one sent. Every builder here adds it; call it on a response built elsewhere.
+pub fn no_sniff(response: &mut Response<Body>) {
+    add_no_sniff(response.headers_mut());
+}
+
+fn add_no_sniff(headers: &mut HeaderMap) {
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
 /// A JSON response that is never cached.
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::Text(body.to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
+    add_no_sniff(headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -90,6 +104,7 @@ pub fn html_response(status: StatusCode, html: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(html));
     *response.status_mut() = status;
     let headers = response.headers_mut();
+    add_no_sniff(headers);
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -127,6 +142,7 @@ pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
+    add_no_sniff(headers);
     if let Ok(value) = HeaderValue::from_str(location) {
         headers.insert(LOCATION, value);
     }
@@ -299,6 +315,28 @@ mod tests {
         assert_eq!(loggable(&long).chars().count(), MAX_LOGGED_HEADER_CHARS + 1);
         assert!(loggable(&long).ends_with('…'));
         assert_eq!(loggable("a\nb\rc"), "a\u{FFFD}b\u{FFFD}c");
+    }
+
+    #[test]
+    fn every_response_built_here_says_nosniff() {
+        let responses = [
+            json_response(StatusCode::OK, &json!({})),
+            html_response(StatusCode::OK, String::new()),
+            html_form_response(StatusCode::OK, String::new()),
+            redirect("https://example.com/", None),
+            see_other("https://example.com/", Some("a=b")),
+            ApiError::NotFound.into_response(),
+            ApiError::MethodNotAllowed("GET").into_response(),
+            ApiError::PayloadTooLarge.into_response(),
+        ];
+        for response in responses {
+            assert_eq!(
+                response.headers()["x-content-type-options"],
+                "nosniff",
+                "{:?}",
+                response.status()
+            );
+        }
     }
 
     #[test]

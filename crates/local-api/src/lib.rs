@@ -110,7 +110,8 @@ async fn handle(
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = api.route(request).await;
+    let mut response = api.route(request).await;
+    llmxt_http::no_sniff(&mut response);
     tracing::debug!(%peer, %method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "local request");
     let (parts, body) = response.into_parts();
     http::Response::from_parts(parts, Full::new(Bytes::copy_from_slice(body.as_ref())))
@@ -135,6 +136,10 @@ pub fn to_lambda_request(parts: http::request::Parts, body: Bytes) -> lambda_htt
 fn plain(status: StatusCode, text: &'static str) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
+    response.headers_mut().insert(
+        "x-content-type-options",
+        http::HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

@@ -145,3 +145,70 @@ fn a_configuration_error_is_one_line_on_stderr_in_a_terminal() {
     assert!(stderr.contains("ENTITLEMENT_SECRET"), "{stderr}");
     assert_eq!(stdout, "", "a terminal shows stdout too");
 }
+
+#[tokio::test]
+async fn every_response_kind_says_nosniff() {
+    let store = fresh_store().await;
+    let mut pairs: Vec<(String, String)> = function_env(&store)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    pairs.push(("RESTORE_EMAIL_FROM".into(), "access@pro.example.com".into()));
+    pairs.push(("SES_ENDPOINT".into(), llmxt_testkit::ses_endpoint()));
+    let api = Arc::new(
+        local_api::LocalApi::from_env(&Env::from_pairs(pairs))
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local_api::serve(api, listener, async {
+        let _ = stopped.await;
+    }));
+    let form = "content-type: application/x-www-form-urlencoded\r\ncontent-length: 5\r\n\r\nemail";
+    let cases = [
+        (
+            "POST /api/webhooks/dodo",
+            "content-length: 2\r\n\r\n{}",
+            "401",
+        ),
+        ("GET /api/webhooks/dodo", "\r\n", "405"),
+        ("GET /api/entitlement", "\r\n", "200"),
+        ("PUT /api/entitlement", "\r\n", "405"),
+        ("GET /api/entitlement?email=x", "\r\n", "401"),
+        ("GET /upgrade/success?payment_id=pay_none", "\r\n", "200"),
+        ("GET /upgrade/success", "\r\n", "400"),
+        ("POST /upgrade/success", "\r\n", "405"),
+        ("GET /upgrade/billing", "\r\n", "302"),
+        ("GET /upgrade/checkout?product=pdt_unknown", "\r\n", "400"),
+        ("GET /upgrade/restore", "\r\n", "200"),
+        ("POST /upgrade/restore", form, "403"),
+        ("GET /upgrade/nope", "\r\n", "404"),
+        ("GET /", "\r\n", "200"),
+        ("GET /app.js", "\r\n", "200"),
+        ("GET /nope", "\r\n", "404"),
+    ];
+    for (request_line, rest, status) in cases {
+        let response = raw_request(
+            port,
+            &format!("{request_line} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{rest}"),
+        )
+        .await;
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{request_line}: {response}"
+        );
+        let head = response
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            head.contains("\r\nx-content-type-options: nosniff"),
+            "{request_line}: {head}"
+        );
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap();
+}

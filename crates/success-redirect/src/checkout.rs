@@ -5,7 +5,10 @@
 //! A random nonce goes into the `__Host-llmxt_checkout` cookie (HttpOnly, Secure, Lax, one
 //! day) and its SHA-256 (base64url) into the session's `metadata.checkout_ref`; Dodo copies
 //! the metadata onto the payment, so only this browser can redeem the purchase's claim on
-//! `/upgrade/success`. Nothing is stored here.
+//! `/upgrade/success`. The cookie keeps this browser's [`CHECKOUT_REFS_KEPT`] most recent
+//! nonces (dot-separated, newest first), so a second tab does not unbind the first.
+//! Sessions are created within `CHECKOUTS_PER_HOUR_PER_IP` and the site-wide Dodo API budget;
+//! nothing but those counters is stored here.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,21 +28,38 @@ pub const CHECKOUT_COOKIE: &str = "__Host-llmxt_checkout";
 /// How long the checkout cookie lives.
 pub const CHECKOUT_COOKIE_SECONDS: i64 = 86_400;
 
+/// Checkouts a browser's cookie remembers; any of them binds.
+pub const CHECKOUT_REFS_KEPT: usize = 5;
+
 /// The binding a payment carries for a browser's nonce: base64url SHA-256.
 pub fn checkout_ref(nonce: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(nonce.as_bytes()))
 }
 
-/// The binding this request presents, from its checkout cookie (a nonce as we issue them).
-pub fn presented_ref(request: &Request) -> Option<String> {
-    llmxt_http::cookies(request, CHECKOUT_COOKIE)
-        .find(|nonce| {
-            nonce.len() == 43
+/// The nonces this request's checkout cookie holds (as we issue them), newest first, at
+/// most [`CHECKOUT_REFS_KEPT`].
+fn presented_nonces(request: &Request) -> Vec<&str> {
+    let mut nonces: Vec<&str> = Vec::new();
+    for value in llmxt_http::cookies(request, CHECKOUT_COOKIE) {
+        for nonce in value.split('.') {
+            let ours = nonce.len() == 43
                 && nonce
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if ours && !nonces.contains(&nonce) && nonces.len() < CHECKOUT_REFS_KEPT {
+                nonces.push(nonce);
+            }
+        }
+    }
+    nonces
+}
+
+/// The bindings this request presents, from its checkout cookie.
+pub fn presented_refs(request: &Request) -> Vec<String> {
+    presented_nonces(request)
+        .into_iter()
         .map(checkout_ref)
+        .collect()
 }
 
 /// Handles `/upgrade/checkout`.
@@ -93,11 +113,35 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             .text("Opening the checkout…")
             .respond(deps, StatusCode::OK);
     }
+    let client_ip = crate::client::client_ip(deps, &request);
+    let within_ip_limit = crate::budget::count_per_ip_hour(deps, "checkout_ip", &client_ip, now)
+        .await
+        .is_some_and(|count| {
+            let within = count <= deps.config.limits.checkouts_per_hour_per_ip;
+            if !within {
+                tracing::warn!(
+                    route = "checkout",
+                    budget = "checkouts_per_hour_per_ip",
+                    count,
+                    outcome = "over_budget",
+                    "checkout sessions per IP spent for this hour: no call made"
+                );
+            }
+            within
+        });
+    if !within_ip_limit || !crate::budget::take_api_calls(deps, "checkout", 1, now).await {
+        return busy_page(deps, &product);
+    }
     let mut bytes = [0_u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
         return retry_page(deps, &product);
     }
     let nonce = URL_SAFE_NO_PAD.encode(bytes);
+    let kept: Vec<&str> = std::iter::once(nonce.as_str())
+        .chain(presented_nonces(&request))
+        .take(CHECKOUT_REFS_KEPT)
+        .collect();
+    let cookie_value = kept.join(".");
     let origin = deps.config.site_url.origin();
     let mut body = json!({
         "product_cart": [{ "product_id": product, "quantity": 1 }],
@@ -114,7 +158,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             let mut response = redirect(
                 &url,
                 Some(&format!(
-                    "{CHECKOUT_COOKIE}={nonce}; Max-Age={CHECKOUT_COOKIE_SECONDS}; Path=/; HttpOnly; Secure; SameSite=Lax"
+                    "{CHECKOUT_COOKIE}={cookie_value}; Max-Age={CHECKOUT_COOKIE_SECONDS}; Path=/; HttpOnly; Secure; SameSite=Lax"
                 )),
             );
             *response.status_mut() = StatusCode::SEE_OTHER;
@@ -169,6 +213,23 @@ fn signed_email(
             None
         }
     }
+}
+
+/// Over a budget: nothing was asked of Dodo and nothing is stored; the buyer retries soon.
+fn busy_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
+    let retry = format!(
+        "{}/upgrade/checkout?product={product}",
+        deps.config.site_url.origin()
+    );
+    let mut response = Page::new("Checkout is busy")
+        .text("Too many checkouts were opened just now. Nothing was charged. Please try again in a minute.")
+        .primary("retry", &retry, "Try again")
+        .respond(deps, StatusCode::TOO_MANY_REQUESTS);
+    response.headers_mut().insert(
+        lambda_http::http::header::RETRY_AFTER,
+        lambda_http::http::HeaderValue::from_static("60"),
+    );
+    response
 }
 
 fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {

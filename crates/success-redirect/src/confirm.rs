@@ -10,10 +10,16 @@ use llmxt_core::policy::PolicySettings;
 use llmxt_core::time::parse_rfc3339_seconds;
 use serde_json::Value;
 
-use crate::SuccessDeps;
+use crate::{SuccessDeps, budget};
 
 /// How long the success page waits for Dodo's API, all calls included.
 pub const API_BUDGET: Duration = Duration::from_secs(2);
+
+/// Whether the pending page's visit number `attempt` asks Dodo's API: the first visit and
+/// one about half a minute later, not every poll (the store also caps look-ups per id).
+pub fn asks_on(attempt: u32) -> bool {
+    attempt == 0 || attempt == crate::success::MAX_ATTEMPTS / 2
+}
 
 /// What asking the API gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,18 +31,21 @@ pub enum Confirmation {
 }
 
 /// Asks Dodo about a payment and applies a final answer (succeeded, failed, cancelled).
-/// `binding` is the checkout binding this browser presents.
+/// `binding` is the checkout bindings this browser presents.
 pub async fn payment(
     deps: &SuccessDeps,
     payment_id: &str,
-    binding: Option<&str>,
+    binding: &[String],
     now: i64,
 ) -> Confirmation {
     let Some(api) = &deps.dodo else {
         return Confirmation::NoAnswer;
     };
+    if !budget::may_look_up(deps, payment_id, 1, now).await {
+        return Confirmation::NoAnswer;
+    }
     within_budget(async {
-        let object = answer(api.payment(payment_id).await, payment_id)?;
+        let object = answer(deps, api.payment(payment_id).await, payment_id, now).await?;
         apply_payment(deps, object, binding, now).await
     })
     .await
@@ -46,14 +55,24 @@ pub async fn payment(
 pub async fn subscription(
     deps: &SuccessDeps,
     subscription_id: &str,
-    binding: Option<&str>,
+    binding: &[String],
     now: i64,
 ) -> Confirmation {
     let Some(api) = &deps.dodo else {
         return Confirmation::NoAnswer;
     };
+    // The subscription, the list of its payments, and the first of them.
+    if !budget::may_look_up(deps, subscription_id, 3, now).await {
+        return Confirmation::NoAnswer;
+    }
     within_budget(async {
-        let object = answer(api.subscription(subscription_id).await, subscription_id)?;
+        let object = answer(
+            deps,
+            api.subscription(subscription_id).await,
+            subscription_id,
+            now,
+        )
+        .await?;
         apply(
             deps,
             "subscription",
@@ -63,7 +82,13 @@ pub async fn subscription(
             now,
         )
         .await?;
-        let first = answer(api.first_payment_of(subscription_id).await, subscription_id)??;
+        let first = answer(
+            deps,
+            api.first_payment_of(subscription_id).await,
+            subscription_id,
+            now,
+        )
+        .await??;
         apply_payment(deps, first, binding, now).await
     })
     .await
@@ -74,12 +99,11 @@ pub async fn subscription(
 /// not open a fresh claim: unless the payment's checkout is bound to this browser, the claim
 /// closes `CLAIM_TTL_SECONDS` after the payment was created, as it would have after a prompt
 /// webhook, and an older payment gets the page with the sign-in link.
-pub fn claim_ttl(object: &Value, binding: Option<&str>, ttl: i64, now: i64) -> i64 {
-    let bound_here = binding.is_some()
-        && object
-            .pointer("/metadata/checkout_ref")
-            .and_then(Value::as_str)
-            == binding;
+pub fn claim_ttl(object: &Value, binding: &[String], ttl: i64, now: i64) -> i64 {
+    let bound_here = object
+        .pointer("/metadata/checkout_ref")
+        .and_then(Value::as_str)
+        .is_some_and(|reference| binding.iter().any(|r| r == reference));
     if bound_here {
         return ttl;
     }
@@ -100,11 +124,17 @@ async fn within_budget(
         .unwrap_or(Confirmation::NoAnswer)
 }
 
-fn answer<T>(result: Result<T, DodoApiError>, id: &str) -> Option<T> {
+async fn answer<T>(
+    deps: &SuccessDeps,
+    result: Result<T, DodoApiError>,
+    id: &str,
+    now: i64,
+) -> Option<T> {
     match result {
         Ok(value) => Some(value),
         Err(DodoApiError::NotFound) => {
             tracing::info!(id, "Dodo's API does not know this purchase (yet)");
+            budget::remember_not_found(deps, id, now).await;
             None
         }
         Err(error) => {
@@ -117,7 +147,7 @@ fn answer<T>(result: Result<T, DodoApiError>, id: &str) -> Option<T> {
 async fn apply_payment(
     deps: &SuccessDeps,
     object: Value,
-    binding: Option<&str>,
+    binding: &[String],
     now: i64,
 ) -> Option<Confirmation> {
     let payment_id = object.get("payment_id")?.as_str()?.to_owned();

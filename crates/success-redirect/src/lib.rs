@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod billing;
+pub mod budget;
 pub mod checkout;
+pub mod client;
 pub mod confirm;
 pub mod mail;
 pub mod pages;
@@ -35,16 +37,17 @@ pub struct SuccessDeps {
     /// Sends sign-in links, when `RESTORE_EMAIL_FROM` is set (its SES client is built on the
     /// first email).
     pub mailer: Option<std::sync::Arc<mail::Mailer>>,
-    /// A request for a sign-in link is answered no sooner than this after it arrived, whether
-    /// or not an email was sent ([`DEFAULT_RESTORE_FLOOR`]).
+    /// A request for a sign-in link that passed the limits is answered no sooner than this
+    /// after it arrived, whether or not an email was sent ([`DEFAULT_RESTORE_FLOOR`]).
     pub restore_floor: std::time::Duration,
     /// The branded page shell (`BRAND_*`, `SUPPORT_*`), built once.
     pub shell: std::sync::Arc<pages::Shell>,
 }
 
-/// How long every sign-in link request takes at least: longer than storing a token and
-/// sending through SES usually takes, so the answer's timing does not tell whether the email
-/// has a purchase.
+/// How long a sign-in link request that passed the limits takes at least: longer than
+/// storing a token and sending through SES takes, so the answer's timing does not tell
+/// whether the email has a purchase. 2.7× the slowest answer measured with `llmxt-bench
+/// restore` (255.7 ms; p99 157.7 ms; docs/security.md, "The answer floor").
 pub const DEFAULT_RESTORE_FLOOR: std::time::Duration = std::time::Duration::from_millis(700);
 
 impl SuccessDeps {

@@ -2,11 +2,17 @@
 //! email.
 //!
 //! - `GET` (no token): a form with one `email` field.
-//! - `POST` with `email`: always the same neutral page, answered no sooner than
-//!   [`SuccessDeps::restore_floor`] after the request arrived, whatever the email. Only when
-//!   the email has Pro now and is within its limits (3 links an hour per email, 20 an hour per
-//!   source IP) is a 32-byte random token stored, as its SHA-256, for 15 minutes, and the link
+//! - `POST` with `email`: the same answer whatever the address. Limits are checked in an
+//!   order that reveals nothing: the client IP first (20 an hour; an IP over it is told so
+//!   and its request does not count against the address), then the address (3 requests an
+//!   hour, whether or not it has a purchase; over it the page says so), then the site-wide
+//!   `RESTORE_EMAILS_PER_HOUR`, counted only for an address about to be sent a link. A
+//!   request that got past the per-address limit is answered the neutral page no sooner than
+//!   [`SuccessDeps::restore_floor`] after it arrived; only when the address has Pro now is a
+//!   32-byte random token stored, as its SHA-256, for 15 minutes, and the link
 //!   `SITE_ORIGIN/upgrade/restore?token=…` sent with SES.
+//! - Every `POST` must be a same-origin form post ([`crate::client::same_origin_form`]),
+//!   else `403`.
 //! - `GET` with `token`: a page with one button; changes nothing (mail scanners open links).
 //! - `POST` with `token`: redeems the token once (its expiry is part of the condition),
 //!   re-checks Pro, sets the cookie, `303` to `SITE?upgrade=restored`. Any failure: one
@@ -15,8 +21,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use llmxt_core::crypto::hex_encode;
 use llmxt_core::email::Email;
 use llmxt_core::token::Session;
@@ -29,9 +34,9 @@ use crate::pages::{self, FormMessage, Page};
 
 /// How long a sign-in link works.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
-/// Links an email may be sent per hour.
+/// Link requests an email address may receive per hour (paid or not).
 pub const LINKS_PER_EMAIL_PER_HOUR: i64 = 3;
-/// Link requests a source IP may make per hour.
+/// Link requests a client IP ([`crate::client::client_ip`]) may make per hour.
 pub const REQUESTS_PER_IP_PER_HOUR: i64 = 20;
 /// Largest form body read.
 pub const MAX_FORM_BYTES: usize = 4096;
@@ -52,68 +57,134 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             if body_bytes(&request).len() > MAX_FORM_BYTES {
                 return ApiError::PayloadTooLarge.into_response();
             }
+            if !crate::client::same_origin_form(deps, &request) {
+                tracing::warn!(
+                    outcome = "cross_site_refused",
+                    origin = llmxt_http::header(&request, "origin")
+                        .map(llmxt_http::loggable)
+                        .unwrap_or_default(),
+                    "restore post refused"
+                );
+                return Page::new("This form must be sent from this site")
+                    .alert(
+                        "For your security, sign-in requests are accepted only from this site's own pages.",
+                    )
+                    .primary("restore", &pages::restore_url(deps), "Open the sign-in page")
+                    .respond(deps, StatusCode::FORBIDDEN);
+            }
             let form = form_fields(body_bytes(&request));
             if let Some(token) = field(&form, "token") {
                 return redeem(deps, &token, now).await;
             }
-            let response = request_link(deps, &request, field(&form, "email"), now).await;
-            tokio::time::sleep_until(arrived + deps.restore_floor).await;
-            response
+            match request_link(deps, &request, field(&form, "email"), now).await {
+                Answer::Limited(response) => response,
+                Answer::Neutral(response) => {
+                    // Past this point the work depends on whether the address has a purchase.
+                    tokio::time::sleep_until(arrived + deps.restore_floor).await;
+                    if arrived.elapsed() > deps.restore_floor + FLOOR_SLACK {
+                        tracing::warn!(
+                            elapsed_ms = arrived.elapsed().as_millis() as u64,
+                            outcome = "restore_floor_exceeded",
+                            "a sign-in link request took longer than the answer floor"
+                        );
+                    }
+                    response
+                }
+            }
         }
         _ => ApiError::MethodNotAllowed("GET, POST").into_response(),
     }
 }
+
+/// A link request's answer: one whose timing reveals nothing already, or the neutral page
+/// that must wait for the floor.
+enum Answer {
+    Limited(Response<Body>),
+    Neutral(Response<Body>),
+}
+
+/// How much past the floor an answer may be before it is logged as too slow.
+const FLOOR_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
 
 async fn request_link(
     deps: &SuccessDeps,
     request: &Request,
     raw_email: Option<String>,
     now: i64,
-) -> Response<Body> {
-    let neutral = form_page(deps, StatusCode::OK, Some(NEUTRAL));
+) -> Answer {
+    let neutral = || Answer::Neutral(form_page(deps, StatusCode::OK, Some(NEUTRAL)));
     let Some(mailer) = &deps.mailer else {
-        return neutral;
+        return neutral();
     };
     let window_end = (now / 3600 + 1) * 3600;
-    let ip = source_ip(request);
-    let ip_count = deps
-        .store
-        .count_in_window(&format!("ip#{}", digest(&ip)), window_end)
-        .await;
+    let ip = crate::client::client_ip(deps, request);
+    let Some(ip_count) = crate::budget::count_per_ip_hour(deps, "ip", &ip, now).await else {
+        return neutral();
+    };
+    if ip_count > REQUESTS_PER_IP_PER_HOUR {
+        tracing::warn!(
+            ip_count,
+            outcome = "rate_limited",
+            limit = "ip",
+            "restore link requested"
+        );
+        return Answer::Limited(limited_page(deps, LIMITED_IP));
+    }
     let Some(email) = raw_email.and_then(|raw| Email::parse(&raw).ok()) else {
         tracing::info!(outcome = "malformed_email", "restore link requested");
-        return neutral;
+        return neutral();
     };
-    let email_count = deps
+    let email_count = match deps
         .store
         .count_in_window(&format!("email#{}", digest(email.as_str())), window_end)
-        .await;
-    let (ip_count, email_count) = match (ip_count, email_count) {
-        (Ok(ip), Ok(email)) => (ip, email),
-        (Err(error), _) | (_, Err(error)) => {
+        .await
+    {
+        Ok(count) => count,
+        Err(error) => {
             tracing::error!(error = %error, "restore: could not count the request; nothing sent");
-            return neutral;
+            return neutral();
         }
     };
-    if ip_count > REQUESTS_PER_IP_PER_HOUR || email_count > LINKS_PER_EMAIL_PER_HOUR {
-        tracing::warn!(email = %email, ip_count, email_count, outcome = "rate_limited", "restore link requested");
-        return neutral;
+    if email_count > LINKS_PER_EMAIL_PER_HOUR {
+        tracing::warn!(email = %email, email_count, outcome = "rate_limited", limit = "email", "restore link requested");
+        return Answer::Limited(limited_page(deps, LIMITED_EMAIL));
     }
     let has_pro = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
         Err(error) => {
             tracing::error!(email = %email, error = %error, "restore: could not read the entitlement; nothing sent");
-            return neutral;
+            return neutral();
         }
     };
     if !has_pro {
         tracing::info!(email = %email, outcome = "not_pro", "restore link requested");
-        return neutral;
+        return neutral();
+    }
+    match deps
+        .store
+        .count_in_window("restore_emails", window_end)
+        .await
+    {
+        Ok(sent) if sent <= deps.config.limits.restore_emails_per_hour => {}
+        Ok(sent) => {
+            tracing::warn!(
+                email = %email,
+                sent,
+                budget = "restore_emails_per_hour",
+                outcome = "over_budget",
+                "sign-in emails for this hour spent site-wide: nothing sent"
+            );
+            return neutral();
+        }
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "restore: could not count the email; nothing sent");
+            return neutral();
+        }
     }
     let mut bytes = [0_u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
         tracing::error!("restore: no randomness; nothing sent");
-        return neutral;
+        return neutral();
     }
     let token = URL_SAFE_NO_PAD.encode(bytes);
     if let Err(error) = deps
@@ -122,11 +193,12 @@ async fn request_link(
         .await
     {
         tracing::error!(email = %email, error = %error, "restore: could not store the token; nothing sent");
-        return neutral;
+        return neutral();
     }
     let origin = deps.config.site_url.origin();
     let link = format!("{origin}/upgrade/restore?token={token}");
     let site = origin.split("://").nth(1).unwrap_or(origin);
+    let started = std::time::Instant::now();
     let sent = mailer
         .send(SignInEmail {
             to: &email,
@@ -135,13 +207,36 @@ async fn request_link(
             valid_minutes: TOKEN_LIFETIME_SECONDS / 60,
         })
         .await;
+    let ses_ms = started.elapsed().as_millis() as u64;
     match sent {
-        Ok(()) => tracing::info!(email = %email, outcome = "sent", "restore link requested"),
+        Ok(()) => {
+            tracing::info!(email = %email, ses_ms, outcome = "sent", "restore link requested")
+        }
         Err(error) => {
-            tracing::error!(email = %email, error = %error, outcome = "ses_failed", "restore: SES did not send the sign-in link")
+            tracing::error!(email = %email, ses_ms, error = %error, outcome = "ses_failed", "restore: SES did not send the sign-in link")
         }
     }
-    neutral
+    neutral()
+}
+
+const LIMITED_EMAIL: &str = "Too many sign-in links were asked for this address in the last \
+    hour. Links already sent still work: check your inbox (and spam folder), or try again later.";
+const LIMITED_IP: &str = "Too many sign-in links were asked for from your network in the last \
+    hour. Links already sent still work: check your inbox (and spam folder), or try again later.";
+
+/// The answer over a limit: the same for every address, so it reveals nothing about
+/// purchases.
+fn limited_page(deps: &SuccessDeps, text: &str) -> Response<Body> {
+    let mut response = pages::restore_form(
+        deps,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(FormMessage::Error(text)),
+    );
+    response.headers_mut().insert(
+        lambda_http::http::header::RETRY_AFTER,
+        lambda_http::http::HeaderValue::from_static("3600"),
+    );
+    response
 }
 
 async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
@@ -197,18 +292,6 @@ fn valid_token(token: &str) -> bool {
 
 fn digest(text: &str) -> String {
     hex_encode(&Sha256::digest(text.as_bytes()))
-}
-
-/// The caller's address as API Gateway saw it; never a header the client sets.
-fn source_ip(request: &Request) -> String {
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .http
-            .source_ip
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned()),
-        _ => "local".to_owned(),
-    }
 }
 
 fn form_fields(body: &[u8]) -> Vec<(String, String)> {

@@ -83,8 +83,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         );
         return continue_page(deps, &reference);
     }
-    let binding = crate::checkout::presented_ref(&request);
-    match redeem(deps, &reference, binding.as_deref(), now).await {
+    let binding = crate::checkout::presented_refs(&request);
+    let ask_api = confirm::asks_on(attempt);
+    match redeem(deps, &reference, &binding, ask_api, now).await {
         Ok(ClaimOutcome::Redeemed(payment)) => {
             let Some(email) = payment.email.clone() else {
                 return unredeemable(deps, "failed", &reference);
@@ -136,18 +137,20 @@ fn continue_page(deps: &SuccessDeps, reference: &Reference) -> Response<Body> {
         .respond(deps, StatusCode::OK)
 }
 
-/// Redeems the purchase's claim; when nothing is stored for it and Dodo's API is
-/// configured, confirms the purchase through the API first.
+/// Redeems the purchase's claim; when nothing is stored for it, Dodo's API is configured
+/// and this visit may ask it (`ask_api`), confirms the purchase through the API first.
 async fn redeem(
     deps: &SuccessDeps,
     reference: &Reference,
-    binding: Option<&str>,
+    binding: &[String],
+    ask_api: bool,
     now: i64,
 ) -> Result<ClaimOutcome, StoreError> {
     let payment_id = match reference {
         Reference::Payment(id) => id.clone(),
         Reference::Subscription(id) => match deps.store.claim_payment_for_subscription(id).await? {
             Some(payment_id) => payment_id,
+            None if !ask_api => return Ok(ClaimOutcome::NotStored),
             None => match confirm::subscription(deps, id, binding, now).await {
                 confirm::Confirmation::Applied(payment_id) => payment_id,
                 confirm::Confirmation::NoAnswer => return Ok(ClaimOutcome::NotStored),
@@ -159,6 +162,7 @@ async fn redeem(
         .redeem_claim_bound(&payment_id, now, binding)
         .await?
     {
+        ClaimOutcome::NotStored if !ask_api => Ok(ClaimOutcome::NotStored),
         ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, binding, now).await {
             confirm::Confirmation::Applied(id) => {
                 deps.store.redeem_claim_bound(&id, now, binding).await

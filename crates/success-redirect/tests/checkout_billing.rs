@@ -10,7 +10,7 @@ use llmxt_core::request_signature::checkout_link_signature;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, apply_body, dodo_body, fresh_store,
-    hmac_secret, request_from_event, response_text, table_sizes, token_signer,
+    hmac_secret, record_sizes, request_from_event, response_text, token_signer,
 };
 use serde_json::json;
 use success_redirect::checkout::{CHECKOUT_COOKIE, checkout_ref};
@@ -119,7 +119,11 @@ async fn checkout_creates_a_session_bound_to_this_browser() {
     assert_eq!(body["return_url"], format!("{SITE}/upgrade/success"));
     assert_eq!(body["metadata"]["checkout_ref"], checkout_ref(nonce));
     assert_eq!(body["customer"]["email"], "buyer@example.com");
-    assert_eq!(table_sizes(&deps.store).await, (0, 0), "nothing stored");
+    assert_eq!(
+        record_sizes(&deps.store).await,
+        (0, 0),
+        "nothing but counters stored"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +204,7 @@ async fn unknown_products_bad_emails_and_dodo_errors_get_clear_pages_and_store_n
         "id=\"retry\" href=\"https://pro.example.com/upgrade/checkout?product=pdt_test\""
     ));
     assert!(header(&response, "set-cookie").is_empty());
-    assert_eq!(table_sizes(&deps.store).await, (0, 0));
+    assert_eq!(record_sizes(&deps.store).await, (0, 0));
 }
 
 #[tokio::test]

@@ -65,10 +65,12 @@ fn event(
 ) -> String {
     let mut headers = headers;
     if body.is_some() {
+        // A form posted by our own page.
         headers.push((
             "content-type",
             "application/x-www-form-urlencoded".to_owned(),
         ));
+        headers.push(("sec-fetch-site", "same-origin".to_owned()));
     }
     ApiGatewayEvent {
         method,
@@ -238,14 +240,37 @@ async fn every_address_gets_the_same_answer_and_only_a_buyer_gets_mail() {
     assert!(sent_emails(&stranger).await.is_empty());
 }
 
+/// The answer over a limit: says so, and that links already sent still work.
+fn limited(response: &Response<Body>, whose: &str) -> String {
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = response_text(response);
+    assert!(
+        html.contains(&format!(
+            "Too many sign-in links were asked for {whose} in the last hour"
+        )) && html.contains("Links already sent still work"),
+        "{html}"
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+    html
+}
+
 #[tokio::test]
 async fn three_links_an_hour_per_email_and_twenty_requests_per_source_ip() {
     let deps = deps().await;
     let buyer = address("limited");
     buy(&deps, &buyer, "pay_l").await;
-    for _ in 0..5 {
+    for _ in 0..3 {
         neutral(&ask_for_link(&deps, &buyer).await);
     }
+    let stranger = address("stranger");
+    for _ in 0..3 {
+        neutral(&ask_for_link(&deps, &stranger).await);
+    }
+    // The fourth request for an address says so, the same whether or not it has a purchase.
+    assert_eq!(
+        limited(&ask_for_link(&deps, &buyer).await, "this address"),
+        limited(&ask_for_link(&deps, &stranger).await, "this address")
+    );
     assert_eq!(
         sent_emails(&buyer).await.len(),
         3,
@@ -253,11 +278,11 @@ async fn three_links_an_hour_per_email_and_twenty_requests_per_source_ip() {
     );
     let other = address("other");
     buy(&deps, &other, "pay_o").await;
-    // The IP has made 5 requests; 15 more (anything) reach its limit of 20.
-    for _ in 0..15 {
-        neutral(&ask_for_link(&deps, "nobody@example.com").await);
+    // The IP has made 8 requests; 12 more (anything) reach its limit of 20.
+    for _ in 0..12 {
+        neutral(&ask_for_link(&deps, &address("nobody")).await);
     }
-    neutral(&ask_for_link(&deps, &other).await);
+    limited(&ask_for_link(&deps, &other).await, "from your network");
     assert!(
         sent_emails(&other).await.is_empty(),
         "the 21st request from the IP sends nothing"
@@ -415,4 +440,261 @@ async fn tokens_and_counters_never_show_up_as_payments() {
         .await
         .unwrap();
     assert_eq!(by_email.len(), 1);
+}
+
+/// A restore form post with exactly these headers, from API Gateway's `source_ip`.
+async fn post_raw(
+    deps: &SuccessDeps,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+    source_ip: &str,
+) -> Response<Body> {
+    let mut event = ApiGatewayEvent {
+        method: "POST",
+        path: "/upgrade/restore",
+        query: "",
+        headers,
+        cookies: vec![],
+        body: Some(body),
+    }
+    .to_json();
+    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    event["requestContext"]["domainName"] = json!("abc123.execute-api.eu-west-1.amazonaws.com");
+    handle(deps, request_from_event(&event.to_string()), now()).await
+}
+
+fn email_form(email: &str) -> String {
+    format!("email={}", email.replace('@', "%40"))
+}
+
+fn same_origin() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("sec-fetch-site", "same-origin".to_owned()),
+    ]
+}
+
+fn refused(response: &Response<Body>) {
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response_text(response).contains("<h1>"), "a page");
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn cross_site_and_text_plain_restore_posts_are_refused() {
+    let deps = deps().await;
+    let buyer = address("csrf");
+    buy(&deps, &buyer, "pay_csrf").await;
+    let form = "application/x-www-form-urlencoded".to_owned();
+    let refused_requests = [
+        // A cross-site page's form or fetch.
+        vec![
+            ("content-type", form.clone()),
+            ("origin", "https://evil.example".to_owned()),
+            ("sec-fetch-site", "cross-site".to_owned()),
+        ],
+        // A sibling subdomain is same-site, not same-origin.
+        vec![
+            ("content-type", form.clone()),
+            ("origin", "https://shop.pro.example.com".to_owned()),
+            ("sec-fetch-site", "same-site".to_owned()),
+        ],
+        // text/plain dodges a CORS preflight; refused even from our own origin.
+        vec![
+            ("content-type", "text/plain".to_owned()),
+            ("origin", SITE.to_owned()),
+            ("sec-fetch-site", "same-origin".to_owned()),
+        ],
+        // No content type, or no origin information at all.
+        vec![("sec-fetch-site", "same-origin".to_owned())],
+        vec![("content-type", form.clone())],
+        vec![
+            ("content-type", form.clone()),
+            ("origin", "null".to_owned()),
+        ],
+    ];
+    for headers in refused_requests {
+        refused(&post_raw(&deps, email_form(&buyer), headers, "198.51.100.1").await);
+    }
+    assert!(sent_emails(&buyer).await.is_empty(), "nothing sent");
+
+    // Accepted: Sec-Fetch-Site same-origin, or an Origin naming the site or this API.
+    for headers in [
+        same_origin(),
+        vec![("content-type", form.clone()), ("origin", SITE.to_owned())],
+        vec![
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=UTF-8".to_owned(),
+            ),
+            (
+                "origin",
+                "https://abc123.execute-api.eu-west-1.amazonaws.com".to_owned(),
+            ),
+        ],
+    ] {
+        neutral(&post_raw(&deps, email_form(&buyer), headers, "198.51.100.1").await);
+    }
+    assert_eq!(sent_emails(&buyer).await.len(), 3);
+
+    // Login CSRF: a cross-site post of someone's token neither signs in nor spends it.
+    let token = token_sent_to(&buyer).await;
+    let cross_site = vec![
+        ("content-type", form.clone()),
+        ("origin", "https://evil.example".to_owned()),
+    ];
+    refused(&post_raw(&deps, format!("token={token}"), cross_site, "198.51.100.1").await);
+    let signed_in = post_raw(
+        &deps,
+        format!("token={token}"),
+        same_origin(),
+        "198.51.100.1",
+    )
+    .await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn an_ip_over_its_limit_does_not_lock_the_email() {
+    let deps = deps().await;
+    let buyer = address("victim");
+    buy(&deps, &buyer, "pay_victim").await;
+    let attacker = "198.51.100.66";
+    for _ in 0..20 {
+        neutral(&post_raw(&deps, email_form(&address("junk")), same_origin(), attacker).await);
+    }
+    // At the top of the hour the attacker asks for the buyer's address again and again.
+    for _ in 0..6 {
+        limited(
+            &post_raw(&deps, email_form(&buyer), same_origin(), attacker).await,
+            "from your network",
+        );
+    }
+    assert!(sent_emails(&buyer).await.is_empty());
+    // The buyer, from their own address, still gets a link.
+    neutral(&post_raw(&deps, email_form(&buyer), same_origin(), "203.0.113.77").await);
+    assert_eq!(sent_emails(&buyer).await.len(), 1);
+}
+
+#[tokio::test]
+async fn limits_are_keyed_on_the_client_ip_header_when_set() {
+    // Behind CloudFront every request comes from CloudFront's address.
+    let proxy = "192.0.2.1";
+    let viewer = |address: &str| {
+        let mut headers = same_origin();
+        headers.push(("cloudfront-viewer-address", format!("{address}:51234")));
+        headers
+    };
+    let cdn = deps_with(&[("CLIENT_IP_HEADER", "cloudfront-viewer-address".to_owned())]).await;
+    let buyer = address("behind-cdn");
+    buy(&cdn, &buyer, "pay_cdn").await;
+    for _ in 0..20 {
+        neutral(
+            &post_raw(
+                &cdn,
+                email_form(&address("junk")),
+                viewer("198.51.100.5"),
+                proxy,
+            )
+            .await,
+        );
+    }
+    limited(
+        &post_raw(
+            &cdn,
+            email_form(&address("junk")),
+            viewer("198.51.100.5"),
+            proxy,
+        )
+        .await,
+        "from your network",
+    );
+    // Another viewer behind the same proxy is not affected.
+    neutral(&post_raw(&cdn, email_form(&buyer), viewer("198.51.100.6"), proxy).await);
+    assert_eq!(sent_emails(&buyer).await.len(), 1);
+
+    // Without CLIENT_IP_HEADER the header is ignored: changing it does not reset the limit.
+    let deps = deps().await;
+    for n in 0..20 {
+        let spoofed = viewer(&format!("198.51.100.{n}"));
+        neutral(
+            &post_raw(
+                &deps,
+                email_form(&address("junk")),
+                spoofed,
+                "198.51.100.200",
+            )
+            .await,
+        );
+    }
+    limited(
+        &post_raw(
+            &deps,
+            email_form(&address("junk")),
+            viewer("198.51.100.99"),
+            "198.51.100.200",
+        )
+        .await,
+        "from your network",
+    );
+}
+
+#[tokio::test]
+async fn the_site_wide_email_cap_holds_and_answers_like_any_other_request() {
+    let deps = deps_with(&[("RESTORE_EMAILS_PER_HOUR", "2".to_owned())]).await;
+    let buyers: Vec<String> = (0..3).map(|_| address("capped")).collect();
+    for (n, buyer) in buyers.iter().enumerate() {
+        buy(&deps, buyer, &format!("pay_cap{n}")).await;
+    }
+    let mut pages = Vec::new();
+    for (n, buyer) in buyers.iter().enumerate() {
+        let ip = format!("203.0.113.{}", 100 + n);
+        pages.push(neutral(
+            &post_raw(&deps, email_form(buyer), same_origin(), &ip).await,
+        ));
+    }
+    assert!(pages.iter().all(|page| *page == pages[0]), "one answer");
+    let sent = sent_counts(&buyers).await;
+    assert_eq!(sent, [1, 1, 0], "two emails an hour site-wide");
+}
+
+async fn sent_counts(buyers: &[String]) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    for buyer in buyers {
+        lengths.push(sent_emails(buyer).await.len());
+    }
+    lengths
+}
+
+#[tokio::test]
+async fn answers_that_depend_on_a_purchase_wait_for_the_floor_and_limits_do_not() {
+    let mut deps = deps().await;
+    deps.restore_floor = std::time::Duration::from_millis(400);
+    let buyer = address("timed");
+    buy(&deps, &buyer, "pay_timed").await;
+    for email in [buyer.clone(), address("unpaid")] {
+        let started = std::time::Instant::now();
+        neutral(&post_raw(&deps, email_form(&email), same_origin(), "203.0.113.9").await);
+        assert!(
+            started.elapsed() >= deps.restore_floor,
+            "{email}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(sent_emails(&buyer).await.len(), 1);
+    // A refusal that reveals nothing about purchases does not hold the function.
+    let started = std::time::Instant::now();
+    refused(
+        &post_raw(
+            &deps,
+            email_form(&buyer),
+            vec![("content-type", "text/plain".to_owned())],
+            "203.0.113.9",
+        )
+        .await,
+    );
+    assert!(started.elapsed() < deps.restore_floor);
 }

@@ -265,6 +265,25 @@ pub async fn table_sizes(store: &Store) -> (usize, usize) {
     )
 }
 
+/// Like [`table_sizes`], without the rate-limit counters (`limit#…`): what a request that
+/// must store nothing may still write.
+pub async fn record_sizes(store: &Store) -> (usize, usize) {
+    let config = store.config().clone();
+    let payments = scan_all(store, &config.payments_table).await;
+    let records = payments
+        .iter()
+        .filter(|item| {
+            !item["payment_id"]
+                .as_s()
+                .is_ok_and(|key| key.starts_with(llmxt_core::store::RATE_LIMIT_PREFIX))
+        })
+        .count();
+    (
+        scan_all(store, &config.entitlements_table).await.len(),
+        records,
+    )
+}
+
 /// Fixed clock of the sample events in `events/` (2026-01-10T17:55:53Z).
 pub const EVENTS_TIME: i64 = 1_768_067_753;
 
