@@ -202,13 +202,14 @@ impl DodoStandIn {
     /// and its first payment and sends `subscription.active` and `payment.succeeded`.
     /// Returns (subscription id, payment id).
     pub async fn subscribe(&self, email: &str, product: &str) -> (String, String) {
-        self.subscribe_with(email, product, |_| {}).await
+        self.subscribe_with(email, product, true, |_| {}).await
     }
 
     async fn subscribe_with(
         &self,
         email: &str,
         product: &str,
+        send_webhooks: bool,
         edit_payment: impl FnOnce(&mut Value),
     ) -> (String, String) {
         let now = llmxt_core::time::unix_now();
@@ -243,9 +244,11 @@ impl DodoStandIn {
         );
         self.add_subscription(subscription.clone());
         self.add_payment(payment.clone());
-        self.send_webhook("subscription.active", &subscription)
-            .await;
-        self.send_webhook("payment.succeeded", &payment).await;
+        if send_webhooks {
+            self.send_webhook("subscription.active", &subscription)
+                .await;
+            self.send_webhook("payment.succeeded", &payment).await;
+        }
         (subscription_id, payment_id)
     }
 
@@ -706,8 +709,9 @@ impl DodoStandIn {
             .subscription_products
             .contains(&product);
         if sells_subscription {
+            let send = form.get("webhook").map(String::as_str) != Some("lose");
             let (_, payment_id) = self
-                .subscribe_with(&email, &product, |p| {
+                .subscribe_with(&email, &product, send, |p| {
                     if metadata.is_object() {
                         p["metadata"] = metadata.clone();
                     }
