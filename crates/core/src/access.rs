@@ -221,7 +221,7 @@ mod tests {
         );
         assert!(summary.pro);
         assert_eq!(summary.features, ["api", "export"]);
-        assert_eq!(summary.billing.unwrap().state, BillingState::Lifetime);
+        assert_eq!(summary.billing.expect("billing").state, BillingState::Lifetime);
 
         let active = subscription("enterprise", "active", status::ACTIVE, NOW + 1000);
         let summary = access_summary(
@@ -230,9 +230,9 @@ mod tests {
             &PlanRanking::standard(),
             &features(),
         );
-        assert_eq!(summary.shown.unwrap().plan, "enterprise");
+        assert_eq!(summary.shown.expect("shown").plan, "enterprise");
         assert_eq!(summary.features, ["api", "export", "sso"]);
-        let billing = summary.billing.unwrap();
+        let billing = summary.billing.expect("billing");
         assert_eq!(billing.state, BillingState::Active);
         assert_eq!(billing.renews_at, Some(NOW + 900));
         assert_eq!(billing.ends_at, None);
