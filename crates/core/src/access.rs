@@ -221,7 +221,10 @@ mod tests {
         );
         assert!(summary.pro);
         assert_eq!(summary.features, ["api", "export"]);
-        assert_eq!(summary.billing.expect("billing").state, BillingState::Lifetime);
+        assert_eq!(
+            summary.billing.expect("billing").state,
+            BillingState::Lifetime
+        );
 
         let active = subscription("enterprise", "active", status::ACTIVE, NOW + 1000);
         let summary = access_summary(
