@@ -408,6 +408,41 @@ async fn the_change_page_refuses_what_the_cookie_does_not_cover() {
         )
         .await;
     assert_eq!(cross_site.status(), 403);
+    // The owner's own purchase cookie from a one-time purchase covers only that purchase:
+    // the subscription is refused, and the answer is about the lifetime grant alone.
+    let payment = llmxt_testkit::dodo::payment_object(
+        "pay_owner_lifetime",
+        "owner@example.com",
+        "succeeded",
+        "pdt_life",
+        None,
+        |_| {},
+    );
+    h.dodo.add_payment(payment.clone());
+    h.dodo.send_webhook("payment.succeeded", &payment).await;
+    let success = h
+        .get(
+            "/upgrade/success",
+            "payment_id=pay_owner_lifetime&status=succeeded",
+            None,
+        )
+        .await;
+    let lifetime_only = cookie_of(&success);
+    let page = h
+        .get(
+            "/upgrade/plan",
+            &format!("product=pdt_ent&subscription={subscription}"),
+            Some(&lifetime_only),
+        )
+        .await;
+    assert_eq!(page.status(), 403, "{}", response_text(&page));
+    let posted = h.confirm(&lifetime_only, "pdt_ent", &subscription).await;
+    assert_eq!(posted.status(), 403);
+    let answer = h.entitlement(&lifetime_only).await;
+    assert_eq!(answer["scope"], "purchase");
+    assert_eq!(answer["billing"]["state"], "lifetime");
+    let answer = h.entitlement(&owner).await;
+    assert_eq!(answer["billing"]["state"], "active", "{answer}");
     // A product not sold here.
     let unknown = h
         .get("/upgrade/plan", "product=pdt_nope", Some(&owner))

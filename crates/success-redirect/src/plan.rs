@@ -19,8 +19,10 @@ use llmxt_core::email::Email;
 use llmxt_core::policy::PolicySettings;
 use llmxt_core::records::{Entitlement, Grant, source, status};
 use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::COOKIE_NAME;
-use llmxt_http::{ApiError, body_bytes, cookies, header, query_param, redirect, see_other};
+use llmxt_core::token::Scope;
+use llmxt_http::{
+    ApiError, body_bytes, header, presented_tokens, query_param, redirect, see_other,
+};
 
 use crate::SuccessDeps;
 use crate::pages::{Page, escape_html, message_page, message_with_sign_in, restore_url};
@@ -59,11 +61,13 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             "This link does not name a plan sold here.",
         );
     };
-    let signer = deps.cookies.signer();
-    let email = cookies(&request, COOKIE_NAME)
-        .find_map(|token| signer.verify(token, now).ok())
-        .and_then(|verified| Email::parse(&verified.claims.email).ok());
-    let Some(email) = email else {
+    // An account cookie first: it covers every grant of the email.
+    let (mut valid, _) = presented_tokens(&request, deps.cookies.signer(), now);
+    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
+    let Some((email, scope)) = valid.first().and_then(|presented| {
+        let claims = &presented.token.claims;
+        Some((Email::parse(&claims.email).ok()?, claims.scope()))
+    }) else {
         return redirect(&restore_url(deps), None);
     };
     let entitlement = match deps.store.get_entitlement(&email).await {
@@ -73,22 +77,25 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             return ApiError::Unavailable.into_response();
         }
     };
-    let in_scope: Vec<&Grant> = grants_in_scope(entitlement.as_ref()).collect();
+    let in_scope: Vec<&Grant> = grants_in_scope(entitlement.as_ref(), &scope).collect();
     let changeable: Vec<&Grant> = in_scope
         .iter()
         .copied()
         .filter(|g| is_changeable(g, now))
         .collect();
-    let chosen = match param("subscription") {
-        Some(id) => changeable.iter().copied().find(|g| g.key == id),
+    let requested = param("subscription");
+    let chosen = match &requested {
+        Some(id) => changeable.iter().copied().find(|g| &g.key == id),
         None if changeable.len() == 1 => changeable.first().copied(),
         None if changeable.len() > 1 => return choose_page(deps, &product, &changeable),
         None => None,
     };
     let Some(grant) = chosen else {
-        let lifetime = in_scope
-            .iter()
-            .any(|g| g.gives_access(now) && g.source != source::SUBSCRIPTION);
+        // Naming a subscription this cookie cannot change is refused, whatever else it covers.
+        let lifetime = requested.is_none()
+            && in_scope
+                .iter()
+                .any(|g| g.gives_access(now) && g.source != source::SUBSCRIPTION);
         tracing::info!(email = %email, outcome = if lifetime { "lifetime" } else { "not_covered" }, "plan change");
         return if lifetime {
             lifetime_page(deps, &product)
@@ -195,9 +202,15 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     see_other(&deps.config.site_url.with_upgrade_outcome(outcome), None)
 }
 
-/// The grants this browser's cookie covers.
-fn grants_in_scope(entitlement: Option<&Entitlement>) -> impl Iterator<Item = &Grant> {
-    entitlement.into_iter().flat_map(|e| e.grants.values())
+/// The grants this browser's cookie covers: a purchase cookie's own, an account cookie's all.
+fn grants_in_scope<'a>(
+    entitlement: Option<&'a Entitlement>,
+    scope: &'a Scope,
+) -> impl Iterator<Item = &'a Grant> {
+    entitlement
+        .into_iter()
+        .flat_map(|e| e.grants.values())
+        .filter(|grant| scope.covers(&grant.key))
 }
 
 /// A subscription Dodo lets change plan: in force and `active` (not paused, on hold or
