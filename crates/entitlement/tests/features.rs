@@ -10,6 +10,7 @@ use llmxt_core::config::{EntitlementConfig, Env};
 use llmxt_core::email::Email;
 use llmxt_core::records::{Entitlement, Grant, source, status};
 use llmxt_core::time::format_rfc3339;
+use llmxt_core::token::EntitlementClaims;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_SITE, fresh_store,
     request_from_event, response_json, unreachable_store,
@@ -32,12 +33,20 @@ fn config() -> EntitlementConfig {
 }
 
 async fn ask(deps: &EntitlementDeps, email: &str) -> Value {
-    let token = llmxt_testkit::token_signer().issue(
-        &Email::parse(email).unwrap(),
-        "professional",
-        NOW,
-        3600,
-    );
+    ask_scoped(deps, email, None).await
+}
+
+/// With a purchase cookie covering `grants` (an account cookie when `None`).
+async fn ask_scoped(deps: &EntitlementDeps, email: &str, grants: Option<&[&str]>) -> Value {
+    let token = llmxt_testkit::token_signer().encode(&EntitlementClaims {
+        email: email.to_owned(),
+        plan: "professional".to_owned(),
+        iat: NOW,
+        exp: NOW + 3600,
+        aud: TEST_SITE.to_owned(),
+        auth_time: Some(NOW),
+        grants: grants.map(|keys| keys.iter().map(|k| (*k).to_owned()).collect()),
+    });
     let event = ApiGatewayEvent {
         method: "GET",
         path: "/api/entitlement",
@@ -106,6 +115,13 @@ async fn features_are_the_union_and_billing_follows_the_shown_grant() {
             "scheduled_at": format_rfc3339(period_end),
         })
     );
+
+    // A purchase cookie proving only the one-time purchase: its features and billing alone.
+    let scoped = ask_scoped(&deps, "both@example.com", Some(&["pay_1"])).await;
+    assert_eq!(scoped["scope"], "purchase");
+    assert_eq!(scoped["plan"], "professional");
+    assert_eq!(scoped["features"], json!(["api", "export"]));
+    assert_eq!(scoped["billing"]["state"], "lifetime");
 
     store_grants(
         &deps,

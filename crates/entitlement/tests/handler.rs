@@ -819,7 +819,7 @@ async fn a_purchase_cookie_sees_only_its_grants_and_says_so() {
     let body = response_json(&ask_with_cookie(&deps, &other).await);
     assert_eq!(
         body,
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": "purchase", "source": "database"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "features": [], "billing": null, "scope": "purchase", "source": "database"})
     );
 }
 
