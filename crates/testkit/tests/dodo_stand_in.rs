@@ -222,6 +222,7 @@ async fn a_restarted_stand_in_never_repeats_an_id_and_stamps_purchases_with_the_
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].payment_id, second);
+}
 
 #[tokio::test]
 async fn the_sdks_change_plan_calls_accept_the_stand_ins_answers() {
