@@ -46,7 +46,10 @@ before(async () => {
     HMAC_SECRET: "e2e-hmac-secret-0123456789abcdef012345",
     REQUIRE_HMAC_SIGNATURE: "false",
     NEXT_PUBLIC_SITE_URL: site,
-    PRODUCT_PLANS: "pdt_test=professional",
+    PRODUCT_PLANS: "pdt_test=professional,pdt_test_enterprise=enterprise,pdt_test_sub=professional",
+    PLAN_FEATURES: "professional=export,api;enterprise=export,api,sso",
+    DODO_LOCAL_SUBSCRIPTION_PRODUCTS: "pdt_test_enterprise,pdt_test_sub",
+    DODO_LOCAL_PRICES: "pdt_test_sub=1000,pdt_test_enterprise=3000",
     RESTORE_EMAIL_FROM: "access@example.com",
     DODO_PAYMENTS_API_KEY: "e2e-dodo-api-key",
     DODO_PAYMENTS_BASE_URL: dodoUrl,
@@ -226,5 +229,26 @@ test("a newcomer clicks home → Buy Pro → Pay and is Pro, then manages billin
 test("when the webhook is lost, the success page confirms the payment through the API", async () => {
   const context = await browser.newContext();
   await buyFromHome(context, `lost-${suffix}@example.com`, "lose");
+  await context.close();
+});
+
+test("a subscriber clicks Change plan → Confirm and is on the new plan", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/checkout?product=pdt_test_sub`);
+  await page.waitForURL(`${dodoUrl}/checkout/**`);
+  await page.fill("input[name=email]", `plan-${suffix}@example.com`);
+  await page.click("button[value=send]");
+  await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await proStatus(page), "Pro (professional)");
+  assert.match(await page.textContent("#details"), /features: api, export; billing: active, renews /);
+  await page.click("#change-plan");
+  await page.waitForURL(`${site}/upgrade/plan?product=pdt_test_enterprise`);
+  assert.equal(await page.textContent("#new-plan"), "enterprise");
+  assert.equal(await page.textContent("#charged-now"), "20.00 USD");
+  await page.click("#confirm");
+  await page.waitForURL(`${site}/?upgrade=plan_changed`, { timeout: 20_000 });
+  assert.equal(await proStatus(page), "Pro (enterprise)");
+  assert.match(await page.textContent("#details"), /features: api, export, sso/);
   await context.close();
 });

@@ -59,7 +59,10 @@ export RUST_LOG=${RUST_LOG:-info}
 export RESTORE_EMAIL_FROM=${RESTORE_EMAIL_FROM:-access@example.com}
 export DODO_PAYMENTS_API_KEY=${DODO_PAYMENTS_API_KEY:-local-dodo-api-key}
 export DODO_LOCAL_WEBHOOK_URL=${DODO_LOCAL_WEBHOOK_URL:-http://127.0.0.1:$PORT/api/webhooks/dodo}
-export PRODUCT_PLANS=${PRODUCT_PLANS:-pdt_test=professional}
+export PRODUCT_PLANS=${PRODUCT_PLANS:-pdt_test=professional,pdt_test_enterprise=enterprise}
+export PLAN_FEATURES=${PLAN_FEATURES:-professional=export,api;enterprise=export,api,sso}
+export DODO_LOCAL_SUBSCRIPTION_PRODUCTS=${DODO_LOCAL_SUBSCRIPTION_PRODUCTS:-pdt_test,pdt_test_enterprise}
+export DODO_LOCAL_PRICES=${DODO_LOCAL_PRICES:-pdt_test=1000,pdt_test_enterprise=3000}
 [ -z "$dodo_port" ] || export DODO_LOCAL_PORT=$dodo_port
 
 ports=("$PORT" $ddb_port $ses_port $dodo_port)

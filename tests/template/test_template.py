@@ -223,6 +223,7 @@ def test_routes(template):
         "/upgrade/restore": "SuccessRedirectFunction",
         "/upgrade/checkout": "SuccessRedirectFunction",
         "/upgrade/billing": "SuccessRedirectFunction",
+        "/upgrade/plan": "SuccessRedirectFunction",
         "/upgrade/{proxy+}": "SuccessRedirectFunction",
         "/api/entitlement": "EntitlementFunction",
     }

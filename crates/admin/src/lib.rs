@@ -230,10 +230,15 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let email = one_email(&options)?;
             let privacy_key = PrivacyKey::optional_from_env(env)?;
             let store = connect(env).await?;
+            let plans = ShownPlans {
+                ranking: llmxt_core::config::plan_ranking_from_env(env)?,
+                features: llmxt_core::config::plan_features_from_env(env)?,
+            };
             show(
                 &store,
                 &email,
                 privacy_key.as_ref(),
+                &plans,
                 options.flag("json"),
                 out,
             )
@@ -564,10 +569,43 @@ fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
     Ok(now - amount.saturating_mul(seconds))
 }
 
+/// What `show` needs to sum up the grants as `/api/entitlement` does.
+struct ShownPlans {
+    ranking: llmxt_core::records::PlanRanking,
+    features: llmxt_core::access::PlanFeatures,
+}
+
+/// `billing: active, renews …, scheduled: professional on …`.
+fn billing_line(billing: &llmxt_core::access::Billing) -> String {
+    let mut line = billing.state.as_str().to_owned();
+    if let Some(at) = billing.renews_at {
+        line.push_str(&format!(", renews {}", format_rfc3339(at)));
+    }
+    if let Some(at) = billing.ends_at {
+        line.push_str(&format!(", ends {}", format_rfc3339(at)));
+    }
+    if let Some(plan) = &billing.scheduled_plan {
+        let at = billing.scheduled_at.map_or("-".to_owned(), format_rfc3339);
+        line.push_str(&format!(", scheduled: {plan} on {at}"));
+    }
+    line
+}
+
+fn billing_json(billing: &llmxt_core::access::Billing) -> Value {
+    json!({
+        "state": billing.state.as_str(),
+        "renews_at": billing.renews_at.map(format_rfc3339),
+        "ends_at": billing.ends_at.map(format_rfc3339),
+        "scheduled_plan": billing.scheduled_plan,
+        "scheduled_at": billing.scheduled_at.map(format_rfc3339),
+    })
+}
+
 async fn show(
     store: &Store,
     email: &Email,
     privacy_key: Option<&PrivacyKey>,
+    plans: &ShownPlans,
     as_json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -590,10 +628,18 @@ async fn show(
         .into());
     }
     let now = now();
+    let summary = llmxt_core::access::access_summary(
+        entitlement.iter().flat_map(|e| e.grants.values()),
+        now,
+        &plans.ranking,
+        &plans.features,
+    );
     if as_json {
         let value = json!({
             "email": email.as_str(),
             "pro": entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
+            "features": summary.features,
+            "billing": summary.billing.as_ref().map(billing_json),
             "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
             "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
             "erasure_receipt": receipt.as_ref().map(receipt_json),
@@ -625,11 +671,15 @@ async fn show(
                     .unwrap_or_default(),
             )
             .map_err(io)?;
+            writeln!(out, "  features: {}", summary.features.join(", ")).map_err(io)?;
+            if let Some(billing) = &summary.billing {
+                writeln!(out, "  billing: {}", billing_line(billing)).map_err(io)?;
+            }
             writeln!(out, "  grants: {}", e.grants.len()).map_err(io)?;
             for grant in e.grants.values() {
                 writeln!(
                     out,
-                    "    {:<28} {:<7} {:<12} {:<9} until {}{}",
+                    "    {:<28} {:<7} {:<12} {:<9} until {}{}; {} plan, billing: {}",
                     grant.key,
                     if grant.gives_access(now) { "PRO" } else { "-" },
                     grant.source,
@@ -640,6 +690,8 @@ async fn show(
                         .as_ref()
                         .map(|r| format!(", reason: {r}"))
                         .unwrap_or_default(),
+                    grant.plan,
+                    billing_line(&llmxt_core::access::Billing::of(grant, now)),
                 )
                 .map_err(io)?;
             }
@@ -985,6 +1037,11 @@ fn entitlement_json(e: &Entitlement, now: i64) -> Value {
             "subscription_id": g.subscription_id,
             "product_id": g.product_id,
             "revoked_period_end": g.revoked_period_end.map(format_rfc3339),
+            "subscription_status": g.subscription_status,
+            "billing": billing_json(&llmxt_core::access::Billing::of(g, now)),
+            "scheduled_plan": g.scheduled_plan,
+            "scheduled_product_id": g.scheduled_product_id,
+            "scheduled_at": g.scheduled_at.map(format_rfc3339),
             "reason": g.reason,
             "changed_by": g.changed_by,
             "updated_at": format_rfc3339(g.updated_at),

@@ -368,6 +368,62 @@ pub fn plan_ranking_from_env(env: &Env) -> Result<PlanRanking, ConfigError> {
     Ok(PlanRanking::new(plans))
 }
 
+/// Parses `PLAN_FEATURES` (`professional=export,api;enterprise=export,api,sso`; empty when
+/// unset): what each plan unlocks.
+pub fn plan_features_from_env(env: &Env) -> Result<crate::access::PlanFeatures, ConfigError> {
+    let mut by_plan = std::collections::BTreeMap::new();
+    let text = env.optional("PLAN_FEATURES").unwrap_or_default();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('=').and_then(|(plan, list)| {
+            let features: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (is_token(plan.trim()) && features.iter().all(|f| is_token(f)))
+                .then(|| (plan.trim().to_owned(), features))
+        });
+        let Some((plan, features)) = parsed else {
+            return Err(ConfigError::new(
+                "PLAN_FEATURES",
+                format!(
+                    "has a malformed entry {entry:?}; expected plan=feature,feature;plan=feature"
+                ),
+            ));
+        };
+        if by_plan.insert(plan.clone(), features).is_some() {
+            return Err(ConfigError::new(
+                "PLAN_FEATURES",
+                format!("names plan {plan:?} twice"),
+            ));
+        }
+    }
+    Ok(crate::access::PlanFeatures::new(by_plan))
+}
+
+/// Dodo's `proration_billing_mode` values, accepted by `PLAN_CHANGE_PRORATION`.
+pub const PRORATION_MODES: [&str; 3] = [
+    "prorated_immediately",
+    "full_immediately",
+    "difference_immediately",
+];
+
+/// Reads `PLAN_CHANGE_PRORATION` (default `prorated_immediately`): how Dodo bills an upgrade.
+pub fn plan_change_proration_from_env(env: &Env) -> Result<String, ConfigError> {
+    let mode = env
+        .optional("PLAN_CHANGE_PRORATION")
+        .unwrap_or_else(|| PRORATION_MODES[0].to_owned());
+    if PRORATION_MODES.contains(&mode.as_str()) {
+        Ok(mode)
+    } else {
+        Err(ConfigError::new(
+            "PLAN_CHANGE_PRORATION",
+            "must be prorated_immediately, full_immediately or difference_immediately",
+        ))
+    }
+}
+
 fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
@@ -597,6 +653,8 @@ pub struct SuccessConfig {
     pub brand: crate::brand::BrandConfig,
     /// Abuse budgets and the trusted client-IP header.
     pub limits: AbuseLimits,
+    /// `PLAN_CHANGE_PRORATION`: Dodo's `proration_billing_mode` for upgrades.
+    pub plan_change_proration: String,
 }
 
 /// Budgets that keep public routes from being turned against the merchant (docs/security.md).
@@ -707,6 +765,7 @@ impl SuccessConfig {
             hmac_secret: env.signing_secret("HMAC_SECRET")?,
             brand,
             limits: AbuseLimits::from_env(env)?,
+            plan_change_proration: plan_change_proration_from_env(env)?,
         })
     }
 }
@@ -725,6 +784,8 @@ pub struct EntitlementConfig {
     pub db_budget_ms: u64,
     /// `PLAN_RANKING`: picks the plan answered when several grants give access.
     pub ranking: PlanRanking,
+    /// `PLAN_FEATURES`: what each plan unlocks.
+    pub features: crate::access::PlanFeatures,
     /// Tables.
     pub store: StoreConfig,
 }
@@ -747,6 +808,7 @@ impl EntitlementConfig {
             require_signature,
             db_budget_ms: u64::try_from(db_budget_ms).unwrap_or(400),
             ranking: plan_ranking_from_env(env)?,
+            features: plan_features_from_env(env)?,
             store: StoreConfig::from_env(env)?,
         })
     }
@@ -1004,5 +1066,39 @@ mod tests {
             let error = AbuseLimits::from_env(&env(&[(name, bad)])).expect_err(bad);
             assert_eq!(error.variable, name);
         }
+    }
+
+    #[test]
+    fn plan_features_and_proration_are_validated_in_one_line() {
+        let features = plan_features_from_env(&env(&[(
+            "PLAN_FEATURES",
+            "professional=export,api; enterprise=export,api,sso",
+        )]))
+        .expect("valid");
+        assert_eq!(features.of("enterprise"), ["export", "api", "sso"]);
+        assert!(features.of("free").is_empty());
+        assert!(
+            plan_features_from_env(&env(&[]))
+                .expect("empty")
+                .of("x")
+                .is_empty()
+        );
+        for bad in ["professional", "pro plan=x", "a=x;a=y", "a=b c", "=x"] {
+            let error = plan_features_from_env(&env(&[("PLAN_FEATURES", bad)])).expect_err(bad);
+            assert_eq!(error.variable, "PLAN_FEATURES", "{bad}");
+            assert!(!error.to_string().contains('\n'), "{bad}");
+        }
+        assert_eq!(
+            plan_change_proration_from_env(&env(&[])).expect("default"),
+            "prorated_immediately"
+        );
+        assert_eq!(
+            plan_change_proration_from_env(&env(&[("PLAN_CHANGE_PRORATION", "full_immediately")]))
+                .expect("valid"),
+            "full_immediately"
+        );
+        let error = plan_change_proration_from_env(&env(&[("PLAN_CHANGE_PRORATION", "later")]))
+            .expect_err("unknown mode");
+        assert_eq!(error.variable, "PLAN_CHANGE_PRORATION");
     }
 }

@@ -258,6 +258,90 @@ impl DodoApi {
     }
 }
 
+/// What Dodo's `POST /subscriptions/{id}/change-plan/preview` says a change would do, read
+/// permissively from [`dodopayments::models::SubscriptionPreviewChangePlanResponse`]
+/// (`immediate_charge.summary`, `new_plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChangePreview {
+    /// `immediate_charge.summary.total_amount`: charged now, in the smallest currency unit.
+    pub charged_now: i64,
+    /// `immediate_charge.summary.currency`.
+    pub currency: String,
+    /// `new_plan.product_id`.
+    pub new_product_id: Option<String>,
+    /// `new_plan.next_billing_date`, unix seconds.
+    pub next_billing_date: Option<i64>,
+}
+
+impl PlanChangePreview {
+    fn from_answer(answer: &Value) -> Result<Self, DodoApiError> {
+        let summary = &answer["immediate_charge"]["summary"];
+        let charged_now = summary["total_amount"].as_i64().ok_or_else(|| {
+            DodoApiError::Unavailable("preview without immediate_charge.summary".to_owned())
+        })?;
+        let date = |value: &Value| value.as_str().and_then(crate::time::parse_rfc3339_seconds);
+        Ok(Self {
+            charged_now,
+            currency: summary["currency"].as_str().unwrap_or_default().to_owned(),
+            new_product_id: answer["new_plan"]["product_id"].as_str().map(str::to_owned),
+            next_billing_date: date(&answer["new_plan"]["next_billing_date"]),
+        })
+    }
+}
+
+/// The request of a plan change or its preview, in the SDK's type: `product_id`, `quantity`
+/// 1, `proration_billing_mode`, `effective_at` (`immediately` or `next_billing_date`), and,
+/// for the change itself, where a payment page returns to.
+pub fn plan_change_request(
+    product_id: &str,
+    proration_billing_mode: &str,
+    effective_at: &str,
+    return_url: Option<&str>,
+) -> dodopayments::models::SubscriptionsChangePlanParams {
+    dodopayments::models::SubscriptionsChangePlanParams {
+        product_id: Some(product_id.to_owned()),
+        quantity: Some(1),
+        proration_billing_mode: Some(proration_billing_mode.to_owned()),
+        effective_at: Some(effective_at.to_owned()),
+        return_url: return_url.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+impl DodoApi {
+    /// `POST /subscriptions/{id}/change-plan/preview`: what the change would charge now.
+    pub async fn preview_change_plan(
+        &self,
+        subscription_id: &str,
+        request: &dodopayments::models::SubscriptionsChangePlanParams,
+    ) -> Result<PlanChangePreview, DodoApiError> {
+        let path = format!("/subscriptions/{subscription_id}/change-plan/preview");
+        let body =
+            serde_json::to_value(request).map_err(|e| DodoApiError::Unavailable(e.to_string()))?;
+        let answer = self
+            .call(reqwest::Method::POST, &path, &[], Some(&body))
+            .await?;
+        PlanChangePreview::from_answer(&answer)
+    }
+
+    /// `POST /subscriptions/{id}/change-plan`. A `payment_link` in the answer means the buyer
+    /// must pay there before the change happens.
+    pub async fn change_plan(
+        &self,
+        subscription_id: &str,
+        request: &dodopayments::models::SubscriptionsChangePlanParams,
+    ) -> Result<dodopayments::models::SubscriptionChangePlanResponse, DodoApiError> {
+        let path = format!("/subscriptions/{subscription_id}/change-plan");
+        let body =
+            serde_json::to_value(request).map_err(|e| DodoApiError::Unavailable(e.to_string()))?;
+        let answer = self
+            .call(reqwest::Method::POST, &path, &[], Some(&body))
+            .await?;
+        serde_json::from_value(answer)
+            .map_err(|_| DodoApiError::Unavailable("unreadable change-plan answer".to_owned()))
+    }
+}
+
 /// An object read from the API, as the event the ledger applies: `kind` is `payment` or
 /// `subscription`; the event type names its status and origin.
 pub fn api_event(kind: &str, object: Value) -> Result<DodoEvent, EventParseError> {

@@ -93,7 +93,8 @@ impl PaymentSnapshot {
 pub struct SubscriptionSnapshot {
     /// `subscription_id`
     pub subscription_id: String,
-    /// `status`, lower-cased (`pending`, `active`, `on_hold`, `cancelled`, `expired`, `failed`).
+    /// `status`, lower-cased (`pending`, `active`, `on_hold`, `past_due`, `paused`,
+    /// `cancelled`, `expired`, `failed`).
     pub status: String,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
@@ -107,6 +108,20 @@ pub struct SubscriptionSnapshot {
     pub next_billing_date: Option<i64>,
     /// `expires_at`, unix seconds, when Dodo sets one.
     pub expires_at: Option<i64>,
+    /// End of the free trial: `created_at` + `trial_period_days`, when there is a trial.
+    pub trial_ends_at: Option<i64>,
+    /// `scheduled_change`: a plan change waiting for its date (a downgrade at the next
+    /// billing date).
+    pub scheduled_change: Option<ScheduledChange>,
+}
+
+/// A plan change Dodo has scheduled (`scheduled_change` of a subscription).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledChange {
+    /// The product the subscription moves to.
+    pub product_id: String,
+    /// When, unix seconds.
+    pub effective_at: i64,
 }
 
 /// A refund's state.
@@ -252,6 +267,17 @@ fn parse_subscription(data: &Map<String, Value>) -> DodoObject {
         product_id: text(data.get("product_id")),
         next_billing_date: date("next_billing_date"),
         expires_at: date("expires_at"),
+        trial_ends_at: integer(data.get("trial_period_days"))
+            .filter(|days| *days > 0)
+            .zip(date("created_at"))
+            .map(|(days, created)| created.saturating_add(days.saturating_mul(86_400))),
+        scheduled_change: data.get("scheduled_change").and_then(|change| {
+            Some(ScheduledChange {
+                product_id: text(change.get("product_id"))?,
+                effective_at: text(change.get("effective_at"))
+                    .and_then(|t| parse_rfc3339_seconds(&t))?,
+            })
+        }),
     })
 }
 

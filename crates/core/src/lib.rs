@@ -2,6 +2,7 @@
 //! the event policy and the store. It knows nothing of Lambda or HTTP frameworks.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod brand;
 pub mod config;
 pub mod crypto;

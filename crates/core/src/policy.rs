@@ -17,9 +17,14 @@
 //! | dispute lost / accepted | mark disputed | revoke the payment's own grant |
 //! | subscription `active` | — | active until `next_billing_date` + grace |
 //! | subscription `on_hold` / `past_due` | — | active until `next_billing_date` + grace |
+//! | subscription `paused` | — | active until `next_billing_date` (no grace); `unpaused` sends `active` |
 //! | subscription `cancelled` | — | cancelled, access until `next_billing_date` |
 //! | subscription `expired` / `failed` | — | expired, no access |
 //! | subscription in another status | recorded | unchanged |
+//!
+//! Every subscription snapshot that changes the grant (`active`, `renewed`, `updated`,
+//! `plan_changed`, …) sets its plan from the snapshot's `product_id`, records Dodo's status
+//! (the billing state shown), the trial's end, and the `scheduled_change` (or clears it).
 //!
 //! The buyer of a refund or dispute is the stored payment's email (the delivery's own email
 //! only when no payment is stored); likewise a stored subscription's email wins over a
@@ -542,6 +547,11 @@ pub fn decide_subscription(
             Some(with_grace),
             Some(snapshot.status.as_str()),
         )),
+        "paused" => Some((
+            status::ACTIVE,
+            Some(paid_until.unwrap_or(now)),
+            Some("paused"),
+        )),
         "cancelled" => Some((
             status::CANCELLED,
             Some(paid_until.or(snapshot.expires_at).unwrap_or(now)),
@@ -605,6 +615,13 @@ pub fn decide_subscription(
                 .plans
                 .plan_for(subscription.product_id.as_deref())
                 .to_owned();
+            grant.subscription_status = Some(snapshot.status.clone());
+            grant.trial_ends_at = snapshot.trial_ends_at;
+            let scheduled = snapshot.scheduled_change.as_ref();
+            grant.scheduled_product_id = scheduled.map(|c| c.product_id.clone());
+            grant.scheduled_plan =
+                scheduled.map(|c| settings.plans.plan_for(Some(&c.product_id)).to_owned());
+            grant.scheduled_at = scheduled.map(|c| c.effective_at);
             if existing.as_ref() != Some(&grant) {
                 grant.updated_at = now;
                 entitlement.grants.insert(key, grant);

@@ -429,6 +429,17 @@ pub struct Grant {
     pub changed_by: Option<String>,
     /// Last change (unix seconds).
     pub updated_at: i64,
+    /// For a subscription: Dodo's status in the last snapshot applied (`active`, `paused`,
+    /// `past_due`, …), which the billing state shows.
+    pub subscription_status: Option<String>,
+    /// For a subscription in its free trial: when the trial ends (unix seconds).
+    pub trial_ends_at: Option<i64>,
+    /// For a subscription: the plan a scheduled change moves it to.
+    pub scheduled_plan: Option<String>,
+    /// The product of that scheduled change.
+    pub scheduled_product_id: Option<String>,
+    /// When that scheduled change takes effect (unix seconds).
+    pub scheduled_at: Option<i64>,
 }
 
 impl Grant {
@@ -461,6 +472,11 @@ impl Grant {
             updated_at: opt_s(fields, "updated_at")
                 .and_then(|t| parse_rfc3339_seconds(&t))
                 .unwrap_or(0),
+            subscription_status: opt_s(fields, "subscription_status"),
+            trial_ends_at: opt_n(fields, "trial_ends_at"),
+            scheduled_plan: opt_s(fields, "scheduled_plan"),
+            scheduled_product_id: opt_s(fields, "scheduled_product_id"),
+            scheduled_at: opt_n(fields, "scheduled_at"),
         }
     }
 
@@ -494,6 +510,23 @@ impl Grant {
             "updated_at",
             Some(&format_rfc3339(self.updated_at)),
         );
+        put_s(
+            &mut fields,
+            "subscription_status",
+            self.subscription_status.as_deref(),
+        );
+        put_n(&mut fields, "trial_ends_at", self.trial_ends_at);
+        put_s(
+            &mut fields,
+            "scheduled_plan",
+            self.scheduled_plan.as_deref(),
+        );
+        put_s(
+            &mut fields,
+            "scheduled_product_id",
+            self.scheduled_product_id.as_deref(),
+        );
+        put_n(&mut fields, "scheduled_at", self.scheduled_at);
         fields
     }
 }
@@ -751,6 +784,7 @@ impl Entitlement {
             reason: self.reason.clone(),
             changed_by: self.changed_by.clone(),
             updated_at: self.updated_at,
+            ..Grant::default()
         }
     }
 

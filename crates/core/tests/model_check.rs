@@ -1,7 +1,10 @@
 //! A model check of access: random sequences of deliveries (payments, refunds, lost
-//! disputes, subscription states, redeliveries, in any order) over three purchases of one
-//! email, applied through the ledger against DynamoDB Local, compared with a plain model:
-//! Pro iff some purchase is paid, not refunded or lost, and within its period.
+//! disputes, subscription states and plan changes, redeliveries, in any order) over three
+//! purchases of one email, applied through the ledger against DynamoDB Local, compared with
+//! a plain model: Pro iff some purchase is paid, not refunded or lost, and within its period
+//! (a paused subscription's without grace); the plan shown is the highest of those giving
+//! access, a subscription's being the product of its latest snapshot; the features are
+//! those plans' union.
 //!
 //! `LLMXT_MODEL_CASES` sets the number of cases (default 48; docs/reliability.md records a
 //! long run).
@@ -9,6 +12,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use std::collections::BTreeMap;
+
+use llmxt_core::access::{PlanFeatures, access_summary};
 use llmxt_core::config::PlanCatalog;
 use llmxt_core::email::Email;
 use llmxt_core::events::parse_event;
@@ -39,8 +45,9 @@ enum Event {
     RefundSubscription,
     /// Its lost dispute.
     DisputeLostSubscription,
-    /// A subscription snapshot in this status (same paid period).
-    Subscription(&'static str),
+    /// A subscription snapshot in this status (same paid period), of product `p`
+    /// (professional) or `e` (enterprise): any event type, e.g. `plan_changed`.
+    Subscription(&'static str, char),
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -51,8 +58,17 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::PaySubscription),
         Just(Event::RefundSubscription),
         Just(Event::DisputeLostSubscription),
-        prop_oneof![Just("active"), Just("on_hold"), Just("cancelled")]
-            .prop_map(Event::Subscription),
+        (
+            prop_oneof![
+                Just("active"),
+                Just("on_hold"),
+                Just("past_due"),
+                Just("paused"),
+                Just("cancelled")
+            ],
+            prop_oneof![Just('p'), Just('e')]
+        )
+            .prop_map(|(status, product)| Event::Subscription(status, product)),
     ]
 }
 
@@ -63,12 +79,12 @@ fn scenario() -> impl Strategy<Value = (Vec<Event>, Vec<usize>)> {
         .prop_map(|(mut events, ends_expired)| {
             let mut seen = Vec::new();
             events.retain(|e| {
-                let fresh = !seen.contains(e) || matches!(e, Event::Subscription(_));
+                let fresh = !seen.contains(e) || matches!(e, Event::Subscription(..));
                 seen.push(*e);
                 fresh
             });
             if ends_expired {
-                events.push(Event::Subscription("expired"));
+                events.push(Event::Subscription("expired", 'p'));
             }
             events
         })
@@ -83,15 +99,16 @@ fn scenario() -> impl Strategy<Value = (Vec<Event>, Vec<usize>)> {
         })
 }
 
-/// The plain model: is the email Pro at `t`, with every event delivered?
-fn model_pro(events: &[Event], t: i64) -> bool {
+/// The plain model: is the email Pro at `t`, with every event delivered, and with which
+/// plan (highest giving access)?
+fn model_plan(events: &[Event], t: i64) -> Option<&'static str> {
     let has = |e: Event| events.contains(&e);
     let one_time =
         |p: char| has(Event::Pay(p)) && !has(Event::Refund(p)) && !has(Event::DisputeLost(p));
-    let snapshots: Vec<&str> = events
+    let snapshots: Vec<(&str, char)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Subscription(status) => Some(*status),
+            Event::Subscription(status, product) => Some((*status, *product)),
             _ => None,
         })
         .collect();
@@ -100,13 +117,39 @@ fn model_pro(events: &[Event], t: i64) -> bool {
     let revoked = has(Event::PaySubscription)
         && (has(Event::RefundSubscription) || has(Event::DisputeLostSubscription));
     let period_end = parse_rfc3339_seconds(PERIOD_END).unwrap();
-    let within_period = match snapshots.last() {
+    let within_period = match snapshots.last().map(|(status, _)| *status) {
         None => t < NOW + llmxt_core::policy::PROVISIONAL_SUBSCRIPTION_SECONDS,
-        Some(&"expired") => false,
-        Some(&"cancelled") => t < period_end,
+        Some("expired") => false,
+        Some("cancelled" | "paused") => t < period_end,
         Some(_) => t < period_end + GRACE,
     };
-    one_time('a') || one_time('b') || (evidence && !revoked && within_period)
+    let subscription_plan = match snapshots.last() {
+        Some((_, 'e')) => "enterprise",
+        _ => "professional",
+    };
+    if evidence && !revoked && within_period {
+        Some(subscription_plan)
+    } else if one_time('a') || one_time('b') {
+        Some("professional")
+    } else {
+        None
+    }
+}
+
+fn features() -> PlanFeatures {
+    PlanFeatures::new(BTreeMap::from([
+        ("professional".to_owned(), vec!["api".to_owned()]),
+        (
+            "enterprise".to_owned(),
+            vec!["api".to_owned(), "sso".to_owned()],
+        ),
+    ]))
+}
+
+/// What the answer says at `t`: the plan when Pro, and the features.
+fn answer(plan: Option<&str>) -> (Option<String>, Vec<String>) {
+    let features = plan.map_or_else(Vec::new, |p| features().of(p).to_vec());
+    (plan.map(str::to_owned), features)
 }
 
 fn body(event: Event, case: u32, email: &str) -> String {
@@ -142,18 +185,33 @@ fn body(event: Event, case: u32, email: &str) -> String {
         Event::PaySubscription => payment(pay_id('s'), true),
         Event::RefundSubscription => refund(pay_id('s')),
         Event::DisputeLostSubscription => lost(pay_id('s')),
-        Event::Subscription(status) => dodo_body("subscription.active.cli-generator", |v| {
-            v["type"] = json!(format!("subscription.{status}"));
-            v["data"]["status"] = json!(status);
-            v["data"]["subscription_id"] = json!(subscription_id);
-            v["data"]["next_billing_date"] = json!(PERIOD_END);
-            v["data"]["customer"]["email"] = json!(email);
-        }),
+        Event::Subscription(status, product) => {
+            dodo_body("subscription.active.cli-generator", |v| {
+                let event_type = match (status, product) {
+                    ("active", 'e') => "plan_changed",
+                    ("active", _) => "renewed",
+                    (other, _) => other,
+                };
+                v["type"] = json!(format!("subscription.{event_type}"));
+                v["data"]["status"] = json!(status);
+                v["data"]["product_id"] = json!(if product == 'e' {
+                    "pdt_ent"
+                } else {
+                    "pdt_test"
+                });
+                v["data"]["subscription_id"] = json!(subscription_id);
+                v["data"]["next_billing_date"] = json!(PERIOD_END);
+                v["data"]["customer"]["email"] = json!(email);
+            })
+        }
     }
 }
 
-async fn run_case(store: &Store, case: u32, events: &[Event], order: &[usize]) -> (bool, bool) {
-    let plans = PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
+type Answer = (Option<String>, Vec<String>);
+
+async fn run_case(store: &Store, case: u32, events: &[Event], order: &[usize]) -> (Answer, Answer) {
+    let plans =
+        PlanCatalog::parse("pdt_test=professional,pdt_ent=enterprise", "professional").unwrap();
     let settings = PolicySettings {
         plans: &plans,
         claim_ttl_seconds: 600,
@@ -177,8 +235,24 @@ async fn run_case(store: &Store, case: u32, events: &[Event], order: &[usize]) -
         .get_entitlement(&Email::parse(&email).unwrap())
         .await
         .unwrap();
-    let pro_at = |t: i64| entitlement.as_ref().is_some_and(|e| e.is_pro(t));
-    (pro_at(NOW + 1_000), pro_at(NOW + 60 * 86_400))
+    let at = |t: i64| {
+        let summary = access_summary(
+            entitlement.iter().flat_map(|e| e.grants.values()),
+            t,
+            plans.ranking(),
+            &features(),
+        );
+        let plan = summary
+            .shown
+            .filter(|_| summary.pro)
+            .map(|g| g.plan.clone());
+        assert_eq!(
+            summary.pro,
+            entitlement.as_ref().is_some_and(|e| e.is_pro(t))
+        );
+        (plan, summary.features)
+    };
+    (at(NOW + 1_000), at(NOW + 60 * 86_400))
 }
 
 #[test]
@@ -198,7 +272,7 @@ fn stored_access_matches_the_model() {
     proptest!(config, |((events, order) in scenario())| {
         let case = CASE.fetch_add(1, Ordering::Relaxed);
         let (soon, later) = runtime.block_on(run_case(&store, case, &events, &order));
-        prop_assert_eq!(soon, model_pro(&events, NOW + 1_000), "in the period: {:?} delivered as {:?}", events, order);
-        prop_assert_eq!(later, model_pro(&events, NOW + 60 * 86_400), "after the period: {:?} delivered as {:?}", events, order);
+        prop_assert_eq!(soon, answer(model_plan(&events, NOW + 1_000)), "in the period: {:?} delivered as {:?}", events, order);
+        prop_assert_eq!(later, answer(model_plan(&events, NOW + 60 * 86_400)), "after the period: {:?} delivered as {:?}", events, order);
     });
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use llmxt_core::access::{Billing, access_summary};
 use llmxt_core::config::EntitlementConfig;
 use llmxt_core::email::Email;
 use llmxt_core::records::{Entitlement, status};
@@ -152,7 +153,7 @@ async fn answer(
                     continue;
                 };
                 tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
-                return Ok(from_cookie(&presented.token.claims));
+                return Ok(from_cookie(deps, &presented.token.claims));
             }
             Err(error) => {
                 tracing::error!(email = %email, error = %error, cause = cause(&error), "database refused the lookup (misconfiguration?): failing closed");
@@ -274,8 +275,10 @@ fn is_pro(entitlement: Option<&Entitlement>, now: i64) -> bool {
     entitlement.is_some_and(|e| e.is_pro(now))
 }
 
-/// The database's answer: the best grant giving access now (highest plan by `PLAN_RANKING`,
-/// then the latest expiry); when none does, the summary of the item.
+/// The database's answer over the grants in scope (`entitlement` is already narrowed to the
+/// cookie's scope), from [`access_summary`]: the best grant giving access now (highest plan
+/// by `PLAN_RANKING`, then the latest expiry), the features of every grant giving access, and
+/// the shown grant's billing; when none gives access, the most recently changed grant.
 fn from_database(
     deps: &EntitlementDeps,
     entitlement: Option<&Entitlement>,
@@ -290,32 +293,36 @@ fn from_database(
         source: Source::Database,
         ..Shown::default()
     };
-    match entitlement.best_grant(now, &deps.config.ranking) {
+    let summary = access_summary(
+        entitlement.grants.values(),
+        now,
+        &deps.config.ranking,
+        &deps.config.features,
+    );
+    match summary.shown {
         Some(grant) => body(Shown {
-            pro: true,
+            pro: summary.pro,
             plan: Some(&grant.plan),
             state: Some(&grant.status),
             expires_at: grant.expires_at,
+            features: &summary.features,
+            billing: summary.billing.as_ref(),
             ..shown
         }),
-        None if entitlement.grants.is_empty() => body(shown),
-        None => body(Shown {
-            plan: Some(&entitlement.plan),
-            state: Some(&entitlement.status),
-            expires_at: entitlement.expires_at,
-            ..shown
-        }),
+        None => body(shown),
     }
 }
 
-fn from_cookie(claims: &EntitlementClaims) -> Response<Body> {
+fn from_cookie(deps: &EntitlementDeps, claims: &EntitlementClaims) -> Response<Body> {
     body(Shown {
         pro: true,
         plan: Some(&claims.plan),
         state: Some(status::ACTIVE),
         expires_at: Some(claims.exp),
+        features: deps.config.features.of(&claims.plan),
         scope: Some(claims.scope().as_str()),
         source: Source::Cookie,
+        ..Shown::default()
     })
 }
 
@@ -334,6 +341,8 @@ struct Shown<'a> {
     plan: Option<&'a str>,
     state: Option<&'a str>,
     expires_at: Option<i64>,
+    features: &'a [String],
+    billing: Option<&'a Billing>,
     scope: Option<&'static str>,
     source: Source,
 }
@@ -345,10 +354,31 @@ impl Default for Shown<'_> {
             plan: None,
             state: None,
             expires_at: None,
+            features: &[],
+            billing: None,
             scope: None,
             source: Source::Database,
         }
     }
+}
+
+/// `{state, renews_at | ends_at, scheduled_plan[, scheduled_at]}`.
+fn billing_json(billing: &Billing) -> Value {
+    let time = |t: i64| Value::from(format_rfc3339(t));
+    let mut fields = json!({
+        "state": billing.state.as_str(),
+        "scheduled_plan": billing.scheduled_plan,
+    });
+    if let Some(at) = billing.renews_at {
+        fields["renews_at"] = time(at);
+    }
+    if let Some(at) = billing.ends_at {
+        fields["ends_at"] = time(at);
+    }
+    if let Some(at) = billing.scheduled_at {
+        fields["scheduled_at"] = time(at);
+    }
+    fields
 }
 
 fn body(shown: Shown<'_>) -> Response<Body> {
@@ -359,6 +389,8 @@ fn body(shown: Shown<'_>) -> Response<Body> {
             "plan": shown.plan,
             "status": shown.state,
             "expires_at": shown.expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
+            "features": shown.features,
+            "billing": shown.billing.map_or(Value::Null, billing_json),
             "scope": shown.scope,
             "source": shown.source.as_str(),
         }),

@@ -123,7 +123,7 @@ async fn a_valid_cookie_with_an_active_entitlement_is_pro_from_the_database() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(
         response_json(&response),
-        json!({"pro": true, "plan": "professional", "status": "active", "expires_at": null, "scope": "account", "source": "database"})
+        json!({"pro": true, "plan": "professional", "status": "active", "expires_at": null, "features": [], "billing": {"state": "lifetime", "scheduled_plan": null}, "scope": "account", "source": "database"})
     );
 }
 
@@ -155,7 +155,7 @@ async fn the_database_decides_over_the_cookie() {
         response_json(&ask_with_cookie(&deps, &token_for("stranger@example.com", 3600)).await);
     assert_eq!(
         unknown,
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": "account", "source": "database"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "features": [], "billing": null, "scope": "account", "source": "database"})
     );
 }
 
@@ -165,7 +165,7 @@ async fn no_cookie_is_not_pro() {
     let response = ask(&deps, &request("", vec![], vec![])).await;
     assert_eq!(
         response_json(&response),
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": null, "source": "cookie"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "features": [], "billing": null, "scope": null, "source": "cookie"})
     );
     assert!(!cleared(&response));
 }
@@ -819,7 +819,7 @@ async fn a_purchase_cookie_sees_only_its_grants_and_says_so() {
     let body = response_json(&ask_with_cookie(&deps, &other).await);
     assert_eq!(
         body,
-        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "scope": "purchase", "source": "database"})
+        json!({"pro": false, "plan": null, "status": null, "expires_at": null, "features": [], "billing": null, "scope": "purchase", "source": "database"})
     );
 }
 

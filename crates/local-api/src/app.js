@@ -15,8 +15,14 @@ fetch("/api/entitlement", { credentials: "same-origin" })
     }
     el.textContent = body.pro ? "Pro (" + body.plan + ")" : "Not Pro";
     el.dataset.pro = String(body.pro);
+    const billing = body.billing;
     document.getElementById("details").textContent =
-      "source: " + body.source + (body.expires_at ? ", until " + body.expires_at : "");
+      "source: " + body.source + (body.expires_at ? ", until " + body.expires_at : "") +
+      (body.features && body.features.length ? "; features: " + body.features.join(", ") : "") +
+      (billing ? "; billing: " + billing.state +
+        (billing.renews_at ? ", renews " + billing.renews_at : "") +
+        (billing.ends_at ? ", ends " + billing.ends_at : "") +
+        (billing.scheduled_plan ? ", changes to " + billing.scheduled_plan : "") : "");
   })
   .catch((error) => {
     document.getElementById("status").textContent = "unavailable (" + error + ")";

@@ -145,7 +145,8 @@ fn plain(status: StatusCode, text: &'static str) -> http::Response<Full<Bytes>> 
 
 /// The landing page with the buyer's links: **Buy Pro** (a Checkout Session through
 /// `/upgrade/checkout` when Dodo's API is configured, else the static checkout link),
-/// **Manage billing**, **Restore on this device**, and the local SES emulator's mailbox.
+/// **Change plan** (to the highest plan sold, and a link to each other plan), **Manage
+/// billing**, **Restore on this device**, and the local SES emulator's mailbox.
 fn home_page(success: &SuccessConfig, env: &Env) -> String {
     let escape = |text: &str| {
         text.replace('&', "&amp;")
@@ -164,6 +165,37 @@ fn home_page(success: &SuccessConfig, env: &Env) -> String {
             escape(url)
         )),
         _ => {}
+    }
+    if success.dodo_api.is_some() {
+        let ranking = success.plans.ranking();
+        let mut by_plan: Vec<(&str, String)> = success
+            .plans
+            .products()
+            .into_iter()
+            .map(|p| (p, success.plans.plan_for(Some(p)).to_owned()))
+            .collect();
+        by_plan.sort_by_key(|(_, plan)| std::cmp::Reverse(ranking.rank(plan)));
+        by_plan.dedup_by(|a, b| a.1 == b.1);
+        if by_plan.len() > 1 {
+            let change: Vec<String> = by_plan
+                .iter()
+                .enumerate()
+                .map(|(i, (product, plan))| {
+                    let (id, label) = if i == 0 {
+                        ("change-plan".to_owned(), format!("Change plan (to {plan})"))
+                    } else {
+                        (format!("change-plan-{plan}"), format!("(to {plan})"))
+                    };
+                    format!(
+                        "<a id=\"{}\" href=\"/upgrade/plan?product={}\">{}</a>",
+                        escape(&id),
+                        escape(product),
+                        escape(&label)
+                    )
+                })
+                .collect();
+            links.push(change.join(" "));
+        }
     }
     links.push("<a id=\"billing\" href=\"/upgrade/billing\">Manage billing</a>".to_owned());
     links.push("<a id=\"restore\" href=\"/upgrade/restore\">Restore on this device</a>".to_owned());

@@ -43,6 +43,7 @@ async fn counted() -> Counted {
         ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com"),
         ("REQUIRE_HMAC_SIGNATURE", "false"),
+        ("PLAN_FEATURES", "professional=export,api"),
     ];
     Counted {
         webhook: webhook::WebhookDeps {
@@ -108,6 +109,19 @@ async fn each_request_costs_the_fewest_round_trips() {
         ["BatchGetItem", "TransactWriteItems"],
         "renewal"
     );
+    let plan_changed = dodo_body("subscription.active.cli-generator", |v| {
+        v["type"] = json!("subscription.plan_changed");
+        v["data"]["scheduled_change"] = json!({
+            "id": "spc_1", "addons": [], "created_at": "2026-01-10T17:56:00Z",
+            "effective_at": "2026-02-10T17:55:53Z", "product_id": "pdt_other", "quantity": 1,
+        });
+    });
+    let ops = counted.deliver("msg_plan_changed", &plan_changed).await;
+    assert_eq!(
+        names(&ops),
+        ["BatchGetItem", "TransactWriteItems"],
+        "plan change"
+    );
 
     // The success page by payment id: one conditional update, whether it wins or not.
     for expected_cookie in [true, false] {
@@ -151,6 +165,7 @@ async fn each_request_costs_the_fewest_round_trips() {
     let response =
         entitlement::handle(&counted.entitlement, request_from_event(&request), NOW).await;
     assert!(response_text(&response).contains("\"pro\":true"));
+    assert!(response_text(&response).contains("\"features\":[\"api\",\"export\"]"));
     assert_eq!(names(&counted.proxy.take_operations()), ["GetItem"]);
 
     // A refund of a stored payment: still one read and one write.

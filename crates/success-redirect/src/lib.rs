@@ -1,6 +1,6 @@
 //! Every buyer-facing `/upgrade/*` route, one module each: `/upgrade/success`
 //! ([`success`]), `/upgrade/restore` ([`restore`]), `/upgrade/checkout` ([`checkout`]),
-//! `/upgrade/billing` ([`billing`]). The Lambda and local-api call [`handle`], which routes
+//! `/upgrade/billing` ([`billing`]), `/upgrade/plan` ([`plan`]). The Lambda and local-api call [`handle`], which routes
 //! by path.
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ pub mod client;
 pub mod confirm;
 pub mod mail;
 pub mod pages;
+pub mod plan;
 pub mod restore;
 pub mod success;
 
@@ -100,6 +101,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         "/upgrade/restore" => restore::handle(deps, request, now).await,
         "/upgrade/checkout" => checkout::handle(deps, request, now).await,
         "/upgrade/billing" => billing::handle(deps, request, now).await,
+        "/upgrade/plan" => plan::handle(deps, request, now).await,
         _ if llmxt_http::wants_json(&request) => ApiError::NotFound.into_response(),
         _ => pages::not_found(deps),
     }

@@ -294,14 +294,14 @@ fn digest(text: &str) -> String {
     hex_encode(&Sha256::digest(text.as_bytes()))
 }
 
-fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_fields(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
 /// A field given exactly once.
-fn field(form: &[(String, String)], name: &str) -> Option<String> {
+pub(crate) fn field(form: &[(String, String)], name: &str) -> Option<String> {
     let mut values = form.iter().filter(|(k, _)| k == name);
     match (values.next(), values.next()) {
         (Some((_, value)), None) => Some(value.clone()),

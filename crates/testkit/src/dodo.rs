@@ -44,7 +44,17 @@ struct State {
     rate_limited: u32,
     counter: u64,
     run: String,
+    subscription_products: Vec<String>,
+    prices: BTreeMap<String, i64>,
+    payment_link_for_changes: bool,
+    plan_changes: Vec<(String, Value)>,
 }
+
+/// Price of a product without [`DodoStandIn::set_price`], in cents.
+pub const DEFAULT_PRICE: i64 = 1000;
+
+/// Length of a subscription period the stand-in bills.
+pub const PERIOD_SECONDS: i64 = 30 * 86_400;
 
 /// A running stand-in on 127.0.0.1.
 #[derive(Clone)]
@@ -143,6 +153,355 @@ impl DodoStandIn {
         self.state.lock().unwrap().portal_sessions.clone()
     }
 
+    /// Products the hosted checkout sells as monthly subscriptions (others are one-time).
+    pub fn set_subscription_products(&self, products: &[&str]) {
+        self.state.lock().unwrap().subscription_products =
+            products.iter().map(|p| (*p).to_owned()).collect();
+    }
+
+    /// The recurring price of `product`, in cents.
+    pub fn set_price(&self, product: &str, cents: i64) {
+        self.state
+            .lock()
+            .unwrap()
+            .prices
+            .insert(product.to_owned(), cents);
+    }
+
+    /// While set, a plan change answers with a `payment_link` and changes nothing.
+    pub fn require_payment_for_changes(&self, required: bool) {
+        self.state.lock().unwrap().payment_link_for_changes = required;
+    }
+
+    /// The plan-change requests received (`preview` or `change`, body), in order.
+    pub fn plan_changes(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().plan_changes.clone()
+    }
+
+    /// A stored subscription object.
+    pub fn subscription(&self, subscription_id: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .get(subscription_id)
+            .cloned()
+    }
+
+    fn price(&self, product: &str) -> i64 {
+        self.state
+            .lock()
+            .unwrap()
+            .prices
+            .get(product)
+            .copied()
+            .unwrap_or(DEFAULT_PRICE)
+    }
+
+    /// A new monthly subscription of `product` for `email`, paid now: stores the subscription
+    /// and its first payment and sends `subscription.active` and `payment.succeeded`.
+    /// Returns (subscription id, payment id).
+    pub async fn subscribe(&self, email: &str, product: &str) -> (String, String) {
+        self.subscribe_with(email, product, true, |_| {}).await
+    }
+
+    async fn subscribe_with(
+        &self,
+        email: &str,
+        product: &str,
+        send_webhooks: bool,
+        edit_payment: impl FnOnce(&mut Value),
+    ) -> (String, String) {
+        let now = llmxt_core::time::unix_now();
+        let subscription_id = self.next_id("sub");
+        let payment_id = self.next_id("pay");
+        let mut subscription = subscription_object(
+            &subscription_id,
+            email,
+            "active",
+            product,
+            &llmxt_core::time::format_rfc3339(now + PERIOD_SECONDS),
+        );
+        subscription["previous_billing_date"] = json!(llmxt_core::time::format_rfc3339(now));
+        subscription["created_at"] = json!(llmxt_core::time::format_rfc3339(now));
+        subscription["customer"]["customer_id"] =
+            json!(format!("cus_{}", email.split('@').next().unwrap_or("x")));
+        subscription["recurring_pre_tax_amount"] = json!(self.price(product));
+        subscription["trial_period_days"] = json!(0);
+        subscription["scheduled_change"] = Value::Null;
+        let price = self.price(product);
+        let payment = payment_object(
+            &payment_id,
+            email,
+            "succeeded",
+            product,
+            Some(&subscription_id),
+            |p| {
+                p["total_amount"] = json!(price);
+                p["created_at"] = json!(llmxt_core::time::format_rfc3339(now));
+                edit_payment(p);
+            },
+        );
+        self.add_subscription(subscription.clone());
+        self.add_payment(payment.clone());
+        if send_webhooks {
+            self.send_webhook("subscription.active", &subscription)
+                .await;
+            self.send_webhook("payment.succeeded", &payment).await;
+        }
+        (subscription_id, payment_id)
+    }
+
+    /// Changes a subscription as Dodo would (`edit`), then sends `event_type` with the new
+    /// snapshot: e.g. status `paused` with `subscription.paused`.
+    pub async fn update_subscription(
+        &self,
+        subscription_id: &str,
+        event_type: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Value {
+        let snapshot = {
+            let mut state = self.state.lock().unwrap();
+            let subscription = state.subscriptions.get_mut(subscription_id).unwrap();
+            edit(subscription);
+            subscription.clone()
+        };
+        self.send_webhook(event_type, &snapshot).await;
+        snapshot
+    }
+
+    /// The paid period ends and the subscription renews: a scheduled change takes effect,
+    /// the period moves on a month, the renewal is paid. Sends `subscription.renewed` (and
+    /// `subscription.plan_changed` when a scheduled change applied) and `payment.succeeded`.
+    pub async fn renew(&self, subscription_id: &str) {
+        let (snapshot, plan_changed) = {
+            let mut state = self.state.lock().unwrap();
+            let subscription = state.subscriptions.get_mut(subscription_id).unwrap();
+            let plan_changed = subscription["scheduled_change"].is_object();
+            if plan_changed {
+                subscription["product_id"] = subscription["scheduled_change"]["product_id"].clone();
+                subscription["scheduled_change"] = Value::Null;
+            }
+            let end = subscription["next_billing_date"]
+                .as_str()
+                .and_then(llmxt_core::time::parse_rfc3339_seconds)
+                .unwrap_or_else(llmxt_core::time::unix_now);
+            subscription["previous_billing_date"] = json!(llmxt_core::time::format_rfc3339(end));
+            subscription["next_billing_date"] =
+                json!(llmxt_core::time::format_rfc3339(end + PERIOD_SECONDS));
+            (subscription.clone(), plan_changed)
+        };
+        let product = snapshot["product_id"].as_str().unwrap_or("").to_owned();
+        let email = snapshot["customer"]["email"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let payment_id = self.next_id("pay");
+        let price = self.price(&product);
+        let payment = payment_object(
+            &payment_id,
+            &email,
+            "succeeded",
+            &product,
+            Some(subscription_id),
+            |p| p["total_amount"] = json!(price),
+        );
+        self.add_payment(payment.clone());
+        if plan_changed {
+            self.send_webhook("subscription.plan_changed", &snapshot)
+                .await;
+        }
+        self.send_webhook("subscription.renewed", &snapshot).await;
+        self.send_webhook("payment.succeeded", &payment).await;
+    }
+
+    /// `POST /subscriptions/{id}/change-plan[/preview]`, to the SDK's
+    /// `SubscriptionsChangePlanParams`: `product_id`, `quantity` and
+    /// `proration_billing_mode` required. An immediate change is charged (per
+    /// `proration_billing_mode`) and applied, with `subscription.plan_changed` and
+    /// `payment.succeeded` sent; a change at `next_billing_date` is recorded as the
+    /// subscription's `scheduled_change` (sent as `subscription.updated`) and applied by
+    /// [`DodoStandIn::renew`].
+    async fn change_plan(
+        &self,
+        subscription_id: &str,
+        body: &[u8],
+        apply: bool,
+    ) -> Response<Full<Bytes>> {
+        let Ok(request) = serde_json::from_slice::<Value>(body) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                "body is not JSON",
+            );
+        };
+        self.state.lock().unwrap().plan_changes.push((
+            if apply { "change" } else { "preview" }.to_owned(),
+            request.clone(),
+        ));
+        let (Some(product), Some(mode), Some(1)) = (
+            request["product_id"].as_str(),
+            request["proration_billing_mode"].as_str(),
+            request["quantity"].as_i64(),
+        ) else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                "product_id, proration_billing_mode and quantity 1 are required",
+            );
+        };
+        let immediately = match request["effective_at"].as_str() {
+            None | Some("immediately") => true,
+            Some("next_billing_date") => false,
+            Some(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "INVALID_REQUEST",
+                    "effective_at must be immediately or next_billing_date",
+                );
+            }
+        };
+        let Some(current) = self.subscription(subscription_id) else {
+            return error(StatusCode::NOT_FOUND, "NOT_FOUND", "subscription not found");
+        };
+        if current["status"].as_str() != Some("active") {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_REQUEST",
+                "only an active subscription can change plan",
+            );
+        }
+        let now = llmxt_core::time::unix_now();
+        let date = |field: &str| {
+            current[field]
+                .as_str()
+                .and_then(llmxt_core::time::parse_rfc3339_seconds)
+                .unwrap_or(now)
+        };
+        let (start, end) = (date("previous_billing_date"), date("next_billing_date"));
+        let old_price = self.price(current["product_id"].as_str().unwrap_or(""));
+        let new_price = self.price(product);
+        let difference = (new_price - old_price).max(0);
+        let charge = if !immediately {
+            0
+        } else {
+            match mode {
+                "full_immediately" => new_price,
+                "difference_immediately" => difference,
+                "prorated_immediately" => {
+                    let day = 86_400;
+                    let remaining_days = (end - now + day - 1).max(0) / day;
+                    let period_days = ((end - start) / day).max(1);
+                    difference * remaining_days.min(period_days) / period_days
+                }
+                _ => {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "INVALID_REQUEST",
+                        "unknown proration_billing_mode",
+                    );
+                }
+            }
+        };
+        let mut new_plan = current.clone();
+        if immediately {
+            new_plan["product_id"] = json!(product);
+            new_plan["recurring_pre_tax_amount"] = json!(new_price);
+            new_plan["scheduled_change"] = Value::Null;
+        } else {
+            new_plan["scheduled_change"] = json!({
+                "id": self.next_id("spc"),
+                "addons": [],
+                "created_at": llmxt_core::time::format_rfc3339(now),
+                "effective_at": current["next_billing_date"],
+                "product_id": product,
+                "quantity": 1,
+                "product_description": null,
+                "product_name": null,
+            });
+        }
+        let currency = current["currency"].as_str().unwrap_or("USD").to_owned();
+        if !apply {
+            return ok(json!({
+                "immediate_charge": {
+                    "line_items": [{
+                        "currency": currency,
+                        "id": subscription_id,
+                        "product_id": product,
+                        "proration_factor": 1,
+                        "quantity": 1,
+                        "tax_inclusive": true,
+                        "type": "subscription",
+                        "unit_price": charge,
+                    }],
+                    "summary": {
+                        "currency": currency,
+                        "customer_credits": 0,
+                        "settlement_amount": charge,
+                        "settlement_currency": currency,
+                        "total_amount": charge,
+                        "tax": 0,
+                    },
+                },
+                "new_plan": new_plan,
+            }));
+        }
+        let payment_link = self.state.lock().unwrap().payment_link_for_changes;
+        let payment_id = (immediately && charge > 0).then(|| self.next_id("pay"));
+        if payment_link {
+            let link = format!(
+                "{}/checkout/plan-change/{subscription_id}?return_url={}",
+                self.base_url,
+                encode(request["return_url"].as_str().unwrap_or(""))
+            );
+            return ok(json!({
+                "payment_id": payment_id,
+                "payment_link": link,
+                "client_secret": null,
+                "expires_on": null,
+            }));
+        }
+        self.add_subscription(new_plan.clone());
+        let payment = payment_id.as_ref().map(|payment_id| {
+            let email = current["customer"]["email"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            payment_object(
+                payment_id,
+                &email,
+                "succeeded",
+                product,
+                Some(subscription_id),
+                |p| {
+                    p["total_amount"] = json!(charge);
+                },
+            )
+        });
+        if let Some(payment) = &payment {
+            self.add_payment(payment.clone());
+        }
+        // Dodo answers first and delivers the webhooks on its own time.
+        let stand_in = self.clone();
+        tokio::spawn(async move {
+            let event = if immediately {
+                "subscription.plan_changed"
+            } else {
+                "subscription.updated"
+            };
+            stand_in.send_webhook(event, &new_plan).await;
+            if let Some(payment) = payment {
+                stand_in.send_webhook("payment.succeeded", &payment).await;
+            }
+        });
+        ok(json!({
+            "payment_id": payment_id,
+            "payment_link": null,
+            "client_secret": null,
+            "expires_on": null,
+        }))
+    }
+
     async fn answer(&self, request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let method = request.method().as_str().to_owned();
         let path = request.uri().path().to_owned();
@@ -219,6 +578,12 @@ impl DodoStandIn {
                 list(all, &params, Value::clone)
             }
             ("POST", ["checkouts"]) => self.create_checkout(&body),
+            ("POST", ["subscriptions", id, "change-plan", "preview"]) => {
+                self.change_plan(id, &body, false).await
+            }
+            ("POST", ["subscriptions", id, "change-plan"]) => {
+                self.change_plan(id, &body, true).await
+            }
             ("POST", ["customers", customer_id, "customer-portal", "session"]) => {
                 let Some(return_url) = params.get("return_url") else {
                     return error(
@@ -334,8 +699,30 @@ impl DodoStandIn {
             .get("email")
             .cloned()
             .unwrap_or_else(|| "buyer@example.com".to_owned());
-        let payment_id = self.next_id("pay");
         let metadata = session["metadata"].clone();
+        let return_url = session["return_url"].as_str().unwrap_or("/").to_owned();
+        let separator = if return_url.contains('?') { '&' } else { '?' };
+        let sells_subscription = self
+            .state
+            .lock()
+            .unwrap()
+            .subscription_products
+            .contains(&product);
+        if sells_subscription {
+            let send = form.get("webhook").map(String::as_str) != Some("lose");
+            let (_, payment_id) = self
+                .subscribe_with(&email, &product, send, |p| {
+                    if metadata.is_object() {
+                        p["metadata"] = metadata.clone();
+                    }
+                    p["checkout_session_id"] = json!(session_id);
+                })
+                .await;
+            let location =
+                format!("{return_url}{separator}payment_id={payment_id}&status=succeeded");
+            return see_other(&location);
+        }
+        let payment_id = self.next_id("pay");
         let payment = payment_object(&payment_id, &email, "succeeded", &product, None, |p| {
             if metadata.is_object() {
                 p["metadata"] = metadata.clone();
@@ -349,15 +736,8 @@ impl DodoStandIn {
         if form.get("webhook").map(String::as_str) != Some("lose") {
             self.send_webhook("payment.succeeded", &payment).await;
         }
-        let return_url = session["return_url"].as_str().unwrap_or("/").to_owned();
-        let separator = if return_url.contains('?') { '&' } else { '?' };
         let location = format!("{return_url}{separator}payment_id={payment_id}&status=succeeded");
-        let mut response = Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::SEE_OTHER;
-        response
-            .headers_mut()
-            .insert("location", location.parse().unwrap());
-        response
+        see_other(&location)
     }
 
     /// A new id with `prefix` (`pay`, `cks`, `msg`): a counter after this run's start time,
@@ -563,6 +943,15 @@ fn list(
         .map(shape)
         .collect();
     ok(json!({ "items": items }))
+}
+
+fn see_other(location: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    response
+        .headers_mut()
+        .insert("location", location.parse().unwrap());
+    response
 }
 
 fn ok(body: Value) -> Response<Full<Bytes>> {

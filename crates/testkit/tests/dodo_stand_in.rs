@@ -223,3 +223,81 @@ async fn a_restarted_stand_in_never_repeats_an_id_and_stamps_purchases_with_the_
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].payment_id, second);
 }
+
+#[tokio::test]
+async fn the_sdks_change_plan_calls_accept_the_stand_ins_answers() {
+    let stand_in = DodoStandIn::for_tests().await;
+    stand_in.set_price("pdt_pro", 1000);
+    stand_in.set_price("pdt_ent", 3000);
+    let (subscription_id, _) = stand_in.subscribe("plan@example.com", "pdt_pro").await;
+    let sdk = client(&stand_in, TEST_API_KEY);
+    let request = |effective_at: &str| {
+        llmxt_core::dodo_api::plan_change_request(
+            "pdt_ent",
+            "difference_immediately",
+            effective_at,
+            None,
+        )
+    };
+    let preview = sdk
+        .subscriptions()
+        .preview_change_plan()
+        .subscription_id(&subscription_id)
+        .body(request("immediately"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.immediate_charge["summary"]["total_amount"], 2000);
+    assert_eq!(preview.new_plan.product_id, "pdt_ent");
+
+    let scheduled = sdk
+        .subscriptions()
+        .change_plan()
+        .subscription_id(&subscription_id)
+        .body(request("next_billing_date"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheduled.payment_link, None);
+    let subscription = sdk
+        .subscriptions()
+        .retrieve()
+        .subscription_id(&subscription_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscription.product_id, "pdt_pro", "scheduled, not applied");
+    let change = subscription.scheduled_change.unwrap();
+    assert_eq!(change.product_id, "pdt_ent");
+    assert_eq!(change.effective_at, subscription.next_billing_date);
+
+    let changed = sdk
+        .subscriptions()
+        .change_plan()
+        .subscription_id(&subscription_id)
+        .body(request("immediately"))
+        .send()
+        .await
+        .unwrap();
+    assert!(changed.payment_id.is_some(), "the difference is charged");
+    let subscription = sdk
+        .subscriptions()
+        .retrieve()
+        .subscription_id(&subscription_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscription.product_id, "pdt_ent");
+    assert!(subscription.scheduled_change.is_none());
+
+    // Bad requests answer as Dodo does.
+    let error = sdk
+        .subscriptions()
+        .change_plan()
+        .subscription_id(&subscription_id)
+        .body(dodopayments::models::SubscriptionsChangePlanParams::default())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("422"), "{error}");
+}

@@ -3,7 +3,9 @@
 //! webhook** leaves the success page to confirm through the API) and a customer portal page.
 //!
 //! Environment: `DODO_LOCAL_PORT` (8006), `DODO_PAYMENTS_API_KEY`, `DODO_WEBHOOK_SECRET`,
-//! `DODO_LOCAL_WEBHOOK_URL` (where to deliver webhooks).
+//! `DODO_LOCAL_WEBHOOK_URL` (where to deliver webhooks), `DODO_LOCAL_SUBSCRIPTION_PRODUCTS`
+//! (products its checkout sells as monthly subscriptions, comma-separated) and
+//! `DODO_LOCAL_PRICES` (`product=cents,…`, for plan-change previews).
 #![forbid(unsafe_code)]
 
 use llmxt_testkit::dodo::{DodoStandIn, StandInOptions};
@@ -30,6 +32,25 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let list = |name: &str| env(name).unwrap_or_default();
+    let subscriptions = list("DODO_LOCAL_SUBSCRIPTION_PRODUCTS");
+    let products: Vec<&str> = subscriptions
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    stand_in.set_subscription_products(&products);
+    for entry in list("DODO_LOCAL_PRICES").split(',') {
+        if let Some((product, cents)) = entry.split_once('=') {
+            match cents.trim().parse() {
+                Ok(cents) => stand_in.set_price(product.trim(), cents),
+                Err(_) => {
+                    eprintln!("dodo-local: DODO_LOCAL_PRICES must be product=cents,…");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
     eprintln!("dodo-local: Dodo API stand-in on {}", stand_in.base_url);
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("dodo-local stopped");

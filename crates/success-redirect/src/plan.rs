@@ -1,0 +1,376 @@
+//! `/upgrade/plan`: a subscriber moves to another plan through Dodo.
+//!
+//! - `GET ?product=pdt_…[&subscription=sub_…]`: for a buyer whose cookie covers an active
+//!   subscription grant, Dodo's change-plan preview (the new plan, what is charged now, from
+//!   when) and a **Confirm** button. Several such subscriptions: the buyer chooses one. A
+//!   lifetime buyer is offered a new checkout instead. `HEAD` and prefetches ask Dodo nothing.
+//! - `POST` (same-origin, form-urlencoded `product`, `subscription`): asks Dodo to change the
+//!   plan. A higher plan by `PLAN_RANKING` takes effect immediately, billed per
+//!   `PLAN_CHANGE_PRORATION`; a lower one at the next billing date (scheduled). A
+//!   `payment_link` in Dodo's answer is followed (it returns here with `changed=1`).
+//! - The grant's plan changes only from what Dodo says: its webhook, or the read of the
+//!   subscription this page makes after the change (and on `changed=1`), applied through the
+//!   ledger. Never from the request alone.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use llmxt_core::dodo_api::{DodoApi, apply_api_object, plan_change_request};
+use llmxt_core::email::Email;
+use llmxt_core::policy::PolicySettings;
+use llmxt_core::records::{Entitlement, Grant, source, status};
+use llmxt_core::time::format_rfc3339;
+use llmxt_core::token::Scope;
+use llmxt_http::{
+    ApiError, body_bytes, header, presented_tokens, query_param, redirect, see_other,
+};
+
+use crate::SuccessDeps;
+use crate::pages::{Page, escape_html, message_page, message_with_sign_in, restore_url};
+use crate::restore::{field, form_fields};
+
+/// Largest form body read.
+pub const MAX_FORM_BYTES: usize = 4096;
+
+/// Handles `/upgrade/plan` received at `now` (unix seconds).
+pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
+    let posted = match *request.method() {
+        Method::GET | Method::HEAD => false,
+        Method::POST => true,
+        _ => return ApiError::MethodNotAllowed("GET, HEAD, POST").into_response(),
+    };
+    let form = if posted {
+        if let Some(refusal) = refuse_cross_site(deps, &request) {
+            return refusal;
+        }
+        form_fields(body_bytes(&request))
+    } else {
+        Vec::new()
+    };
+    let param = |name: &str| {
+        if posted {
+            field(&form, name)
+        } else {
+            query_param(&request, name)
+        }
+    };
+    let Some(product) = param("product").filter(|p| deps.config.plans.lists(p)) else {
+        return message_page(
+            deps,
+            StatusCode::BAD_REQUEST,
+            "Unknown plan",
+            "This link does not name a plan sold here.",
+        );
+    };
+    // An account cookie first: it covers every grant of the email.
+    let (mut valid, _) = presented_tokens(&request, deps.cookies.signer(), now);
+    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
+    let Some((email, scope)) = valid.first().and_then(|presented| {
+        let claims = &presented.token.claims;
+        Some((Email::parse(&claims.email).ok()?, claims.scope()))
+    }) else {
+        return redirect(&restore_url(deps), None);
+    };
+    let entitlement = match deps.store.get_entitlement(&email).await {
+        Ok(entitlement) => entitlement,
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "plan: could not read the entitlement");
+            return ApiError::Unavailable.into_response();
+        }
+    };
+    let in_scope: Vec<&Grant> = grants_in_scope(entitlement.as_ref(), &scope).collect();
+    let changeable: Vec<&Grant> = in_scope
+        .iter()
+        .copied()
+        .filter(|g| is_changeable(g, now))
+        .collect();
+    let requested = param("subscription");
+    let chosen = match &requested {
+        Some(id) => changeable.iter().copied().find(|g| &g.key == id),
+        None if changeable.len() == 1 => changeable.first().copied(),
+        None if changeable.len() > 1 => return choose_page(deps, &product, &changeable),
+        None => None,
+    };
+    let Some(grant) = chosen else {
+        // Naming a subscription this cookie cannot change is refused, whatever else it covers.
+        let lifetime = requested.is_none()
+            && in_scope
+                .iter()
+                .any(|g| g.gives_access(now) && g.source != source::SUBSCRIPTION);
+        tracing::info!(email = %email, outcome = if lifetime { "lifetime" } else { "not_covered" }, "plan change");
+        return if lifetime {
+            lifetime_page(deps, &product)
+        } else {
+            message_with_sign_in(
+                deps,
+                StatusCode::FORBIDDEN,
+                "No subscription to change here",
+                "The sign-in in this browser does not cover an active subscription. Sign in with the email you subscribed with.",
+            )
+        };
+    };
+    let Some(api) = deps.dodo.as_deref() else {
+        return message_page(
+            deps,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Plan changes are not available here",
+            "This site has not connected its payment provider. Contact support to change your plan.",
+        );
+    };
+    let subscription_id = grant.key.clone();
+    let prefetch = llmxt_http::is_prefetch(&request);
+    if !posted && query_param(&request, "changed").is_some() {
+        if prefetch {
+            return Page::new("Plan change")
+                .text("Checking your plan…")
+                .respond(deps, StatusCode::OK);
+        }
+        read_back(deps, api, &subscription_id, now).await;
+        return see_other(
+            &deps.config.site_url.with_upgrade_outcome("plan_changed"),
+            None,
+        );
+    }
+    if grant.product_id.as_deref() == Some(product.as_str()) {
+        return message_page(
+            deps,
+            StatusCode::OK,
+            "You are on this plan",
+            &format!(
+                "Your subscription is already on the {} plan.",
+                escape_html(&grant.plan)
+            ),
+        );
+    }
+    let target_plan = deps.config.plans.plan_for(Some(&product)).to_owned();
+    let ranking = deps.config.plans.ranking();
+    let downgrade = ranking.rank(&target_plan) < ranking.rank(&grant.plan);
+    let effective_at = if downgrade {
+        "next_billing_date"
+    } else {
+        "immediately"
+    };
+    let return_url = format!(
+        "{}/upgrade/plan?product={}&subscription={}&changed=1",
+        deps.config.site_url.origin(),
+        encode(&product),
+        encode(&subscription_id)
+    );
+    let change = plan_change_request(
+        &product,
+        &deps.config.plan_change_proration,
+        effective_at,
+        Some(&return_url),
+    );
+    if !posted {
+        if prefetch {
+            return Page::new("Change plan")
+                .text("Preparing your plan change…")
+                .respond(deps, StatusCode::OK);
+        }
+        return match api.preview_change_plan(&subscription_id, &change).await {
+            Ok(preview) => {
+                tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", "plan change");
+                confirm_page(deps, &product, grant, &target_plan, downgrade, &preview)
+            }
+            Err(error) => {
+                tracing::error!(email = %email, subscription = %subscription_id, error = %error, "plan: Dodo's preview failed");
+                provider_error(deps)
+            }
+        };
+    }
+    let answer = match api.change_plan(&subscription_id, &change).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            tracing::error!(email = %email, subscription = %subscription_id, error = %error, "plan: Dodo refused the change");
+            return provider_error(deps);
+        }
+    };
+    if let Some(link) = answer
+        .payment_link
+        .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+    {
+        tracing::info!(email = %email, subscription = %subscription_id, outcome = "payment_link", "plan change");
+        return see_other(&link, None);
+    }
+    tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "requested", "plan change");
+    read_back(deps, api, &subscription_id, now).await;
+    let outcome = if downgrade {
+        "plan_scheduled"
+    } else {
+        "plan_changed"
+    };
+    see_other(&deps.config.site_url.with_upgrade_outcome(outcome), None)
+}
+
+/// The grants this browser's cookie covers: a purchase cookie's own, an account cookie's all.
+fn grants_in_scope<'a>(
+    entitlement: Option<&'a Entitlement>,
+    scope: &'a Scope,
+) -> impl Iterator<Item = &'a Grant> {
+    entitlement
+        .into_iter()
+        .flat_map(|e| e.grants.values())
+        .filter(|grant| scope.covers(&grant.key))
+}
+
+/// A subscription Dodo lets change plan: in force and `active` (not paused, on hold or
+/// cancelled).
+fn is_changeable(grant: &Grant, now: i64) -> bool {
+    grant.source == source::SUBSCRIPTION
+        && grant.status == status::ACTIVE
+        && grant.gives_access(now)
+        && grant
+            .subscription_status
+            .as_deref()
+            .is_none_or(|s| s == "active")
+}
+
+/// Applies Dodo's current subscription through the ledger, so the page that follows shows
+/// what Dodo has done; the webhook does the same whenever it lands.
+async fn read_back(deps: &SuccessDeps, api: &DodoApi, subscription_id: &str, now: i64) {
+    let object = match api.subscription(subscription_id).await {
+        Ok(object) => object,
+        Err(error) => {
+            tracing::warn!(subscription = %subscription_id, error = %error, "plan: could not read the subscription back; the webhook will apply the change");
+            return;
+        }
+    };
+    let settings = PolicySettings {
+        plans: &deps.config.plans,
+        claim_ttl_seconds: deps.config.claim_ttl_seconds,
+        grace_seconds: deps.config.grace_seconds,
+    };
+    let read_id = format!("api:subscription:{subscription_id}:{now}");
+    match apply_api_object(&deps.store, settings, "subscription", object, &read_id, now).await {
+        Ok(outcome) => {
+            tracing::info!(subscription = %subscription_id, outcome = outcome.as_str(), "plan: subscription read back")
+        }
+        Err(error) => {
+            tracing::warn!(subscription = %subscription_id, error = %error, "plan: could not apply the subscription read back")
+        }
+    }
+}
+
+/// POSTs must be form-urlencoded and come from this site.
+fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<Body>> {
+    if body_bytes(request).len() > MAX_FORM_BYTES {
+        return Some(ApiError::PayloadTooLarge.into_response());
+    }
+    let form = header(request, "content-type").is_some_and(|value| {
+        value.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    let same_origin = header(request, "sec-fetch-site") == Some("same-origin")
+        || header(request, "origin") == Some(deps.config.site_url.origin());
+    (!form || !same_origin).then(|| {
+        tracing::warn!(
+            form,
+            same_origin,
+            "plan: cross-site or non-form POST refused"
+        );
+        message_page(
+            deps,
+            StatusCode::FORBIDDEN,
+            "Request refused",
+            "Change your plan from the plan page on this site.",
+        )
+    })
+}
+
+fn confirm_page(
+    deps: &SuccessDeps,
+    product: &str,
+    grant: &Grant,
+    target_plan: &str,
+    downgrade: bool,
+    preview: &llmxt_core::dodo_api::PlanChangePreview,
+) -> Response<Body> {
+    let charged = format!(
+        "{} {}",
+        money(preview.charged_now),
+        escape_html(&preview.currency)
+    );
+    let when = if downgrade {
+        let date = grant
+            .period_end
+            .or(preview.next_billing_date)
+            .map(format_rfc3339)
+            .unwrap_or_else(|| "your next billing date".to_owned());
+        format!(
+            "Scheduled: the change takes effect on <time id=\"effective\">{}</time>, your next billing date. Until then you keep the {} plan.",
+            escape_html(&date),
+            escape_html(&grant.plan)
+        )
+    } else {
+        "<span id=\"effective\">The new plan starts now.</span>".to_owned()
+    };
+    Page::new("Change plan")
+        .html(&format!(
+            "<p>From <strong>{}</strong> to <strong id=\"new-plan\">{}</strong>.</p>\
+             <p>Charged now: <strong id=\"charged-now\">{charged}</strong>.</p><p>{when}</p>\
+             <form method=\"post\" action=\"/upgrade/plan\">\
+             <input type=\"hidden\" name=\"product\" value=\"{}\">\
+             <input type=\"hidden\" name=\"subscription\" value=\"{}\">\
+             <button type=\"submit\" id=\"confirm\">Confirm</button></form>",
+            escape_html(&grant.plan),
+            escape_html(target_plan),
+            escape_html(product),
+            escape_html(&grant.key),
+        ))
+        .with_forms()
+        .respond(deps, StatusCode::OK)
+}
+
+fn choose_page(deps: &SuccessDeps, product: &str, grants: &[&Grant]) -> Response<Body> {
+    let items: String = grants
+        .iter()
+        .map(|g| {
+            format!(
+                "<li><a href=\"/upgrade/plan?product={}&amp;subscription={}\">{} plan ({})</a></li>",
+                escape_html(&encode(product)),
+                escape_html(&encode(&g.key)),
+                escape_html(&g.plan),
+                escape_html(&g.key)
+            )
+        })
+        .collect();
+    Page::new("Which subscription?")
+        .html(&format!(
+            "<p>You have several subscriptions. Choose the one to change:</p><ul id=\"subscriptions\">{items}</ul>"
+        ))
+        .respond(deps, StatusCode::OK)
+}
+
+fn lifetime_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
+    let checkout = format!("/upgrade/checkout?product={}", encode(product));
+    let site = escape_html(deps.config.site_url.as_str());
+    Page::new("Your access is for life")
+        .html(&format!(
+            "<p>You bought lifetime access, which has no plan to change. To get this plan, buy it as a new purchase.</p>\
+             <p><a id=\"checkout\" href=\"{}\">Buy this plan</a> · <a href=\"{site}\">Back to the site</a></p>",
+            escape_html(&checkout)
+        ))
+        .respond(deps, StatusCode::OK)
+}
+
+fn provider_error(deps: &SuccessDeps) -> Response<Body> {
+    message_page(
+        deps,
+        StatusCode::BAD_GATEWAY,
+        "The plan change could not be prepared",
+        "Our payment provider did not answer. Nothing was changed; please try again in a moment.",
+    )
+}
+
+/// An amount in the smallest currency unit, with two decimals.
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", cents / 100, cents % 100)
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
