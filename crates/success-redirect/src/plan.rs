@@ -256,27 +256,19 @@ fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<B
     if body_bytes(request).len() > MAX_FORM_BYTES {
         return Some(ApiError::PayloadTooLarge.into_response());
     }
-    let form = header(request, "content-type").is_some_and(|value| {
-        value.split(';').next().is_some_and(|t| {
-            t.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-    });
-    let same_origin = header(request, "sec-fetch-site") == Some("same-origin")
-        || header(request, "origin") == Some(deps.config.site_url.origin());
-    (!form || !same_origin).then(|| {
-        tracing::warn!(
-            form,
-            same_origin,
-            "plan: cross-site or non-form POST refused"
-        );
-        message_page(
-            deps,
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "Change your plan from the plan page on this site.",
-        )
-    })
+    if crate::client::same_origin_form(deps, request) {
+        return None;
+    }
+    tracing::warn!(
+        outcome = "cross_site_refused",
+        "plan: cross-site or non-form POST refused"
+    );
+    Some(message_page(
+        deps,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "Change your plan from the plan page on this site.",
+    ))
 }
 
 fn confirm_page(
