@@ -20,9 +20,7 @@ use llmxt_core::policy::PolicySettings;
 use llmxt_core::records::{Entitlement, Grant, source, status};
 use llmxt_core::time::format_rfc3339;
 use llmxt_core::token::Scope;
-use llmxt_http::{
-    ApiError, body_bytes, header, presented_tokens, query_param, redirect, see_other,
-};
+use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, redirect, see_other};
 
 use crate::SuccessDeps;
 use crate::pages::{Page, escape_html, message_page, message_with_sign_in, restore_url};
