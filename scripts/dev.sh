@@ -88,6 +88,8 @@ claim_port() {
     if running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$program"; then
       echo "dev.sh: stopping the $name an earlier run left on port $port (its data is not reused)" >&2
       stop_pidfile "$pidfile"
+      # The port is free once the listener has closed, which may trail the process's exit.
+      for _ in $(seq 1 50); do port_taken "$port" || break; sleep 0.1; done
     else
       rm -f "$pidfile"
     fi
