@@ -46,22 +46,19 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     };
     // Dodo's portal shows everything of a customer: a purchase cookie opens it only when it
     // covers every purchase of the email.
-    if let Some(keys) = scope.grant_keys() {
-        let uncovered = entitlement.as_ref().is_some_and(|e| {
-            e.billed_grant_keys()
-                .any(|key| !keys.iter().any(|k| k == key))
-        });
-        if uncovered {
-            tracing::info!(email = %email, outcome = "needs_sign_in", "billing");
-            return message_with_sign_in(
-                deps,
-                StatusCode::OK,
-                "Sign in to manage billing",
-                "This browser has access through one purchase, but the billing portal shows every \
-                 purchase and subscription of your email address. To open it, ask for a sign-in \
-                 link: we send it to the email address you paid with.",
-            );
-        }
+    let uncovered = entitlement
+        .as_ref()
+        .is_some_and(|e| e.billed_grant_keys().any(|key| !scope.covers(key)));
+    if uncovered {
+        tracing::info!(email = %email, outcome = "needs_sign_in", "billing");
+        return message_with_sign_in(
+            deps,
+            StatusCode::OK,
+            "Sign in to manage billing",
+            "This browser has access through one purchase, but the billing portal shows every \
+             purchase and subscription of your email address. To open it, ask for a sign-in \
+             link: we send it to the email address you paid with.",
+        );
     }
     let customer_id = entitlement
         .as_ref()
