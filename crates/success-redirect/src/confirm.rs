@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use llmxt_core::dodo_api::{DodoApiError, apply_api_object, payment_status};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::time::parse_rfc3339_seconds;
+use llmxt_dodo::dodo_api::{DodoApiError, apply_api_object, payment_status};
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::time::parse_rfc3339_seconds;
 use serde_json::Value;
 
 use crate::{SuccessDeps, budget};

@@ -5,11 +5,11 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
-use llmxt_core::store::{ClaimOutcome, StoreError};
-use llmxt_core::token::Session;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
+use llmxt_domain::token::Session;
 use llmxt_http::{ApiError, json_response, presented_tokens, query_param, redirect, wants_json};
+use llmxt_store::store::{ClaimOutcome, StoreError};
 use serde_json::json;
 
 use crate::pages::{Page, message_with_sign_in, sign_in_page};

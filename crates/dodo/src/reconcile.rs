@@ -20,12 +20,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::dodo_api::{DodoApi, DodoApiError, apply_api_object, payment_status};
-use crate::email::Email;
-use crate::policy::PolicySettings;
-use crate::privacy::PrivacyKey;
-use crate::records::{PaymentRecord, SubscriptionRecord};
-use crate::store::{RecordKeys, Store, StoreError};
-use crate::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_domain::email::Email;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::privacy::PrivacyKey;
+use llmxt_domain::records::{PaymentRecord, SubscriptionRecord};
+use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_store::store::{RecordKeys, Store, StoreError};
 
 /// Dodo's page size limit.
 pub const PAGE_SIZE: u32 = 100;

@@ -15,21 +15,23 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::config::StoreConfig;
-use crate::email::Email;
-use crate::policy::Changes;
-use crate::records::{
-    CorruptItem, DeliveryRecord, Entitlement, Item, PaymentRecord, SubscriptionRecord,
-    TTL_ATTRIBUTE,
+use llmxt_domain::email::Email;
+use llmxt_domain::policy::Changes;
+use llmxt_domain::privacy::{ErasurePlan, ErasureReceipt, Found, RestoreRecord};
+use llmxt_domain::records::{
+    CorruptItem, DeliveryRecord, Entitlement, PaymentRecord, SubscriptionRecord, TTL_ATTRIBUTE,
 };
-use crate::time::format_rfc3339;
+use llmxt_domain::time::format_rfc3339;
+
+use crate::config::StoreConfig;
+use crate::item::{Item, StoredItem, restore_record_from_item};
 
 /// Name of the payments table's index by buyer.
 pub const EMAIL_INDEX: &str = "email-index";
 
 // The key prefixes live with the other record keys; named here too for the callers that
 // already take them from the store.
-pub use crate::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
+pub use llmxt_domain::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
 /// How long DynamoDB keeps a used or expired token or counter before its TTL deletes it.
 const SHORT_LIVED_RETENTION: i64 = 86_400;
 
@@ -872,7 +874,7 @@ impl Store {
     pub async fn records_naming_email(
         &self,
         email: &Email,
-    ) -> Result<(Vec<crate::privacy::RestoreRecord>, Vec<SubscriptionRecord>), StoreError> {
+    ) -> Result<(Vec<RestoreRecord>, Vec<SubscriptionRecord>), StoreError> {
         let mut restore_records = Vec::new();
         let mut subscriptions = Vec::new();
         let mut start = None;
@@ -887,14 +889,14 @@ impl Store {
                 .expression_attribute_values(":email", AttributeValue::S(email.as_str().to_owned()))
                 .expression_attribute_values(
                     ":counter",
-                    AttributeValue::S(crate::privacy::email_counter_prefix(email)),
+                    AttributeValue::S(llmxt_domain::privacy::email_counter_prefix(email)),
                 )
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await?;
             for item in output.items() {
-                if let Some(record) = crate::privacy::RestoreRecord::from_item(item) {
+                if let Some(record) = restore_record_from_item(item) {
                     restore_records.push(record);
                 } else if item.contains_key("customer_email") {
                     subscriptions.push(SubscriptionRecord::from_item(item)?);
@@ -911,15 +913,12 @@ impl Store {
     pub async fn get_erasure_receipt(
         &self,
         pseudonym: &str,
-    ) -> Result<Option<crate::privacy::ErasureReceipt>, StoreError> {
-        let key = crate::privacy::ErasureReceipt::key(pseudonym);
+    ) -> Result<Option<ErasureReceipt>, StoreError> {
+        let key = ErasureReceipt::key(pseudonym);
         let item = self
             .get(&self.config.payments_table, "payment_id", &key)
             .await?;
-        Ok(item
-            .as_ref()
-            .map(crate::privacy::ErasureReceipt::from_item)
-            .transpose()?)
+        Ok(item.as_ref().map(ErasureReceipt::from_item).transpose()?)
     }
 
     /// Everything stored about `email`: its entitlement, its payments (`email-index`), the
@@ -929,7 +928,7 @@ impl Store {
         &self,
         email: &Email,
         pseudonym: Option<&str>,
-    ) -> Result<crate::privacy::Found, StoreError> {
+    ) -> Result<Found, StoreError> {
         let entitlement = self.get_entitlement(email).await?;
         let payments = self.payments_for_email(email).await?;
         let mut subscription_ids: Vec<String> = entitlement
@@ -956,7 +955,7 @@ impl Store {
             Some(pseudonym) => self.get_erasure_receipt(pseudonym).await?,
             None => None,
         };
-        Ok(crate::privacy::Found {
+        Ok(Found {
             entitlement,
             payments,
             subscriptions,
@@ -970,12 +969,9 @@ impl Store {
     /// version that was read. One transaction when it fits DynamoDB's 100 items (the usual
     /// case); otherwise several, the receipt first, so a run cut short is finished by running
     /// it again. `Conflict` when a record changed since it was read (read again and retry).
-    pub async fn erase(
-        &self,
-        plan: &crate::privacy::ErasurePlan,
-    ) -> Result<CommitOutcome, StoreError> {
+    pub async fn erase(&self, plan: &ErasurePlan) -> Result<CommitOutcome, StoreError> {
         let table = &self.config.payments_table;
-        let receipt = crate::privacy::ErasureReceipt {
+        let receipt = ErasureReceipt {
             version: plan.receipt.version + 1,
             ..plan.receipt.clone()
         };

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::config::{ConfigError, Env, SiteUrl};
-use crate::email::Email;
+use llmxt_domain::config::{ConfigError, Env, SiteUrl};
+use llmxt_domain::email::Email;
 
 /// `BRAND_COLOR` when unset: a slate that carries white text at AA contrast.
 pub const DEFAULT_BRAND_COLOR: Rgb = Rgb(0x33, 0x41, 0x55);

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use llmxt_core::email::Email;
-use llmxt_core::policy::Changes;
-use llmxt_core::records::{
+use llmxt_domain::email::Email;
+use llmxt_domain::policy::Changes;
+use llmxt_domain::records::{
     DeliveryRecord, Entitlement, Freshness, PaymentRecord, SubscriptionRecord, source, status,
 };
-use llmxt_core::store::{ClaimOutcome, ClientProfile, CommitOutcome, Store, StoreError};
+use llmxt_store::store::{ClaimOutcome, ClientProfile, CommitOutcome, Store, StoreError};
 use llmxt_testkit::{fresh_store, table_sizes, unique_store_config};
 
 const NOW: i64 = 1_800_000_000;

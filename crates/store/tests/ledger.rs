@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use llmxt_core::config::PlanCatalog;
-use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Origin, Outcome, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::records::{Entitlement, status};
-use llmxt_core::store::{ClaimOutcome, Store};
-use llmxt_core::time::parse_rfc3339_seconds;
+use llmxt_domain::config::PlanCatalog;
+use llmxt_domain::email::Email;
+use llmxt_domain::events::parse_event;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::records::{Entitlement, status};
+use llmxt_domain::time::parse_rfc3339_seconds;
+use llmxt_store::ledger::{Delivery, Origin, Outcome, apply_delivery};
+use llmxt_store::store::{ClaimOutcome, Store};
 use llmxt_testkit::{dodo_body, fresh_store, table_sizes};
 use serde_json::{Value, json};
 
@@ -560,7 +560,7 @@ fn subscription_life() -> Vec<(String, i64, String)> {
             let at = NOW + 100 * i64::try_from(i).unwrap();
             let body = subscription(state, next, |v| {
                 v["data"]["product_id"] = json!(product);
-                v["timestamp"] = json!(llmxt_core::time::format_rfc3339(at));
+                v["timestamp"] = json!(llmxt_domain::time::format_rfc3339(at));
             });
             (format!("msg_{i}"), at, body)
         })

@@ -1,6 +1,8 @@
 //! The Standard Webhooks vectors and negative cases (fixtures/standard-webhooks-vectors.md).
 
-use llmxt_core::webhook_signature::{SignatureError, WebhookHeaders, WebhookSecrets, sign, verify};
+use llmxt_domain::webhook_signature::{
+    SignatureError, WebhookHeaders, WebhookSecrets, sign, verify,
+};
 
 const SECRET_1: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ID_1: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
@@ -255,8 +257,8 @@ fn negative_cases_from_the_reference_suites() {
     );
 }
 
-fn _ok(id: &str, timestamp: i64) -> llmxt_core::webhook_signature::VerifiedDelivery {
-    llmxt_core::webhook_signature::VerifiedDelivery {
+fn _ok(id: &str, timestamp: i64) -> llmxt_domain::webhook_signature::VerifiedDelivery {
+    llmxt_domain::webhook_signature::VerifiedDelivery {
         id: id.to_owned(),
         timestamp,
     }

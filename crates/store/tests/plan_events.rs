@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use llmxt_core::access::{BillingState, PlanFeatures, access_summary};
-use llmxt_core::config::PlanCatalog;
-use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Origin, Outcome, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::records::Entitlement;
-use llmxt_core::store::Store;
-use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_domain::access::{BillingState, PlanFeatures, access_summary};
+use llmxt_domain::config::PlanCatalog;
+use llmxt_domain::email::Email;
+use llmxt_domain::events::parse_event;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::records::Entitlement;
+use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_store::ledger::{Delivery, Origin, Outcome, apply_delivery};
+use llmxt_store::store::Store;
 use llmxt_testkit::{dodo_body, fresh_store};
 use serde_json::{Value, json};
 

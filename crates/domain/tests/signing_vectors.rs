@@ -1,9 +1,9 @@
 //! The signing known answers in `fixtures/signing-vectors.json`, shared with the JS client's
 //! tests (clients/js): both implementations must produce exactly these values.
 
-use llmxt_core::email::Email;
-use llmxt_core::request_signature::{self, SignedRequest};
-use llmxt_core::secret::Secret;
+use llmxt_domain::email::Email;
+use llmxt_domain::request_signature::{self, SignedRequest};
+use llmxt_domain::secret::Secret;
 use serde_json::Value;
 
 fn vectors() -> Value {

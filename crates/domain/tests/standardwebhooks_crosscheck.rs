@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use llmxt_core::time::unix_now;
-use llmxt_core::webhook_signature::{WebhookHeaders, WebhookSecrets, sign, verify};
+use llmxt_domain::time::unix_now;
+use llmxt_domain::webhook_signature::{WebhookHeaders, WebhookSecrets, sign, verify};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

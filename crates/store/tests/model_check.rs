@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use std::collections::BTreeMap;
 
-use llmxt_core::access::{PlanFeatures, access_summary};
-use llmxt_core::config::PlanCatalog;
-use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Origin, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::store::Store;
-use llmxt_core::time::parse_rfc3339_seconds;
+use llmxt_domain::access::{PlanFeatures, access_summary};
+use llmxt_domain::config::PlanCatalog;
+use llmxt_domain::email::Email;
+use llmxt_domain::events::parse_event;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::time::parse_rfc3339_seconds;
+use llmxt_store::ledger::{Delivery, Origin, apply_delivery};
+use llmxt_store::store::Store;
 use llmxt_testkit::{dodo_body, fresh_store};
 use proptest::prelude::*;
 use serde_json::json;
@@ -118,7 +118,7 @@ fn model_plan(events: &[Event], t: i64) -> Option<&'static str> {
         && (has(Event::RefundSubscription) || has(Event::DisputeLostSubscription));
     let period_end = parse_rfc3339_seconds(PERIOD_END).unwrap();
     let within_period = match snapshots.last().map(|(status, _)| *status) {
-        None => t < NOW + llmxt_core::policy::PROVISIONAL_SUBSCRIPTION_SECONDS,
+        None => t < NOW + llmxt_domain::policy::PROVISIONAL_SUBSCRIPTION_SECONDS,
         Some("expired") => false,
         Some("cancelled" | "paused") => t < period_end,
         Some(_) => t < period_end + GRACE,

@@ -3,14 +3,14 @@
 //! the refund delivery's own email deciding), and items written before grants existed.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::config::PlanCatalog;
-use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Origin, Outcome, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::records::{Entitlement, source, status};
-use llmxt_core::store::{ClaimOutcome, Store};
-use llmxt_core::time::parse_rfc3339_seconds;
+use llmxt_domain::config::PlanCatalog;
+use llmxt_domain::email::Email;
+use llmxt_domain::events::parse_event;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::records::{Entitlement, source, status};
+use llmxt_domain::time::parse_rfc3339_seconds;
+use llmxt_store::ledger::{Delivery, Origin, Outcome, apply_delivery};
+use llmxt_store::store::{ClaimOutcome, Store};
 use llmxt_testkit::{dodo_body, fresh_store};
 use serde_json::{Value, json};
 

@@ -1,20 +1,21 @@
 //! Unix time and the RFC 3339 strings Dodo sends and we store.
 
-use aws_smithy_types::DateTime;
-use aws_smithy_types::date_time::Format;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// The current time in unix seconds.
 pub fn unix_now() -> i64 {
-    DateTime::from(std::time::SystemTime::now()).secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Parses an RFC 3339 date-time (`Z` or an offset) into unix microseconds.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
-    let parsed = DateTime::from_str(text.trim(), Format::DateTimeWithOffset).ok()?;
-    parsed
-        .secs()
-        .checked_mul(1_000_000)?
-        .checked_add(i64::from(parsed.subsec_nanos() / 1_000))
+    let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000).ok()
 }
 
 /// Parses an RFC 3339 date-time into unix seconds (fractions dropped).
@@ -24,9 +25,10 @@ pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
 
 /// Formats unix seconds as `2026-01-10T17:55:53Z`.
 pub fn format_rfc3339(unix_seconds: i64) -> String {
-    DateTime::from_secs(unix_seconds)
-        .fmt(Format::DateTime)
-        .unwrap_or_else(|_| unix_seconds.to_string())
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix_seconds.to_string())
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Applying one verified delivery: read what is stored, decide, commit; retry on conflict.
 
-use crate::email::Email;
-use crate::events::{DodoEvent, DodoObject};
-use crate::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
-use crate::records::{DeliveryRecord, Freshness};
 use crate::store::{CommitOutcome, RecordKeys, Store, StoreError, back_off};
+use llmxt_domain::email::Email;
+use llmxt_domain::events::{DodoEvent, DodoObject};
+use llmxt_domain::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
+use llmxt_domain::records::{DeliveryRecord, Freshness};
 
 /// How many times a delivery is re-read and re-decided when concurrent writers interfere.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 8;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::DodoApiConfig;
-use crate::events::{DodoEvent, EventParseError, parse_event};
+use llmxt_domain::events::{DodoEvent, EventParseError, parse_event};
 
 /// Why an API call gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -279,7 +279,11 @@ impl PlanChangePreview {
         let charged_now = summary["total_amount"].as_i64().ok_or_else(|| {
             DodoApiError::Unavailable("preview without immediate_charge.summary".to_owned())
         })?;
-        let date = |value: &Value| value.as_str().and_then(crate::time::parse_rfc3339_seconds);
+        let date = |value: &Value| {
+            value
+                .as_str()
+                .and_then(llmxt_domain::time::parse_rfc3339_seconds)
+        };
         Ok(Self {
             charged_now,
             currency: summary["currency"].as_str().unwrap_or_default().to_owned(),
@@ -366,23 +370,25 @@ pub fn api_event(kind: &str, object: Value) -> Result<DodoEvent, EventParseError
 /// the read (`now`), deduplicated under `read_id`. An object the parser cannot read is
 /// ignored.
 pub async fn apply_api_object(
-    store: &crate::store::Store,
-    settings: crate::policy::PolicySettings<'_>,
+    store: &llmxt_store::store::Store,
+    settings: llmxt_domain::policy::PolicySettings<'_>,
     kind: &str,
     object: Value,
     read_id: &str,
     now: i64,
-) -> Result<crate::ledger::Outcome, crate::store::StoreError> {
+) -> Result<llmxt_store::ledger::Outcome, llmxt_store::store::StoreError> {
     let Ok(event) = api_event(kind, object) else {
-        return Ok(crate::ledger::Outcome::Ignored("unreadable API object"));
+        return Ok(llmxt_store::ledger::Outcome::Ignored(
+            "unreadable API object",
+        ));
     };
-    let delivery = crate::ledger::Delivery {
+    let delivery = llmxt_store::ledger::Delivery {
         webhook_id: read_id,
-        origin: crate::ledger::Origin::Api,
+        origin: llmxt_store::ledger::Origin::Api,
         webhook_timestamp: now,
         received_at: now,
     };
-    crate::ledger::apply_delivery(store, settings, delivery, &event).await
+    llmxt_store::ledger::apply_delivery(store, settings, delivery, &event).await
 }
 
 /// The status of a payment read from the API, lower-cased.

@@ -9,13 +9,13 @@
 //! - A manual grant is a grant of its own (`manual#<time>`): refunds and webhooks of any
 //!   purchase never touch it, and a later revoke ends it like every other current grant.
 
-use crate::email::Email;
-use crate::policy::Changes;
-use crate::records::{
+use crate::store::{CommitOutcome, Store, StoreError, back_off};
+use llmxt_domain::email::Email;
+use llmxt_domain::policy::Changes;
+use llmxt_domain::records::{
     Entitlement, Grant, MANUAL_GRANT_PREFIX, PaymentRecord, PlanRanking, source, status,
 };
-use crate::store::{CommitOutcome, Store, StoreError, back_off};
-use crate::time::format_rfc3339;
+use llmxt_domain::time::format_rfc3339;
 
 /// Attempts before giving up when webhooks keep changing the same records.
 const MAX_ATTEMPTS: u32 = 8;

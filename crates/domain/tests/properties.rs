@@ -2,12 +2,12 @@
 //! or altered is ever accepted.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::email::Email;
-use llmxt_core::events::parse_event;
-use llmxt_core::request_signature::{self, SignedRequest};
-use llmxt_core::secret::Secret;
-use llmxt_core::token::TokenSigner;
-use llmxt_core::webhook_signature::{WebhookHeaders, WebhookSecrets, sign, verify};
+use llmxt_domain::email::Email;
+use llmxt_domain::events::parse_event;
+use llmxt_domain::request_signature::{self, SignedRequest};
+use llmxt_domain::secret::Secret;
+use llmxt_domain::token::TokenSigner;
+use llmxt_domain::webhook_signature::{WebhookHeaders, WebhookSecrets, sign, verify};
 use proptest::prelude::*;
 
 const NOW: i64 = 1_800_000_000;
@@ -203,7 +203,7 @@ proptest! {
     }
 }
 
-fn grant_strategy() -> impl Strategy<Value = llmxt_core::records::Grant> {
+fn grant_strategy() -> impl Strategy<Value = llmxt_domain::records::Grant> {
     (
         0_usize..6,
         prop_oneof![Just("professional"), Just("enterprise"), Just("free")],
@@ -215,14 +215,16 @@ fn grant_strategy() -> impl Strategy<Value = llmxt_core::records::Grant> {
         ],
         prop::option::of(-100_i64..100),
     )
-        .prop_map(|(key, plan, status, expires)| llmxt_core::records::Grant {
-            key: format!("pay_{key}"),
-            source: "payment".to_owned(),
-            plan: plan.to_owned(),
-            status: status.to_owned(),
-            expires_at: expires.map(|offset| NOW + offset),
-            ..llmxt_core::records::Grant::default()
-        })
+        .prop_map(
+            |(key, plan, status, expires)| llmxt_domain::records::Grant {
+                key: format!("pay_{key}"),
+                source: "payment".to_owned(),
+                plan: plan.to_owned(),
+                status: status.to_owned(),
+                expires_at: expires.map(|offset| NOW + offset),
+                ..llmxt_domain::records::Grant::default()
+            },
+        )
 }
 
 proptest! {
@@ -235,8 +237,8 @@ proptest! {
         grants in prop::collection::vec(grant_strategy(), 0..6),
         scope in prop::collection::vec(0_usize..8, 0..4),
     ) {
-        let ranking = llmxt_core::records::PlanRanking::standard();
-        let mut entitlement = llmxt_core::records::Entitlement::new(Email::parse("a@example.com").unwrap());
+        let ranking = llmxt_domain::records::PlanRanking::standard();
+        let mut entitlement = llmxt_domain::records::Entitlement::new(Email::parse("a@example.com").unwrap());
         for grant in grants {
             entitlement.grants.insert(grant.key.clone(), grant);
         }
