@@ -6,5 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod confirm;
 pub mod dodo_api;
 pub mod reconcile;

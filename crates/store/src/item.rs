@@ -24,6 +24,51 @@ pub trait StoredItem: Sized {
     fn to_item(&self) -> Item;
 }
 
+/// The two tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Payments, and the other records keyed in its `payment_id`.
+    Payments,
+    /// Entitlements, keyed by `email`.
+    Entitlements,
+}
+
+/// A record written under optimistic concurrency: each write bumps `version`, conditioned on
+/// the version that was read.
+pub trait VersionedItem: StoredItem {
+    /// Its table.
+    const TABLE: Table;
+    /// Its partition key attribute.
+    const KEY: &'static str;
+    /// The version it was read at (0: not stored yet).
+    fn version(&self) -> i64;
+    /// The same record at another version.
+    fn at_version(&self, version: i64) -> Self;
+}
+
+macro_rules! versioned {
+    ($record:ty, $table:expr, $key:literal) => {
+        impl VersionedItem for $record {
+            const TABLE: Table = $table;
+            const KEY: &'static str = $key;
+            fn version(&self) -> i64 {
+                self.version
+            }
+            fn at_version(&self, version: i64) -> Self {
+                Self {
+                    version,
+                    ..self.clone()
+                }
+            }
+        }
+    };
+}
+
+versioned!(PaymentRecord, Table::Payments, "payment_id");
+versioned!(SubscriptionRecord, Table::Payments, "payment_id");
+versioned!(ErasureReceipt, Table::Payments, "payment_id");
+versioned!(Entitlement, Table::Entitlements, "email");
+
 impl StoredItem for PaymentRecord {
     /// Reads a payment item.
     fn from_item(item: &Item) -> Result<Self, CorruptItem> {

@@ -24,7 +24,7 @@ use llmxt_domain::records::{
 use llmxt_domain::time::format_rfc3339;
 
 use crate::config::StoreConfig;
-use crate::item::{Item, StoredItem, restore_record_from_item};
+use crate::item::{Item, StoredItem, Table, VersionedItem, restore_record_from_item};
 
 /// Name of the payments table's index by buyer.
 pub const EMAIL_INDEX: &str = "email-index";
@@ -585,42 +585,51 @@ impl Store {
     fn change_items(&self, changes: &Changes) -> Vec<TransactWriteItem> {
         let mut items = Vec::new();
         if let Some(payment) = &changes.payment {
-            let next = PaymentRecord {
-                version: payment.version + 1,
-                ..payment.clone()
-            };
-            items.push(versioned_put(
-                &self.config.payments_table,
-                "payment_id",
-                next.to_item(),
-                payment.version,
-            ));
+            items.push(self.versioned_put(payment));
         }
         if let Some(subscription) = &changes.subscription {
-            let next = SubscriptionRecord {
-                version: subscription.version + 1,
-                ..subscription.clone()
-            };
-            items.push(versioned_put(
-                &self.config.payments_table,
-                "payment_id",
-                next.to_item(),
-                subscription.version,
-            ));
+            items.push(self.versioned_put(subscription));
         }
         if let Some(entitlement) = &changes.entitlement {
-            let next = Entitlement {
-                version: entitlement.version + 1,
-                ..entitlement.clone()
-            };
-            items.push(versioned_put(
-                &self.config.entitlements_table,
-                "email",
-                next.to_item(),
-                entitlement.version,
-            ));
+            items.push(self.versioned_put(entitlement));
         }
         items
+    }
+
+    /// The name of a table.
+    fn table(&self, table: Table) -> &str {
+        match table {
+            Table::Payments => &self.config.payments_table,
+            Table::Entitlements => &self.config.entitlements_table,
+        }
+    }
+
+    /// The one way a record is written: the record at its next version, on the condition
+    /// that it is still at the version it was read at.
+    fn versioned_put<R: VersionedItem>(&self, read: &R) -> TransactWriteItem {
+        let (condition, values) = version_condition(R::KEY, read.version());
+        let next = read.at_version(read.version() + 1);
+        put(self.table(R::TABLE), next.to_item(), &condition, values)
+    }
+
+    /// The one way a short-lived counter item (`limit#…`, removed by the TTL) is written: an
+    /// `UpdateItem` of the payments table whose expression the caller completes; it must
+    /// `SET record_type = :type, #ttl = :ttl`.
+    fn counter_update(
+        &self,
+        counter: &str,
+        ttl: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}")),
+            )
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
+            .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()))
     }
 
     /// Replaces an entitlement if its version is still `entitlement.version` (operator tools,
@@ -629,11 +638,8 @@ impl Store {
         &self,
         entitlement: &Entitlement,
     ) -> Result<CommitOutcome, StoreError> {
-        let next = Entitlement {
-            version: entitlement.version + 1,
-            ..entitlement.clone()
-        };
-        let (condition, values) = version_condition("email", entitlement.version);
+        let next = entitlement.at_version(entitlement.version + 1);
+        let (condition, values) = version_condition(Entitlement::KEY, entitlement.version);
         let result = self
             .client
             .put_item()
@@ -839,22 +845,13 @@ impl Store {
         window_end: i64,
     ) -> Result<i64, StoreError> {
         let output = self
-            .client
-            .update_item()
-            .table_name(&self.config.payments_table)
-            .key(
-                "payment_id",
-                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}#{window_end}")),
+            .counter_update(
+                &format!("{counter}#{window_end}"),
+                window_end + SHORT_LIVED_RETENTION,
             )
             .update_expression("ADD #count :amount SET record_type = :type, #ttl = :ttl")
             .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":amount", AttributeValue::N(amount.to_string()))
-            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N((window_end + SHORT_LIVED_RETENTION).to_string()),
-            )
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await?;
@@ -971,16 +968,7 @@ impl Store {
     /// it again. `Conflict` when a record changed since it was read (read again and retry).
     pub async fn erase(&self, plan: &ErasurePlan) -> Result<CommitOutcome, StoreError> {
         let table = &self.config.payments_table;
-        let receipt = ErasureReceipt {
-            version: plan.receipt.version + 1,
-            ..plan.receipt.clone()
-        };
-        let mut items = vec![versioned_put(
-            table,
-            "payment_id",
-            receipt.to_item(),
-            plan.receipt.version,
-        )];
+        let mut items = vec![self.versioned_put(&plan.receipt)];
         let mut changes: Vec<Changes> = plan
             .payments
             .iter()
@@ -1050,12 +1038,9 @@ impl Store {
         window: i64,
     ) -> Result<LookupGate, StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.config.payments_table)
-            .key(
-                "payment_id",
-                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}lookup#{id}")),
+            .counter_update(
+                &format!("lookup#{id}"),
+                now + window + SHORT_LIVED_RETENTION,
             )
             // Right-hand sides read the item as it was: `previous` takes the old `last`.
             .update_expression(
@@ -1066,15 +1051,9 @@ impl Store {
                 "(attribute_not_exists(previous_try) OR previous_try <= :cutoff) \
                  AND (attribute_not_exists(not_found_until) OR not_found_until <= :now)",
             )
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":never", AttributeValue::N("0".to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":cutoff", AttributeValue::N((now - window).to_string()))
-            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N((now + window + SHORT_LIVED_RETENTION).to_string()),
-            )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -1105,21 +1084,9 @@ impl Store {
     /// Remembers until `until` that Dodo answered 404 for `id`: [`Store::take_lookup`]
     /// refuses it meanwhile.
     pub async fn remember_not_found(&self, id: &str, until: i64) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.config.payments_table)
-            .key(
-                "payment_id",
-                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}lookup#{id}")),
-            )
+        self.counter_update(&format!("lookup#{id}"), until + SHORT_LIVED_RETENTION)
             .update_expression("SET not_found_until = :until, record_type = :type, #ttl = :ttl")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .expression_attribute_values(":type", AttributeValue::S("rate_limit".to_owned()))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N((until + SHORT_LIVED_RETENTION).to_string()),
-            )
             .send()
             .await?;
         Ok(())
@@ -1323,16 +1290,6 @@ fn version_condition(partition_key: &str, version: i64) -> (String, Option<Item>
             )])),
         )
     }
-}
-
-fn versioned_put(
-    table: &str,
-    partition_key: &str,
-    item: Item,
-    read_version: i64,
-) -> TransactWriteItem {
-    let (condition, values) = version_condition(partition_key, read_version);
-    put(table, item, &condition, values)
 }
 
 fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> TransactWriteItem {

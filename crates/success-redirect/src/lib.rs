@@ -10,7 +10,6 @@ pub mod budget;
 pub mod checkout;
 pub mod client;
 pub mod config;
-pub mod confirm;
 pub mod mail;
 pub mod pages;
 pub mod plan;
@@ -60,7 +59,7 @@ impl SuccessDeps {
         let dodo = config
             .dodo_api
             .clone()
-            .map(|api| std::sync::Arc::new(DodoApi::new(api, confirm::API_BUDGET, 0)));
+            .map(|api| std::sync::Arc::new(DodoApi::new(api, llmxt_dodo::confirm::API_BUDGET, 0)));
         let mailer = config
             .restore
             .clone()
