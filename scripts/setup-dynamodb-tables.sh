@@ -4,7 +4,7 @@
 #
 #   scripts/setup-dynamodb-tables.sh us-east-1
 #
-# The table definitions live in one place, crates/core/src/store.rs (table_specs); a test
+# The table definitions live in one place, crates/store/src/store.rs (table_specs); a test
 # checks template.yaml against them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

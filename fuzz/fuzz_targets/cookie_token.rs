@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmxt_core::secret::Secret;
-use llmxt_core::token::TokenSigner;
+use llmxt_domain::secret::Secret;
+use llmxt_domain::token::TokenSigner;
 
 fuzz_target!(|data: &[u8]| {
     let signer = TokenSigner::new(

@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmxt_core::email::Email;
-use llmxt_core::request_signature::{SignedRequest, verify};
-use llmxt_core::secret::Secret;
+use llmxt_domain::email::Email;
+use llmxt_domain::request_signature::{SignedRequest, verify};
+use llmxt_domain::secret::Secret;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

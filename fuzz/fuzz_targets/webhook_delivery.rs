@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmxt_core::events::parse_event;
-use llmxt_core::webhook_signature::{WebhookHeaders, WebhookSecrets, verify};
+use llmxt_domain::events::parse_event;
+use llmxt_domain::webhook_signature::{WebhookHeaders, WebhookSecrets, verify};
 
 fuzz_target!(|data: &[u8]| {
     let secrets = WebhookSecrets::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid secret");

@@ -4,16 +4,17 @@
 use std::io::Write;
 use std::time::Duration;
 
-use llmxt_core::config::{ConfigError, CookieConfig, Env, PlanCatalog, StoreConfig};
-use llmxt_core::email::Email;
-use llmxt_core::operator::{self, Actor};
-use llmxt_core::privacy::{ErasureReceipt, ErasureRequest, Found, PrivacyKey, plan_erasure};
-use llmxt_core::records::{Entitlement, PaymentRecord, PlanRanking, SubscriptionRecord};
-use llmxt_core::store::CommitOutcome;
-use llmxt_core::store::{ClientProfile, Store, StoreError};
-use llmxt_core::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
-use llmxt_core::token::{CookieIssuer, Session};
-use llmxt_core::webhook_signature::{self, WebhookSecrets};
+use llmxt_domain::config::{ConfigError, CookieConfig, Env, PlanCatalog};
+use llmxt_domain::email::Email;
+use llmxt_domain::privacy::{ErasureReceipt, ErasureRequest, Found, PrivacyKey, plan_erasure};
+use llmxt_domain::records::{Entitlement, PaymentRecord, PlanRanking, SubscriptionRecord};
+use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
+use llmxt_domain::token::{CookieIssuer, Session};
+use llmxt_domain::webhook_signature::{self, WebhookSecrets};
+use llmxt_store::config::StoreConfig;
+use llmxt_store::operator::{self, Actor};
+use llmxt_store::store::CommitOutcome;
+use llmxt_store::store::{ClientProfile, Store, StoreError};
 use serde_json::{Value, json};
 
 /// Usage text.
@@ -231,8 +232,8 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let privacy_key = PrivacyKey::optional_from_env(env)?;
             let store = connect(env).await?;
             let plans = ShownPlans {
-                ranking: llmxt_core::config::plan_ranking_from_env(env)?,
-                features: llmxt_core::config::plan_features_from_env(env)?,
+                ranking: llmxt_domain::config::plan_ranking_from_env(env)?,
+                features: llmxt_domain::config::plan_features_from_env(env)?,
             };
             show(
                 &store,
@@ -351,13 +352,13 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
                     AdminError::Usage("--requests-per-minute must be from 1 to 100000".to_owned())
                 })?;
             let api_config =
-                llmxt_core::config::DodoApiConfig::from_env(env)?.ok_or(ConfigError {
+                llmxt_dodo::config::DodoApiConfig::from_env(env)?.ok_or(ConfigError {
                     variable: "DODO_PAYMENTS_API_KEY",
                     problem: "is required for reconcile (a read-only key is enough)".to_owned(),
                 })?;
-            let api = llmxt_core::dodo_api::DodoApi::new(api_config, Duration::from_secs(15), 5);
+            let api = llmxt_dodo::dodo_api::DodoApi::new(api_config, Duration::from_secs(15), 5);
             let plans = PlanCatalog::from_env(env)?;
-            let settings = llmxt_core::policy::PolicySettings {
+            let settings = llmxt_domain::policy::PolicySettings {
                 plans: &plans,
                 claim_ttl_seconds: 0,
                 grace_seconds: env.seconds(
@@ -369,7 +370,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             };
             let apply = options.flag("apply");
             let privacy_key = PrivacyKey::optional_from_env(env)?;
-            let run = llmxt_core::reconcile::ReconcileOptions {
+            let run = llmxt_dodo::reconcile::ReconcileOptions {
                 since,
                 apply,
                 min_interval: Duration::from_secs(60) / per_minute,
@@ -379,7 +380,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let store = connect(env).await?;
             let mut progress = |line: String| eprintln!("reconcile: {line}");
             let report =
-                llmxt_core::reconcile::reconcile(&store, &api, settings, run, &mut progress)
+                llmxt_dodo::reconcile::reconcile(&store, &api, settings, run, &mut progress)
                     .await
                     .map_err(|e| AdminError::Io(e.to_string()))?;
             print_reconcile(&report, apply, out)
@@ -422,7 +423,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
         }
         "table-specs" => {
             let config = StoreConfig::from_env(env)?;
-            let specs: Vec<serde_json::Value> = llmxt_core::store::table_specs(&config)
+            let specs: Vec<serde_json::Value> = llmxt_store::store::table_specs(&config)
                 .iter()
                 .map(|spec| {
                     serde_json::json!({
@@ -454,7 +455,9 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
 /// Loads a function's configuration from `env` exactly as the function does at start, and
 /// returns the names of the variables it read.
 pub fn check_config(function: &str, env: &Env) -> Result<Vec<String>, AdminError> {
-    use llmxt_core::config::{EntitlementConfig, SuccessConfig, WebhookConfig};
+    use entitlement::config::EntitlementConfig;
+    use success_redirect::config::SuccessConfig;
+    use webhook::config::WebhookConfig;
     let (env, names) = Env::recording(env);
     match function {
         "webhook" => WebhookConfig::from_env(&env).map(drop)?,
@@ -571,12 +574,12 @@ fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
 
 /// What `show` needs to sum up the grants as `/api/entitlement` does.
 struct ShownPlans {
-    ranking: llmxt_core::records::PlanRanking,
-    features: llmxt_core::access::PlanFeatures,
+    ranking: llmxt_domain::records::PlanRanking,
+    features: llmxt_domain::access::PlanFeatures,
 }
 
 /// `billing: active, renews …, scheduled: professional on …`.
-fn billing_line(billing: &llmxt_core::access::Billing) -> String {
+fn billing_line(billing: &llmxt_domain::access::Billing) -> String {
     let mut line = billing.state.as_str().to_owned();
     if let Some(at) = billing.renews_at {
         line.push_str(&format!(", renews {}", format_rfc3339(at)));
@@ -591,7 +594,7 @@ fn billing_line(billing: &llmxt_core::access::Billing) -> String {
     line
 }
 
-fn billing_json(billing: &llmxt_core::access::Billing) -> Value {
+fn billing_json(billing: &llmxt_domain::access::Billing) -> Value {
     json!({
         "state": billing.state.as_str(),
         "renews_at": billing.renews_at.map(format_rfc3339),
@@ -628,7 +631,7 @@ async fn show(
         .into());
     }
     let now = now();
-    let summary = llmxt_core::access::access_summary(
+    let summary = llmxt_domain::access::access_summary(
         entitlement.iter().flat_map(|e| e.grants.values()),
         now,
         &plans.ranking,
@@ -691,7 +694,7 @@ async fn show(
                         .map(|r| format!(", reason: {r}"))
                         .unwrap_or_default(),
                     grant.plan,
-                    billing_line(&llmxt_core::access::Billing::of(grant, now)),
+                    billing_line(&llmxt_domain::access::Billing::of(grant, now)),
                 )
                 .map_err(io)?;
             }
@@ -842,7 +845,7 @@ async fn forget(
 fn print_erasure(
     email: &Email,
     found: &Found,
-    plan: &llmxt_core::privacy::ErasurePlan,
+    plan: &llmxt_domain::privacy::ErasurePlan,
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -943,7 +946,7 @@ fn print_erasure(
 }
 
 fn print_reconcile(
-    report: &llmxt_core::reconcile::Report,
+    report: &llmxt_dodo::reconcile::Report,
     applied: bool,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
@@ -1038,7 +1041,7 @@ fn entitlement_json(e: &Entitlement, now: i64) -> Value {
             "product_id": g.product_id,
             "revoked_period_end": g.revoked_period_end.map(format_rfc3339),
             "subscription_status": g.subscription_status,
-            "billing": billing_json(&llmxt_core::access::Billing::of(g, now)),
+            "billing": billing_json(&llmxt_domain::access::Billing::of(g, now)),
             "scheduled_plan": g.scheduled_plan,
             "scheduled_product_id": g.scheduled_product_id,
             "scheduled_at": g.scheduled_at.map(format_rfc3339),

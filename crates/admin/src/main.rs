@@ -1,7 +1,7 @@
 //! Command-line entry point of `llmxt-admin`.
 #![forbid(unsafe_code)]
 
-use llmxt_core::config::Env;
+use llmxt_domain::config::Env;
 
 #[tokio::main]
 async fn main() {

@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use llmxt_admin::{AdminError, run};
-use llmxt_core::config::Env;
-use llmxt_core::store::Store;
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::time::unix_now;
+use llmxt_store::store::Store;
 use llmxt_testkit::{TEST_ENTITLEMENT_SECRET, dodo_body, fresh_store, unique_store_config};
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ async fn deliver(store: &Store, id: &str, body: &str) {
 fn paid(payment_id: &str) -> String {
     dodo_body("payment.succeeded.cli-generator", |v| {
         v["data"]["payment_id"] = json!(payment_id);
-        v["data"]["created_at"] = json!(llmxt_core::time::format_rfc3339(unix_now() - 60));
+        v["data"]["created_at"] = json!(llmxt_domain::time::format_rfc3339(unix_now() - 60));
     })
 }
 
@@ -254,7 +254,7 @@ async fn payments_lists_recent_and_flagged_payments() {
     let anonymous = dodo_body("payment.succeeded.cli-generator", |v| {
         v["data"]["payment_id"] = json!("pay_anon");
         v["data"]["customer"]["email"] = json!(null);
-        v["data"]["created_at"] = json!(llmxt_core::time::format_rfc3339(unix_now() - 10));
+        v["data"]["created_at"] = json!(llmxt_domain::time::format_rfc3339(unix_now() - 10));
     });
     deliver(&store, "msg_3", &anonymous).await;
 
@@ -482,7 +482,7 @@ async fn grant_refuses_a_plan_or_date_that_gives_nothing_in_one_line() {
     }
     assert!(
         store
-            .get_entitlement(&llmxt_core::email::Email::parse(BUYER).unwrap())
+            .get_entitlement(&llmxt_domain::email::Email::parse(BUYER).unwrap())
             .await
             .unwrap()
             .is_none(),

@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use llmxt_admin::{AdminError, run};
-use llmxt_core::config::Env;
-use llmxt_core::crypto::hex_encode;
-use llmxt_core::email::Email;
-use llmxt_core::ledger::Outcome;
-use llmxt_core::store::Store;
-use llmxt_core::time::{format_rfc3339, unix_now};
+use llmxt_domain::config::Env;
+use llmxt_domain::crypto::hex_encode;
+use llmxt_domain::email::Email;
+use llmxt_domain::time::{format_rfc3339, unix_now};
+use llmxt_store::ledger::Outcome;
+use llmxt_store::store::Store;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY, payment_object};
 use llmxt_testkit::{apply_body, dodo_body, fresh_store, table_snapshot};
 use serde_json::{Value, json};

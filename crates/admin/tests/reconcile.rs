@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use llmxt_admin::run;
-use llmxt_core::config::Env;
-use llmxt_core::email::Email;
-use llmxt_core::store::Store;
-use llmxt_core::time::{format_rfc3339, unix_now};
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::time::{format_rfc3339, unix_now};
+use llmxt_store::store::Store;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY, payment_object, subscription_object};
 use llmxt_testkit::{apply_body, dodo_body, fresh_store, table_snapshot};
 use serde_json::json;

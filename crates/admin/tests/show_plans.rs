@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use llmxt_admin::run;
-use llmxt_core::config::Env;
-use llmxt_core::time::{format_rfc3339, unix_now};
+use llmxt_domain::config::Env;
+use llmxt_domain::time::{format_rfc3339, unix_now};
 use llmxt_testkit::{TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store};
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ async fn show_prints_features_billing_and_the_scheduled_change() {
     assert!(
         text.contains(&format!(
             "  billing: past_due, ends {}, scheduled: professional on {period_end}",
-            format_rfc3339(llmxt_core::time::parse_rfc3339_seconds(&period_end).unwrap())
+            format_rfc3339(llmxt_domain::time::parse_rfc3339_seconds(&period_end).unwrap())
         )),
         "{text}"
     );

@@ -7,19 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use entitlement::config::EntitlementConfig;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
-use llmxt_core::email::Email;
-use llmxt_core::records::{DeliveryRecord, Entitlement, PaymentRecord, source, status};
-use llmxt_core::store::Store;
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{DeliveryRecord, Entitlement, PaymentRecord, source, status};
+use llmxt_domain::time::unix_now;
+use llmxt_store::item::StoredItem;
+use llmxt_store::store::Store;
 use llmxt_testkit::runtime_api::RuntimeApi;
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, dodo_body, fresh_store, function_env,
     request_from_event, sign_webhook, webhook_event,
 };
 use serde_json::json;
+use success_redirect::config::SuccessConfig;
+use webhook::config::WebhookConfig;
 
 const FUNCTIONS: [(&str, &str); 5] = [
     ("hello-lambda (lambda_http, no SDK)", "hello-lambda"),
@@ -447,7 +451,7 @@ impl Handlers {
 /// must make (the floor): first invocations on fresh clients, then warm, interleaved so both
 /// see the same machine.
 pub async fn warm(iterations: usize) {
-    use llmxt_core::store::ClientProfile;
+    use llmxt_store::store::ClientProfile;
     let store = fresh_store().await;
     let trials = 10;
     for i in 0..(iterations + trials) * 2 {

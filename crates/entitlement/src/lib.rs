@@ -3,22 +3,24 @@
 //! slower than its budget does a validly signed, unexpired cookie answer alone.
 #![forbid(unsafe_code)]
 
+pub mod config;
+
 use std::time::Duration;
 
+use crate::config::EntitlementConfig;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::access::{Billing, access_summary};
-use llmxt_core::config::EntitlementConfig;
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, status};
-use llmxt_core::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
-use llmxt_core::store::{ClientProfile, Store, StoreError};
-use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::{CookieIssuer, EntitlementClaims, Scope, VerifiedToken};
+use llmxt_domain::access::{Billing, access_summary};
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, status};
+use llmxt_domain::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
+use llmxt_domain::time::format_rfc3339;
+use llmxt_domain::token::{CookieIssuer, EntitlementClaims, Scope, VerifiedToken};
 use llmxt_http::{
     ApiError, PresentedToken, add_set_cookie, body_bytes, header, json_response, path_and_query,
     presented_tokens, query_param,
 };
+use llmxt_store::store::{ClientProfile, Store, StoreError};
 use serde_json::{Value, json};
 
 /// What the handler needs, built once at cold start.

@@ -1,10 +1,11 @@
 //! Lambda entry point for `GET /api/entitlement`.
 #![forbid(unsafe_code)]
 
+use entitlement::config::EntitlementConfig;
 use entitlement::{EntitlementDeps, handle};
 use lambda_http::{Error, service_fn};
-use llmxt_core::config::{EntitlementConfig, Env};
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::time::unix_now;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use entitlement::config::EntitlementConfig;
 use entitlement::{EntitlementDeps, handle};
-use llmxt_core::config::{EntitlementConfig, Env};
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, Grant, source, status};
-use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::EntitlementClaims;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, Grant, source, status};
+use llmxt_domain::time::format_rfc3339;
+use llmxt_domain::token::EntitlementClaims;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_SITE, fresh_store,
     request_from_event, response_json, unreachable_store,

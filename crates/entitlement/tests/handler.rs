@@ -3,17 +3,18 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use entitlement::config::EntitlementConfig;
 use entitlement::{EntitlementDeps, handle};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_core::config::{EntitlementConfig, Env};
-use llmxt_core::crypto::hmac_sha256;
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, source, status};
-use llmxt_core::request_signature::{SignedRequest, sign};
-use llmxt_core::secret::Secret;
-use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::token::EntitlementClaims;
+use llmxt_domain::config::Env;
+use llmxt_domain::crypto::hmac_sha256;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, source, status};
+use llmxt_domain::request_signature::{SignedRequest, sign};
+use llmxt_domain::secret::Secret;
+use llmxt_domain::token::EntitlementClaims;
+use llmxt_store::store::{ClientProfile, Store};
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, TEST_SITE, event_file,
     fresh_store, hmac_secret, request_from_event, response_json, response_text,
@@ -148,7 +149,7 @@ async fn the_database_decides_over_the_cookie() {
     assert_eq!(body["pro"], json!(false));
     assert_eq!(
         body["expires_at"],
-        json!(llmxt_core::time::format_rfc3339(NOW - 1))
+        json!(llmxt_domain::time::format_rfc3339(NOW - 1))
     );
 
     let unknown =
@@ -395,7 +396,7 @@ async fn check_fail_open(deps: &EntitlementDeps) {
     );
     assert_eq!(
         body["expires_at"],
-        json!(llmxt_core::time::format_rfc3339(NOW + 3600))
+        json!(llmxt_domain::time::format_rfc3339(NOW + 3600))
     );
     // A hang guard, not a speed test: the budget itself is enforced by a timeout in the code.
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -517,7 +518,7 @@ fn issued_at(iat: i64, lifetime: i64) -> String {
 }
 
 /// The refreshed cookie's token, checked against every attribute the issuer sets.
-fn refreshed(response: &Response<Body>) -> Option<llmxt_core::token::EntitlementClaims> {
+fn refreshed(response: &Response<Body>) -> Option<llmxt_domain::token::EntitlementClaims> {
     let cookie = response.headers().get("set-cookie")?.to_str().unwrap();
     let rest = cookie.strip_prefix("__Host-llmxt_pro=")?;
     let (token, attributes) = rest.split_once(';').unwrap();
@@ -588,7 +589,7 @@ async fn a_cookie_signed_with_the_old_key_is_accepted_and_re_signed_with_the_new
         .split(';')
         .next()
         .unwrap();
-    let new_only = llmxt_core::token::TokenSigner::new(
+    let new_only = llmxt_domain::token::TokenSigner::new(
         vec![Secret::new(new_key.as_bytes().to_vec())],
         TEST_SITE,
     );
@@ -603,7 +604,7 @@ async fn a_cookie_signed_with_the_old_key_is_accepted_and_re_signed_with_the_new
 async fn a_token_for_another_site_is_refused() {
     let deps = deps(false).await;
     grant(&deps.store, BUYER, status::ACTIVE, None).await;
-    let elsewhere = llmxt_core::token::TokenSigner::new(
+    let elsewhere = llmxt_domain::token::TokenSigner::new(
         vec![llmxt_testkit::entitlement_secret()],
         "https://other.example.com",
     )

@@ -1,9 +1,9 @@
 //! The real `entitlement` binary through its real Lambda runtime loop.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, source, status};
-use llmxt_core::time::unix_now;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, source, status};
+use llmxt_domain::time::unix_now;
 use llmxt_testkit::{
     event_file, fresh_store, function_env, invoke_binary, sample_events_at, start_failure,
 };

@@ -5,8 +5,8 @@
 use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, SET_COOKIE};
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use llmxt_core::config::ConfigError;
-use llmxt_core::token::{TokenError, TokenSigner, VerifiedToken};
+use llmxt_domain::config::ConfigError;
+use llmxt_domain::token::{TokenError, TokenSigner, VerifiedToken};
 use serde_json::{Value, json};
 
 /// Every error a function answers with, mapped to its status in [`ApiError::status`].
@@ -61,9 +61,9 @@ impl ApiError {
     }
 }
 
-impl From<&llmxt_core::store::StoreError> for ApiError {
-    fn from(error: &llmxt_core::store::StoreError) -> Self {
-        use llmxt_core::store::StoreError;
+impl From<&llmxt_store::store::StoreError> for ApiError {
+    fn from(error: &llmxt_store::store::StoreError) -> Self {
+        use llmxt_store::store::StoreError;
         match error {
             StoreError::Unavailable(_) | StoreError::Contention => Self::Unavailable,
             StoreError::MissingTable(_)
@@ -272,7 +272,7 @@ pub fn config_or_exit<T>(config: Result<T, ConfigError>) -> T {
     }
 }
 
-pub use llmxt_core::token::{COOKIE_NAME, COOKIE_NAMES};
+pub use llmxt_domain::token::{COOKIE_NAME, COOKIE_NAMES};
 
 /// An entitlement token that passed every check, with the cookie name it came under.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use entitlement::config::EntitlementConfig;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -15,9 +16,11 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, RequestExt};
-use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::time::unix_now;
+use success_redirect::config::SuccessConfig;
 use tokio::net::TcpListener;
+use webhook::config::WebhookConfig;
 
 /// Largest body the server reads (Lambda's own request limit is 6 MB).
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
@@ -32,7 +35,7 @@ pub struct LocalApi {
 
 impl LocalApi {
     /// Reads every function's configuration and builds their clients.
-    pub async fn from_env(env: &Env) -> Result<Self, llmxt_core::config::ConfigError> {
+    pub async fn from_env(env: &Env) -> Result<Self, llmxt_domain::config::ConfigError> {
         let webhook_config = WebhookConfig::from_env(env)?;
         let success_config = SuccessConfig::from_env(env)?;
         let entitlement_config = EntitlementConfig::from_env(env)?;

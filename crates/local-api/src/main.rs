@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use llmxt_core::config::Env;
+use llmxt_domain::config::Env;
 
 #[tokio::main]
 async fn main() {

@@ -5,9 +5,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use llmxt_core::config::Env;
-use llmxt_core::request_signature::{SignedRequest, sign};
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::request_signature::{SignedRequest, sign};
+use llmxt_domain::time::unix_now;
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, TEST_WEBHOOK_SECRET, dodo_body,
     fresh_store, function_env, hmac_secret, request_from_event, sign_webhook, webhook_event,
@@ -42,7 +42,9 @@ async fn logs_never_carry_secrets_tokens_signatures_or_full_emails() {
                 "webhook",
                 "success_redirect",
                 "entitlement",
-                "llmxt_core",
+                "llmxt_domain",
+                "llmxt_store",
+                "llmxt_dodo",
                 "llmxt_http",
                 "local_api",
             ]

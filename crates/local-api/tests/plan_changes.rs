@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
-use llmxt_core::config::Env;
-use llmxt_core::email::Email;
-use llmxt_core::records::Entitlement;
-use llmxt_core::store::Store;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::Entitlement;
+use llmxt_store::store::Store;
 use llmxt_testkit::dodo::{DodoStandIn, StandInOptions, TEST_API_KEY};
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_SITE, TEST_WEBHOOK_SECRET, fresh_store, function_env, request_from_event,
@@ -320,7 +320,7 @@ async fn pause_keeps_access_to_the_period_end_and_unpause_resumes() {
     assert_eq!(paused["billing"]["state"], "paused");
     assert_eq!(
         paused["billing"]["ends_at"],
-        llmxt_core::time::format_rfc3339(period_end)
+        llmxt_domain::time::format_rfc3339(period_end)
     );
     assert_eq!(paused["billing"].get("renews_at"), None);
     let stored = h.stored(email).await;
@@ -336,7 +336,7 @@ async fn pause_keeps_access_to_the_period_end_and_unpause_resumes() {
     assert_eq!(resumed["billing"]["state"], "active");
     assert_eq!(
         resumed["billing"]["renews_at"],
-        llmxt_core::time::format_rfc3339(period_end)
+        llmxt_domain::time::format_rfc3339(period_end)
     );
     assert!(h.stored(email).await.is_pro(period_end + 1), "grace again");
 }
@@ -359,7 +359,7 @@ async fn past_due_keeps_access_through_grace_and_says_so() {
         .unwrap();
     assert_eq!(
         answer["billing"]["ends_at"],
-        llmxt_core::time::format_rfc3339(period_end + GRACE)
+        llmxt_domain::time::format_rfc3339(period_end + GRACE)
     );
     // A past-due subscription cannot change plan: the page offers nothing to confirm.
     let page = h

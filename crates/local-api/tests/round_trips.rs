@@ -4,15 +4,18 @@
 //! conditional update (1) and the entitlement check reads one item (1).
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::config::{EntitlementConfig, Env, SuccessConfig, WebhookConfig};
-use llmxt_core::email::Email;
-use llmxt_core::store::{ClientProfile, Store};
+use entitlement::config::EntitlementConfig;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_store::store::{ClientProfile, Store};
 use llmxt_testkit::faults::FaultProxy;
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body, fresh_store,
     request_from_event, response_text, webhook_event,
 };
 use serde_json::json;
+use success_redirect::config::SuccessConfig;
+use webhook::config::WebhookConfig;
 
 const NOW: i64 = 1_768_067_800;
 

@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use lambda_http::{Body, Response};
-use llmxt_core::config::Env;
-use llmxt_core::email::Email;
-use llmxt_core::time::unix_now;
-use llmxt_core::token::Scope;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::time::unix_now;
+use llmxt_domain::token::Scope;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
 use llmxt_testkit::{
     ApiGatewayEvent, dodo_body, fresh_store, function_env, request_from_event, response_json,
@@ -52,7 +52,7 @@ impl Site {
             v["data"]["customer"]["email"] = json!(VICTIM);
             v["data"]["customer"]["customer_id"] = json!("cus_shared");
             v["data"]["product_cart"] = json!([{ "product_id": product, "quantity": 1 }]);
-            v["data"]["created_at"] = json!(llmxt_core::time::format_rfc3339(unix_now()));
+            v["data"]["created_at"] = json!(llmxt_domain::time::format_rfc3339(unix_now()));
         });
         self.deliver(&format!("msg_pay_{payment_id}"), &body).await;
     }

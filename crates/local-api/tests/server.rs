@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use llmxt_core::config::Env;
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::time::unix_now;
 use llmxt_testkit::{dodo_body, fresh_store, function_env, sign_webhook};
 
 async fn raw_request(port: u16, request: &str) -> String {
@@ -69,10 +69,10 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
 
     let signed_email = {
         let path = "/api/entitlement?email=john.doe%40example.com";
-        let signature = llmxt_core::request_signature::sign(
+        let signature = llmxt_domain::request_signature::sign(
             &llmxt_testkit::hmac_secret(),
             now,
-            llmxt_core::request_signature::SignedRequest {
+            llmxt_domain::request_signature::SignedRequest {
                 method: "GET",
                 path_and_query: path,
                 body: b"",

@@ -5,7 +5,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::email::Email;
+use llmxt_domain::email::Email;
 use llmxt_http::{ApiError, presented_tokens, redirect};
 
 use crate::SuccessDeps;

@@ -3,8 +3,8 @@
 //! the API writes a counter. Over budget the caller makes no call and stores nothing, and a
 //! line with `outcome = "over_budget"` is logged (the template's alarm counts them).
 
-use llmxt_core::crypto::hex_encode;
-use llmxt_core::store::LookupGate;
+use llmxt_domain::crypto::hex_encode;
+use llmxt_store::store::LookupGate;
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;

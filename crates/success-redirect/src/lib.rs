@@ -5,10 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod billing;
+pub mod brand;
 pub mod budget;
 pub mod checkout;
 pub mod client;
-pub mod confirm;
+pub mod config;
 pub mod mail;
 pub mod pages;
 pub mod plan;
@@ -17,12 +18,12 @@ pub mod success;
 
 pub use success::{DEV_MODE_EMAIL, MAX_ATTEMPTS, RETRY_SECONDS};
 
+use crate::config::SuccessConfig;
 use lambda_http::{Body, Request, RequestExt, Response};
-use llmxt_core::config::SuccessConfig;
-use llmxt_core::dodo_api::DodoApi;
-use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::token::CookieIssuer;
+use llmxt_dodo::dodo_api::DodoApi;
+use llmxt_domain::token::CookieIssuer;
 use llmxt_http::ApiError;
+use llmxt_store::store::{ClientProfile, Store};
 
 /// What the buyer-facing routes need, built once at cold start.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ impl SuccessDeps {
         let dodo = config
             .dodo_api
             .clone()
-            .map(|api| std::sync::Arc::new(DodoApi::new(api, confirm::API_BUDGET, 0)));
+            .map(|api| std::sync::Arc::new(DodoApi::new(api, llmxt_dodo::confirm::API_BUDGET, 0)));
         let mailer = config
             .restore
             .clone()

@@ -2,10 +2,10 @@
 //! The client is built on the first email, not at cold start: most invocations never send
 //! one.
 
+use crate::brand::{BrandConfig, Support};
+use crate::config::RestoreConfig;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-use llmxt_core::brand::{BrandConfig, Support};
-use llmxt_core::config::RestoreConfig;
-use llmxt_core::email::Email;
+use llmxt_domain::email::Email;
 use tokio::sync::OnceCell;
 
 /// Sends sign-in links from `RESTORE_EMAIL_FROM`, in the site's brand.
@@ -43,7 +43,7 @@ impl Mailer {
         self.client
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(llmxt_core::store::https_client());
+                    .http_client(llmxt_store::store::https_client());
                 if let Some(endpoint) = &self.config.ses_endpoint {
                     let region =
                         std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
@@ -187,7 +187,7 @@ fn support_label(support: &Support) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use llmxt_core::brand::Rgb;
+    use crate::brand::Rgb;
 
     #[test]
     fn both_parts_carry_the_brand_and_the_html_link_opens_outside_any_frame() {

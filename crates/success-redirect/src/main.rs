@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 
 use lambda_http::{Error, service_fn};
-use llmxt_core::config::{Env, SuccessConfig};
-use llmxt_core::time::unix_now;
+use llmxt_domain::config::Env;
+use llmxt_domain::time::unix_now;
+use success_redirect::config::SuccessConfig;
 use success_redirect::{SuccessDeps, handle};
 
 #[tokio::main]

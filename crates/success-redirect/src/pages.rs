@@ -6,13 +6,13 @@
 //! `'unsafe-inline'`); so is the one small script (the pending page's automatic retry). No
 //! request goes to another origin except the configured logo.
 
+use crate::brand::{AA_TEXT_CONTRAST, BrandConfig, Rgb};
+use crate::config::SuccessConfig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::StatusCode;
 use lambda_http::http::header::HeaderValue;
 use lambda_http::{Body, Response};
-use llmxt_core::brand::{AA_TEXT_CONTRAST, BrandConfig, Rgb};
-use llmxt_core::config::SuccessConfig;
 use llmxt_http::html_response;
 use sha2::{Digest, Sha256};
 
@@ -503,7 +503,7 @@ pub(crate) fn escape_html(text: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use llmxt_core::config::Env;
+    use llmxt_domain::config::Env;
 
     fn shell(pairs: &[(&str, &str)]) -> Shell {
         let mut all = vec![

@@ -14,12 +14,12 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::dodo_api::{DodoApi, apply_api_object, plan_change_request};
-use llmxt_core::email::Email;
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::records::{Entitlement, Grant, source, status};
-use llmxt_core::time::format_rfc3339;
-use llmxt_core::token::Scope;
+use llmxt_dodo::dodo_api::{DodoApi, apply_api_object, plan_change_request};
+use llmxt_domain::email::Email;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::records::{Entitlement, Grant, source, status};
+use llmxt_domain::time::format_rfc3339;
+use llmxt_domain::token::Scope;
 use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, redirect, see_other};
 
 use crate::SuccessDeps;
@@ -275,7 +275,7 @@ fn confirm_page(
     grant: &Grant,
     target_plan: &str,
     downgrade: bool,
-    preview: &llmxt_core::dodo_api::PlanChangePreview,
+    preview: &llmxt_dodo::dodo_api::PlanChangePreview,
 ) -> Response<Body> {
     let charged = format!(
         "{} {}",

@@ -22,9 +22,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::crypto::hex_encode;
-use llmxt_core::email::Email;
-use llmxt_core::token::Session;
+use llmxt_domain::crypto::hex_encode;
+use llmxt_domain::email::Email;
+use llmxt_domain::token::Session;
 use llmxt_http::{ApiError, body_bytes, query_param, see_other};
 use sha2::{Digest, Sha256};
 

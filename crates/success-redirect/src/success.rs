@@ -5,15 +5,17 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::email::Email;
-use llmxt_core::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
-use llmxt_core::store::{ClaimOutcome, StoreError};
-use llmxt_core::token::Session;
+use llmxt_domain::email::Email;
+use llmxt_domain::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
+use llmxt_domain::token::Session;
 use llmxt_http::{ApiError, json_response, presented_tokens, query_param, redirect, wants_json};
+use llmxt_store::store::{ClaimOutcome, StoreError};
 use serde_json::json;
 
+use llmxt_dodo::confirm::{Confirm, Confirmation};
+
 use crate::pages::{Page, message_with_sign_in, sign_in_page};
-use crate::{SuccessDeps, confirm};
+use crate::{SuccessDeps, budget};
 
 /// Seconds between the pending page's automatic retries.
 pub const RETRY_SECONDS: u32 = 2;
@@ -46,16 +48,127 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn reference(request: &Request) -> Option<Reference> {
-    if let Some(id) = query_param(request, "payment_id") {
-        return valid_id(&id).then_some(Reference::Payment(id));
-    }
-    query_param(request, "subscription_id")
-        .filter(|id| valid_id(id))
-        .map(Reference::Subscription)
+/// What the request says: the purchase, which poll of the pending page this is, whether it
+/// is a prefetch, the checkout bindings the browser presents and the status Dodo reported.
+#[derive(Debug, Clone)]
+struct Visit {
+    reference: Reference,
+    attempt: u32,
+    prefetch: bool,
+    binding: Vec<String>,
+    reported_status: String,
 }
 
-/// Handles `GET /upgrade/success` received at `now` (unix seconds).
+impl Visit {
+    fn read(request: &Request) -> Option<Self> {
+        let reference = match query_param(request, "payment_id") {
+            Some(id) => valid_id(&id).then_some(Reference::Payment(id))?,
+            None => query_param(request, "subscription_id")
+                .filter(|id| valid_id(id))
+                .map(Reference::Subscription)?,
+        };
+        Some(Self {
+            reference,
+            attempt: query_param(request, "attempt")
+                .and_then(|a| a.parse::<u32>().ok())
+                .unwrap_or(0)
+                .min(MAX_ATTEMPTS),
+            prefetch: llmxt_http::is_prefetch(request),
+            binding: crate::checkout::presented_refs(request),
+            reported_status: query_param(request, "status").unwrap_or_default(),
+        })
+    }
+}
+
+/// Whether the pending page's visit number `attempt` asks Dodo's API: the first visit and
+/// one about half a minute later, not every poll (the store also caps look-ups per id).
+pub fn asks_on(attempt: u32) -> bool {
+    attempt == 0 || attempt == MAX_ATTEMPTS / 2
+}
+
+/// Why a claim gives no cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unredeemable {
+    AlreadyClaimed,
+    Renewal,
+    OtherBrowser,
+    Expired,
+    Failed,
+}
+
+impl Unredeemable {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyClaimed => "already_claimed",
+            Self::Renewal => "renewal",
+            Self::OtherBrowser => "other_browser",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What the visit ends in, decided from the visit and the claim alone.
+#[derive(Debug)]
+enum Outcome {
+    /// A prefetch: the claim was not touched.
+    Continue,
+    /// The claim was redeemed: a purchase cookie for this grant.
+    Cookie {
+        email: Email,
+        plan: String,
+        grant_key: String,
+        payment_id: String,
+    },
+    /// No cookie, and the page says why.
+    Unredeemable(Unredeemable),
+    /// Not confirmed yet (`503` when the store could not be read).
+    Pending(StatusCode),
+}
+
+/// Decides the outcome: pure, from what the request said and what redeeming gave (`None`
+/// for a prefetch, which does not redeem).
+fn decide(
+    visit: &Visit,
+    claim: Option<Result<ClaimOutcome, StoreError>>,
+    default_plan: &str,
+) -> Outcome {
+    let Some(claim) = claim else {
+        return Outcome::Continue;
+    };
+    match claim {
+        Ok(ClaimOutcome::Redeemed(payment)) => match payment.email.clone() {
+            Some(email) => Outcome::Cookie {
+                email,
+                plan: payment
+                    .plan
+                    .clone()
+                    .unwrap_or_else(|| default_plan.to_owned()),
+                grant_key: payment.grant_key().to_owned(),
+                payment_id: payment.payment_id.clone(),
+            },
+            None => Outcome::Unredeemable(Unredeemable::Failed),
+        },
+        Ok(ClaimOutcome::AlreadyClaimed) => Outcome::Unredeemable(Unredeemable::AlreadyClaimed),
+        Ok(ClaimOutcome::Expired) => Outcome::Unredeemable(Unredeemable::Expired),
+        Ok(ClaimOutcome::Failed) => Outcome::Unredeemable(Unredeemable::Failed),
+        Ok(ClaimOutcome::BoundElsewhere) => Outcome::Unredeemable(Unredeemable::OtherBrowser),
+        Ok(ClaimOutcome::NoClaim) => Outcome::Unredeemable(Unredeemable::Renewal),
+        Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored)
+            if matches!(visit.reported_status.as_str(), "failed" | "cancelled") =>
+        {
+            Outcome::Unredeemable(Unredeemable::Failed)
+        }
+        Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored) => Outcome::Pending(StatusCode::OK),
+        Err(error) => {
+            tracing::error!(error = %error, reference = visit.reference.query(), "success redirect could not read the payment");
+            Outcome::Pending(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
+}
+
+/// Handles `GET /upgrade/success` received at `now` (unix seconds): read the visit, redeem
+/// its claim (confirming through Dodo's API when nothing is stored), decide, render.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::MethodNotAllowed("GET, HEAD").into_response();
@@ -63,69 +176,68 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     if deps.config.allow_unverified {
         return dev_mode_grant(deps, &request, now).await;
     }
-    let Some(reference) = reference(&request) else {
+    let Some(visit) = Visit::read(&request) else {
         tracing::info!(outcome = "invalid_link", "success redirect");
-        return Page::new("This link is not valid")
-            .text("It does not name a payment. If you have just paid, use the link from your receipt email.")
-            .support(&deps.shell, "If that does not work,")
-            .link("home", deps.config.site_url.as_str(), "Go to the site")
-            .respond(deps, StatusCode::BAD_REQUEST);
+        return invalid_link(deps);
     };
-    let attempt = query_param(&request, "attempt")
-        .and_then(|a| a.parse::<u32>().ok())
-        .unwrap_or(0)
-        .min(MAX_ATTEMPTS);
-    if llmxt_http::is_prefetch(&request) {
-        tracing::info!(
-            outcome = "prefetch",
-            reference = reference.query(),
-            "success redirect: not redeemed"
-        );
-        return continue_page(deps, &reference);
-    }
-    let binding = crate::checkout::presented_refs(&request);
-    let ask_api = confirm::asks_on(attempt);
-    match redeem(deps, &reference, &binding, ask_api, now).await {
-        Ok(ClaimOutcome::Redeemed(payment)) => {
-            let Some(email) = payment.email.clone() else {
-                return unredeemable(deps, "failed", &reference);
-            };
-            let plan = payment
-                .plan
-                .as_deref()
-                .unwrap_or(deps.config.plans.default_plan());
-            tracing::info!(outcome = "success", payment_id = payment.payment_id, email = %email, "success redirect");
-            purchase_cookie(deps, &request, &email, plan, payment.grant_key(), now)
+    let claim = if visit.prefetch {
+        None
+    } else {
+        Some(redeem(deps, &visit, now).await)
+    };
+    let outcome = decide(&visit, claim, deps.config.plans.default_plan());
+    render(deps, &request, &visit, outcome, now)
+}
+
+/// Renders the outcome, once.
+fn render(
+    deps: &SuccessDeps,
+    request: &Request,
+    visit: &Visit,
+    outcome: Outcome,
+    now: i64,
+) -> Response<Body> {
+    let reference = visit.reference.query();
+    match outcome {
+        Outcome::Continue => {
+            tracing::info!(
+                outcome = "prefetch",
+                reference,
+                "success redirect: not redeemed"
+            );
+            continue_page(deps, &visit.reference)
         }
-        Ok(ClaimOutcome::AlreadyClaimed) => unredeemable(deps, "already_claimed", &reference),
-        Ok(ClaimOutcome::Expired) => unredeemable(deps, "expired", &reference),
-        Ok(ClaimOutcome::Failed) => unredeemable(deps, "failed", &reference),
-        Ok(ClaimOutcome::BoundElsewhere) => unredeemable(deps, "other_browser", &reference),
-        Ok(ClaimOutcome::NoClaim) => unredeemable(deps, "renewal", &reference),
-        Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored) => {
-            let reported = query_param(&request, "status").unwrap_or_default();
-            if matches!(reported.as_str(), "failed" | "cancelled") {
-                return unredeemable(deps, "failed", &reference);
-            }
+        Outcome::Cookie {
+            email,
+            plan,
+            grant_key,
+            payment_id,
+        } => {
+            tracing::info!(outcome = "success", payment_id, email = %email, "success redirect");
+            purchase_cookie(deps, request, &email, &plan, &grant_key, now)
+        }
+        Outcome::Unredeemable(why) => {
+            tracing::info!(outcome = why.as_str(), reference, "success redirect");
+            unredeemable(deps, why)
+        }
+        Outcome::Pending(status) => {
             tracing::info!(
                 outcome = "pending",
-                reference = reference.query(),
-                attempt,
+                reference,
+                attempt = visit.attempt,
                 "success redirect"
             );
-            pending(deps, &request, &reference, attempt, StatusCode::OK)
-        }
-        Err(error) => {
-            tracing::error!(error = %error, reference = reference.query(), "success redirect could not read the payment");
-            pending(
-                deps,
-                &request,
-                &reference,
-                attempt,
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
+            pending(deps, request, &visit.reference, visit.attempt, status)
         }
     }
+}
+
+fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
+    Page::new("This link is not valid")
+        .text("It does not name a payment. If you have just paid, use the link from your receipt email.")
+        .support(&deps.shell, "If that does not work,")
+        .link("home", deps.config.site_url.as_str(), "Go to the site")
+        .respond(deps, StatusCode::BAD_REQUEST)
 }
 
 /// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
@@ -137,23 +249,17 @@ fn continue_page(deps: &SuccessDeps, reference: &Reference) -> Response<Body> {
         .respond(deps, StatusCode::OK)
 }
 
-/// Redeems the purchase's claim; when nothing is stored for it, Dodo's API is configured
-/// and this visit may ask it (`ask_api`), confirms the purchase through the API first.
-async fn redeem(
-    deps: &SuccessDeps,
-    reference: &Reference,
-    binding: &[String],
-    ask_api: bool,
-    now: i64,
-) -> Result<ClaimOutcome, StoreError> {
-    let payment_id = match reference {
+/// Redeems the purchase's claim; when nothing is stored for it, confirms the purchase
+/// through Dodo's API first (when this visit may ask).
+async fn redeem(deps: &SuccessDeps, visit: &Visit, now: i64) -> Result<ClaimOutcome, StoreError> {
+    let binding = visit.binding.as_slice();
+    let payment_id = match &visit.reference {
         Reference::Payment(id) => id.clone(),
         Reference::Subscription(id) => match deps.store.claim_payment_for_subscription(id).await? {
             Some(payment_id) => payment_id,
-            None if !ask_api => return Ok(ClaimOutcome::NotStored),
-            None => match confirm::subscription(deps, id, binding, now).await {
-                confirm::Confirmation::Applied(payment_id) => payment_id,
-                confirm::Confirmation::NoAnswer => return Ok(ClaimOutcome::NotStored),
+            None => match confirm_through_api(deps, visit, Lookup::Subscription(id), now).await {
+                Some(payment_id) => payment_id,
+                None => return Ok(ClaimOutcome::NotStored),
             },
         },
     };
@@ -162,14 +268,64 @@ async fn redeem(
         .redeem_claim_bound(&payment_id, now, binding)
         .await?
     {
-        ClaimOutcome::NotStored if !ask_api => Ok(ClaimOutcome::NotStored),
-        ClaimOutcome::NotStored => match confirm::payment(deps, &payment_id, binding, now).await {
-            confirm::Confirmation::Applied(id) => {
-                deps.store.redeem_claim_bound(&id, now, binding).await
+        ClaimOutcome::NotStored => {
+            match confirm_through_api(deps, visit, Lookup::Payment(&payment_id), now).await {
+                Some(id) => deps.store.redeem_claim_bound(&id, now, binding).await,
+                None => Ok(ClaimOutcome::NotStored),
             }
-            confirm::Confirmation::NoAnswer => Ok(ClaimOutcome::NotStored),
-        },
+        }
         outcome => Ok(outcome),
+    }
+}
+
+/// What to ask Dodo about.
+#[derive(Debug, Clone, Copy)]
+enum Lookup<'a> {
+    Payment(&'a str),
+    Subscription(&'a str),
+}
+
+/// Asks Dodo's API about a purchase nothing is stored for, when configured, when this visit
+/// may ask ([`asks_on`]) and within the look-up budget; the payment id whose claim is now
+/// stored, if any. An id Dodo does not know is remembered, so it is not asked again soon.
+async fn confirm_through_api(
+    deps: &SuccessDeps,
+    visit: &Visit,
+    lookup: Lookup<'_>,
+    now: i64,
+) -> Option<String> {
+    if !asks_on(visit.attempt) {
+        return None;
+    }
+    let api = deps.dodo.as_deref()?;
+    // A subscription costs three calls: it, the list of its payments, and the first of them.
+    let (id, calls) = match lookup {
+        Lookup::Payment(id) => (id, 1),
+        Lookup::Subscription(id) => (id, 3),
+    };
+    if !budget::may_look_up(deps, id, calls, now).await {
+        return None;
+    }
+    let confirm = Confirm {
+        api,
+        store: &deps.store,
+        plans: &deps.config.plans,
+        claim_ttl_seconds: deps.config.claim_ttl_seconds,
+        grace_seconds: deps.config.grace_seconds,
+        binding: &visit.binding,
+        now,
+    };
+    let confirmation = match lookup {
+        Lookup::Payment(id) => confirm.payment(id).await,
+        Lookup::Subscription(id) => confirm.subscription(id).await,
+    };
+    match confirmation {
+        Confirmation::Applied(payment_id) => Some(payment_id),
+        Confirmation::NotFound(id) => {
+            budget::remember_not_found(deps, &id, now).await;
+            None
+        }
+        Confirmation::NoAnswer => None,
     }
 }
 
@@ -223,36 +379,31 @@ fn purchase_cookie(
 /// The claim cannot give a cookie: the page says why and offers the email sign-in link (a
 /// buyer whose claim was spent by another tab, or who came back too late, restores access
 /// that way).
-fn unredeemable(
-    deps: &SuccessDeps,
-    outcome: &'static str,
-    reference: &Reference,
-) -> Response<Body> {
-    tracing::info!(outcome, reference = reference.query(), "success redirect");
-    let (title, text) = match outcome {
-        "already_claimed" => (
+fn unredeemable(deps: &SuccessDeps, why: Unredeemable) -> Response<Body> {
+    let (title, text) = match why {
+        Unredeemable::AlreadyClaimed => (
             "This purchase link was already used",
             "Access from this link was already set up, perhaps in another browser or tab. \
              If that was you, you are done. On another device, ask for a sign-in link: we send it \
              to the email address you paid with.",
         ),
-        "renewal" => (
+        Unredeemable::Renewal => (
             "Your subscription was renewed",
             "Access continues by itself on every device you already use. On a new device, ask \
              for a sign-in link: we send it to the email address you paid with.",
         ),
-        "other_browser" => (
+        Unredeemable::OtherBrowser => (
             "This purchase was started in another browser",
             "To protect your purchase, only the browser that opened the checkout can use this \
              link, and it still can. To get access here instead, ask for a sign-in link: we send \
              it to the email address you paid with.",
         ),
-        "expired" => (
+        Unredeemable::Expired => (
             "This purchase link has expired",
             "For your security, a purchase link works for a few minutes only. Your purchase is \
              safe: ask for a sign-in link, sent to the email address you paid with.",
         ),
-        _ => {
+        Unredeemable::Failed => {
             return sign_in_page(
                 deps,
                 "This payment did not go through",

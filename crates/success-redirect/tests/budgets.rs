@@ -4,7 +4,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_core::config::{Env, SuccessConfig};
+use llmxt_domain::config::Env;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY, payment_object};
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store, record_sizes,
@@ -12,6 +12,7 @@ use llmxt_testkit::{
 };
 use serde_json::json;
 use success_redirect::checkout::{CHECKOUT_COOKIE, checkout_ref};
+use success_redirect::config::SuccessConfig;
 use success_redirect::{MAX_ATTEMPTS, SuccessDeps, handle};
 
 const SITE: &str = "https://pro.example.com";
@@ -188,7 +189,7 @@ async fn the_pending_page_asks_twice_per_ten_minutes_and_a_404_is_remembered() {
         "succeeded",
         "pdt_test",
         None,
-        |p| p["created_at"] = json!(llmxt_core::time::format_rfc3339(NOW + 590)),
+        |p| p["created_at"] = json!(llmxt_domain::time::format_rfc3339(NOW + 590)),
     ));
     let response = success(&deps, "payment_id=pay_unknown".to_owned(), NOW + 601).await;
     assert_eq!(dodo.take_requests(), ["GET /payments/pay_unknown"]);
@@ -289,7 +290,7 @@ async fn two_checkout_tabs_are_both_redeemable() {
             cookies: jar(&browser),
             source_ip: "198.51.100.1",
         };
-        let response = visit(&deps, back, llmxt_core::time::unix_now()).await;
+        let response = visit(&deps, back, llmxt_domain::time::unix_now()).await;
         assert_eq!(response.status(), StatusCode::FOUND, "tab {n}");
         assert_eq!(
             response.headers()["location"],

@@ -4,9 +4,9 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_core::config::{Env, SuccessConfig};
-use llmxt_core::email::Email;
-use llmxt_core::request_signature::checkout_link_signature;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::request_signature::checkout_link_signature;
 use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, TEST_HMAC_SECRET, apply_body, dodo_body, fresh_store,
@@ -14,6 +14,7 @@ use llmxt_testkit::{
 };
 use serde_json::json;
 use success_redirect::checkout::{CHECKOUT_COOKIE, checkout_ref};
+use success_redirect::config::SuccessConfig;
 use success_redirect::{SuccessDeps, handle};
 
 const SITE: &str = "https://pro.example.com";
@@ -35,7 +36,7 @@ async fn setup() -> (SuccessDeps, DodoStandIn) {
 
 /// A checkout link for `email` signed by the site's server, valid for `seconds` more.
 fn signed_checkout_query(product: &str, email: &str, seconds: i64) -> &'static str {
-    let expires = llmxt_core::time::unix_now() + seconds;
+    let expires = llmxt_domain::time::unix_now() + seconds;
     let sig = checkout_link_signature(
         &hmac_secret(),
         product,
@@ -66,7 +67,7 @@ async fn get(
     handle(
         deps,
         request_from_event(&event.to_json().to_string()),
-        llmxt_core::time::unix_now(),
+        llmxt_domain::time::unix_now(),
     )
     .await
 }
@@ -266,7 +267,7 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
     let token = token_signer().issue(
         &Email::parse("john.doe@example.com").unwrap(),
         "professional",
-        llmxt_core::time::unix_now(),
+        llmxt_domain::time::unix_now(),
         3600,
     );
     // A prefetch (or HEAD) opens no portal session.
@@ -281,7 +282,7 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
     let response = handle(
         &deps,
         request_from_event(&prefetch.to_json().to_string()),
-        llmxt_core::time::unix_now(),
+        llmxt_domain::time::unix_now(),
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -324,21 +325,26 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
     }
     // A buyer with a manual grant only has no billing account.
     let manual = Email::parse("gift@example.com").unwrap();
-    llmxt_core::operator::grant(
+    llmxt_store::operator::grant(
         &deps.store,
         deps.config.plans.ranking(),
         &manual,
         "professional",
         None,
         "gift",
-        llmxt_core::operator::Actor {
+        llmxt_store::operator::Actor {
             by: "ops",
             now: NOW,
         },
     )
     .await
     .unwrap();
-    let token = token_signer().issue(&manual, "professional", llmxt_core::time::unix_now(), 3600);
+    let token = token_signer().issue(
+        &manual,
+        "professional",
+        llmxt_domain::time::unix_now(),
+        3600,
+    );
     let response = get(
         &deps,
         "/upgrade/billing",
@@ -358,18 +364,18 @@ async fn billing_opens_the_portal_for_the_cookies_buyer_only() {
 #[tokio::test]
 async fn a_buyer_who_already_has_the_plan_is_told_before_paying_again() {
     let (deps, dodo) = setup().await;
-    let now = llmxt_core::time::unix_now();
+    let now = llmxt_domain::time::unix_now();
     let grant = |email: &'static str, plan: &'static str| {
         let deps = deps.clone();
         async move {
-            llmxt_core::operator::grant(
+            llmxt_store::operator::grant(
                 &deps.store,
                 deps.config.plans.ranking(),
                 &Email::parse(email).unwrap(),
                 plan,
                 None,
                 "test",
-                llmxt_core::operator::Actor { by: "ops", now },
+                llmxt_store::operator::Actor { by: "ops", now },
             )
             .await
             .unwrap();

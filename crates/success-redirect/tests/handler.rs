@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_core::config::{Env, SuccessConfig, WebhookConfig};
-use llmxt_core::email::Email;
-use llmxt_core::token::TokenSigner;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
+use llmxt_domain::token::TokenSigner;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body,
     event_file, fresh_store, request_from_event, response_json, response_text, webhook_event,
 };
 use serde_json::json;
+use success_redirect::config::SuccessConfig;
 use success_redirect::{MAX_ATTEMPTS, SuccessDeps, handle};
+use webhook::config::WebhookConfig;
 
 const SITE: &str = "https://pro.example.com";
 const LOCAL_SITE: &str = "http://localhost:3000";
@@ -151,7 +153,7 @@ async fn a_paid_claim_sets_the_cookie_once() {
     );
     assert_eq!(
         claims.scope(),
-        llmxt_core::token::Scope::Purchase(vec!["pay_test".to_owned()]),
+        llmxt_domain::token::Scope::Purchase(vec!["pay_test".to_owned()]),
         "a success link proves the purchase, not the mailbox"
     );
     assert_eq!(claims.auth_time, Some(NOW));
@@ -542,7 +544,7 @@ mod confirmed_through_the_api {
     #[tokio::test]
     async fn an_old_payment_confirmed_through_the_api_opens_no_claim() {
         let (deps, _, dodo) = with_api().await;
-        let two_hours_ago = llmxt_core::time::format_rfc3339(NOW - 2 * 3600);
+        let two_hours_ago = llmxt_domain::time::format_rfc3339(NOW - 2 * 3600);
         dodo.add_payment(payment_object(
             "pay_old",
             "old@example.com",
@@ -677,7 +679,7 @@ mod confirmed_through_the_api {
         let entitlement = deps.store.get_entitlement(&email).await.unwrap().unwrap();
         assert_eq!(
             entitlement.grants["sub_api"].period_end,
-            llmxt_core::time::parse_rfc3339_seconds("2026-02-10T17:55:53Z")
+            llmxt_domain::time::parse_rfc3339_seconds("2026-02-10T17:55:53Z")
         );
     }
 

@@ -2,11 +2,12 @@
 //! redirects off the site and never sets a cookie without a stored payment.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::config::{Env, SuccessConfig};
+use llmxt_domain::config::Env;
 use llmxt_testkit::{
     ApiGatewayEvent, EVENTS_TIME, TEST_ENTITLEMENT_SECRET, fresh_store, request_from_event,
 };
 use proptest::prelude::*;
+use success_redirect::config::SuccessConfig;
 use success_redirect::{SuccessDeps, handle};
 
 fn query() -> impl Strategy<Value = String> {

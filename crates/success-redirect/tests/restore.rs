@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use llmxt_core::config::{Env, SuccessConfig};
+use llmxt_domain::config::Env;
 use llmxt_testkit::{
     ApiGatewayEvent, TEST_ENTITLEMENT_SECRET, apply_body, dodo_body, fresh_store,
     request_from_event, response_text, sent_emails, ses_endpoint, token_signer,
 };
 use serde_json::json;
+use success_redirect::config::SuccessConfig;
 use success_redirect::{SuccessDeps, handle};
 
 const SITE: &str = "https://pro.example.com";
@@ -95,7 +96,7 @@ async fn ask_for_link(deps: &SuccessDeps, email: &str) -> Response<Body> {
 }
 
 fn now() -> i64 {
-    llmxt_core::time::unix_now()
+    llmxt_domain::time::unix_now()
 }
 
 /// The token in the newest email to `email`.
@@ -198,7 +199,7 @@ async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
     assert_eq!(claims.email, buyer);
     assert_eq!(
         claims.scope(),
-        llmxt_core::token::Scope::Account,
+        llmxt_domain::token::Scope::Account,
         "the link proved the mailbox: every grant of the email"
     );
     assert!(claims.grants.is_none() && claims.auth_time.is_some());
@@ -436,7 +437,7 @@ async fn tokens_and_counters_never_show_up_as_payments() {
     );
     let by_email = deps
         .store
-        .payments_for_email(&llmxt_core::email::Email::parse(&buyer).unwrap())
+        .payments_for_email(&llmxt_domain::email::Email::parse(&buyer).unwrap())
         .await
         .unwrap();
     assert_eq!(by_email.len(), 1);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use llmxt_core::webhook_signature::{self, WebhookSecrets};
+use llmxt_domain::webhook_signature::{self, WebhookSecrets};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -212,7 +212,7 @@ impl DodoStandIn {
         send_webhooks: bool,
         edit_payment: impl FnOnce(&mut Value),
     ) -> (String, String) {
-        let now = llmxt_core::time::unix_now();
+        let now = llmxt_domain::time::unix_now();
         let subscription_id = self.next_id("sub");
         let payment_id = self.next_id("pay");
         let mut subscription = subscription_object(
@@ -220,10 +220,10 @@ impl DodoStandIn {
             email,
             "active",
             product,
-            &llmxt_core::time::format_rfc3339(now + PERIOD_SECONDS),
+            &llmxt_domain::time::format_rfc3339(now + PERIOD_SECONDS),
         );
-        subscription["previous_billing_date"] = json!(llmxt_core::time::format_rfc3339(now));
-        subscription["created_at"] = json!(llmxt_core::time::format_rfc3339(now));
+        subscription["previous_billing_date"] = json!(llmxt_domain::time::format_rfc3339(now));
+        subscription["created_at"] = json!(llmxt_domain::time::format_rfc3339(now));
         subscription["customer"]["customer_id"] =
             json!(format!("cus_{}", email.split('@').next().unwrap_or("x")));
         subscription["recurring_pre_tax_amount"] = json!(self.price(product));
@@ -238,7 +238,7 @@ impl DodoStandIn {
             Some(&subscription_id),
             |p| {
                 p["total_amount"] = json!(price);
-                p["created_at"] = json!(llmxt_core::time::format_rfc3339(now));
+                p["created_at"] = json!(llmxt_domain::time::format_rfc3339(now));
                 edit_payment(p);
             },
         );
@@ -284,11 +284,11 @@ impl DodoStandIn {
             }
             let end = subscription["next_billing_date"]
                 .as_str()
-                .and_then(llmxt_core::time::parse_rfc3339_seconds)
-                .unwrap_or_else(llmxt_core::time::unix_now);
-            subscription["previous_billing_date"] = json!(llmxt_core::time::format_rfc3339(end));
+                .and_then(llmxt_domain::time::parse_rfc3339_seconds)
+                .unwrap_or_else(llmxt_domain::time::unix_now);
+            subscription["previous_billing_date"] = json!(llmxt_domain::time::format_rfc3339(end));
             subscription["next_billing_date"] =
-                json!(llmxt_core::time::format_rfc3339(end + PERIOD_SECONDS));
+                json!(llmxt_domain::time::format_rfc3339(end + PERIOD_SECONDS));
             (subscription.clone(), plan_changed)
         };
         let product = snapshot["product_id"].as_str().unwrap_or("").to_owned();
@@ -371,11 +371,11 @@ impl DodoStandIn {
                 "only an active subscription can change plan",
             );
         }
-        let now = llmxt_core::time::unix_now();
+        let now = llmxt_domain::time::unix_now();
         let date = |field: &str| {
             current[field]
                 .as_str()
-                .and_then(llmxt_core::time::parse_rfc3339_seconds)
+                .and_then(llmxt_domain::time::parse_rfc3339_seconds)
                 .unwrap_or(now)
         };
         let (start, end) = (date("previous_billing_date"), date("next_billing_date"));
@@ -412,7 +412,7 @@ impl DodoStandIn {
             new_plan["scheduled_change"] = json!({
                 "id": self.next_id("spc"),
                 "addons": [],
-                "created_at": llmxt_core::time::format_rfc3339(now),
+                "created_at": llmxt_domain::time::format_rfc3339(now),
                 "effective_at": current["next_billing_date"],
                 "product_id": product,
                 "quantity": 1,
@@ -728,8 +728,8 @@ impl DodoStandIn {
                 p["metadata"] = metadata.clone();
             }
             p["checkout_session_id"] = json!(session_id);
-            p["created_at"] = json!(llmxt_core::time::format_rfc3339(
-                llmxt_core::time::unix_now()
+            p["created_at"] = json!(llmxt_domain::time::format_rfc3339(
+                llmxt_domain::time::unix_now()
             ));
         });
         self.add_payment(payment.clone());
@@ -767,12 +767,12 @@ impl DodoStandIn {
         let body = json!({
             "business_id": "bus_local",
             "type": event_type,
-            "timestamp": llmxt_core::time::format_rfc3339(llmxt_core::time::unix_now()),
+            "timestamp": llmxt_domain::time::format_rfc3339(llmxt_domain::time::unix_now()),
             "data": data,
         })
         .to_string();
         let id = self.next_id("msg");
-        let now = llmxt_core::time::unix_now();
+        let now = llmxt_domain::time::unix_now();
         let signature = webhook_signature::sign(&secrets.keys()[0], &id, now, body.as_bytes());
         let _ = post(url, &id, now, &signature, body).await;
     }

@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use llmxt_core::config::StoreConfig;
-use llmxt_core::secret::Secret;
-use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::webhook_signature::{self, WebhookSecrets};
+use llmxt_domain::secret::Secret;
+use llmxt_domain::webhook_signature::{self, WebhookSecrets};
+use llmxt_store::config::StoreConfig;
+use llmxt_store::store::{ClientProfile, Store};
 
 /// The variable naming the DynamoDB Local endpoint the tests use.
 pub const ENDPOINT_VARIABLE: &str = "LLMXT_TEST_DYNAMODB_ENDPOINT";
@@ -97,8 +97,8 @@ pub fn entitlement_secret() -> Secret {
 pub const TEST_SITE: &str = "https://pro.example.com";
 
 /// Signs and verifies cookies as the test functions do: the test key, [`TEST_SITE`].
-pub fn token_signer() -> llmxt_core::token::TokenSigner {
-    llmxt_core::token::TokenSigner::new(vec![entitlement_secret()], TEST_SITE)
+pub fn token_signer() -> llmxt_domain::token::TokenSigner {
+    llmxt_domain::token::TokenSigner::new(vec![entitlement_secret()], TEST_SITE)
 }
 
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when it does not answer.
@@ -275,7 +275,7 @@ pub async fn record_sizes(store: &Store) -> (usize, usize) {
         .filter(|item| {
             !item["payment_id"]
                 .as_s()
-                .is_ok_and(|key| key.starts_with(llmxt_core::store::RATE_LIMIT_PREFIX))
+                .is_ok_and(|key| key.starts_with(llmxt_store::store::RATE_LIMIT_PREFIX))
         })
         .count();
     (
@@ -407,7 +407,7 @@ pub fn sample_events() -> Vec<(&'static str, serde_json::Value)> {
 
 /// The same events, signed at time `t` (to feed binaries that read the real clock).
 pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
-    use llmxt_core::request_signature::{SignedRequest, sign as sign_request};
+    use llmxt_domain::request_signature::{SignedRequest, sign as sign_request};
 
     let payment = dodo_body("payment.succeeded.cli-generator", |_| {});
     let subscription = dodo_body("subscription.active.cli-generator", |_| {});
@@ -426,7 +426,7 @@ pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
         }
         .to_json()
     };
-    let buyer = llmxt_core::email::Email::parse("john.doe@example.com").unwrap();
+    let buyer = llmxt_domain::email::Email::parse("john.doe@example.com").unwrap();
     let cookie = token_signer().issue(&buyer, "professional", t, 30 * 86_400);
     let email_query = "email=john.doe%40example.com";
     let signature = sign_request(
@@ -573,20 +573,20 @@ pub async fn apply_body(
     store: &Store,
     webhook_id: &str,
     body: &str,
-) -> llmxt_core::ledger::Outcome {
-    use llmxt_core::ledger::{Delivery, apply_delivery};
+) -> llmxt_store::ledger::Outcome {
+    use llmxt_store::ledger::{Delivery, apply_delivery};
     let plans =
-        llmxt_core::config::PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
-    let settings = llmxt_core::policy::PolicySettings {
+        llmxt_domain::config::PlanCatalog::parse("pdt_test=professional", "professional").unwrap();
+    let settings = llmxt_domain::policy::PolicySettings {
         plans: &plans,
         claim_ttl_seconds: 600,
         grace_seconds: 0,
     };
-    let now = llmxt_core::time::unix_now();
-    let event = llmxt_core::events::parse_event(body.as_bytes()).unwrap();
+    let now = llmxt_domain::time::unix_now();
+    let event = llmxt_domain::events::parse_event(body.as_bytes()).unwrap();
     let delivery = Delivery {
         webhook_id,
-        origin: llmxt_core::ledger::Origin::Webhook,
+        origin: llmxt_store::ledger::Origin::Webhook,
         webhook_timestamp: now,
         received_at: now,
     };

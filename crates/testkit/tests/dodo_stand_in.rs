@@ -203,16 +203,16 @@ async fn a_restarted_stand_in_never_repeats_an_id_and_stamps_purchases_with_the_
         .send()
         .await
         .unwrap();
-    let created = llmxt_core::time::parse_rfc3339_seconds(&payment.created_at)
+    let created = llmxt_domain::time::parse_rfc3339_seconds(&payment.created_at)
         .unwrap_or_else(|| panic!("created_at {}", payment.created_at));
-    let now = llmxt_core::time::unix_now();
+    let now = llmxt_domain::time::unix_now();
     assert!(
         (now - 60..=now).contains(&created),
         "created_at {} is not the time of the purchase",
         payment.created_at
     );
     // What `llmxt-admin payments --since 24h` and `reconcile --since 72h` ask for.
-    let since = llmxt_core::time::format_rfc3339(now - 86_400);
+    let since = llmxt_domain::time::format_rfc3339(now - 86_400);
     let page = sdk
         .payments()
         .list()
@@ -232,7 +232,7 @@ async fn the_sdks_change_plan_calls_accept_the_stand_ins_answers() {
     let (subscription_id, _) = stand_in.subscribe("plan@example.com", "pdt_pro").await;
     let sdk = client(&stand_in, TEST_API_KEY);
     let request = |effective_at: &str| {
-        llmxt_core::dodo_api::plan_change_request(
+        llmxt_dodo::dodo_api::plan_change_request(
             "pdt_ent",
             "difference_immediately",
             effective_at,

@@ -2,17 +2,19 @@
 //! DynamoDB and answers only once the effect is durable.
 #![forbid(unsafe_code)]
 
+pub mod config;
+
 use std::time::{Duration, Instant};
 
+use crate::config::WebhookConfig;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_core::config::WebhookConfig;
-use llmxt_core::events::parse_event;
-use llmxt_core::ledger::{Delivery, Outcome, apply_delivery};
-use llmxt_core::policy::PolicySettings;
-use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::webhook_signature::{WebhookHeaders, verify};
+use llmxt_domain::events::parse_event;
+use llmxt_domain::policy::PolicySettings;
+use llmxt_domain::webhook_signature::{WebhookHeaders, verify};
 use llmxt_http::{ApiError, body_bytes, header, json_response};
+use llmxt_store::ledger::{Delivery, Outcome, apply_delivery};
+use llmxt_store::store::{ClientProfile, Store};
 use serde_json::json;
 
 /// Largest body accepted.
@@ -123,7 +125,7 @@ async fn process(
     };
     let delivery = Delivery {
         webhook_id: &verified.id,
-        origin: llmxt_core::ledger::Origin::Webhook,
+        origin: llmxt_store::ledger::Origin::Webhook,
         webhook_timestamp: verified.timestamp,
         received_at: now,
     };

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::StatusCode;
-use llmxt_core::config::{Env, StoreConfig, WebhookConfig};
-use llmxt_core::store::{ClientProfile, Store};
-use llmxt_core::time::{format_rfc3339, unix_now};
+use llmxt_domain::config::Env;
+use llmxt_domain::time::{format_rfc3339, unix_now};
+use llmxt_store::config::StoreConfig;
+use llmxt_store::store::{ClientProfile, Store};
 use llmxt_testkit::faults::{DynamoDbProcess, FaultProxy, ProxyMode};
 use llmxt_testkit::{
     TEST_WEBHOOK_SECRET, dodo_body, fresh_store, request_from_event, scan_all, unique_store_config,
     webhook_event,
 };
 use serde_json::json;
+use webhook::config::WebhookConfig;
 use webhook::{WebhookDeps, handle};
 
 struct Event {

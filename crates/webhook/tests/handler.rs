@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use lambda_http::http::StatusCode;
-use llmxt_core::config::{Env, WebhookConfig};
-use llmxt_core::email::Email;
+use llmxt_domain::config::Env;
+use llmxt_domain::email::Email;
 use llmxt_testkit::{
     EVENTS_TIME, TEST_WEBHOOK_SECRET, dodo_body, event_file, fresh_store, request_from_event,
     response_json, table_sizes, webhook_event,
 };
 use serde_json::json;
+use webhook::config::WebhookConfig;
 use webhook::{MAX_BODY_BYTES, WebhookDeps, handle};
 
 fn config() -> WebhookConfig {

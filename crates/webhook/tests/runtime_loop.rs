@@ -2,7 +2,7 @@
 //! fed the `events/` deliveries re-signed for the current time.
 #![allow(clippy::unwrap_used)]
 
-use llmxt_core::time::unix_now;
+use llmxt_domain::time::unix_now;
 use llmxt_testkit::{
     event_file, fresh_store, function_env, invoke_binary, sample_events_at, start_failure,
 };

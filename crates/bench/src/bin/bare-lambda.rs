@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use lambda_http::{Body, Error, Request, Response, service_fn};
-use llmxt_core::config::StoreConfig;
-use llmxt_core::store::{ClientProfile, Store};
+use llmxt_store::config::StoreConfig;
+use llmxt_store::store::{ClientProfile, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,0 +1,683 @@
+//! Configuration from the environment, read once at cold start.
+//!
+//! Each function reads only what it needs. A missing, empty or weak value is a
+//! [`ConfigError`] whose message names the variable, so the function refuses to start with
+//! one clear line.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::records::PlanRanking;
+use crate::secret::Secret;
+
+/// Shortest accepted `ENTITLEMENT_SECRET` / `HMAC_SECRET`, in bytes.
+pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+/// Shortest accepted decoded `whsec_` key, in bytes.
+pub const MIN_WEBHOOK_KEY_BYTES: usize = 16;
+/// Default entitlements table name.
+pub const DEFAULT_ENTITLEMENTS_TABLE: &str = "llmxt-entitlements";
+/// Default payments table name.
+pub const DEFAULT_PAYMENTS_TABLE: &str = "llmxt-payments";
+
+/// A configuration value that stops the function from starting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// The error for `variable`, saying what is wrong with it.
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where configuration values come from: the process environment, or a map in tests.
+#[derive(Clone)]
+pub struct Env {
+    lookup: Lookup,
+}
+
+type Lookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Names of the variables read through [`Env::recording`].
+pub type ReadNames = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+impl Env {
+    /// Reads the process environment.
+    pub fn process() -> Self {
+        Self {
+            lookup: std::sync::Arc::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// Reads from fixed pairs (tests, tools).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let map: HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self {
+            lookup: std::sync::Arc::new(move |name| map.get(name).cloned()),
+        }
+    }
+
+    /// Wraps `inner` so that the name of every variable read is recorded (sorted, unique),
+    /// e.g. to check that a deployment sets what a function reads.
+    pub fn recording(inner: &Env) -> (Self, ReadNames) {
+        let names = ReadNames::default();
+        let recorded = std::sync::Arc::clone(&names);
+        let inner = inner.clone();
+        let env = Self {
+            lookup: std::sync::Arc::new(move |name| {
+                if let Ok(mut names) = recorded.lock() {
+                    names.insert(name.to_owned());
+                }
+                (inner.lookup)(name)
+            }),
+        };
+        (env, names)
+    }
+
+    /// A set, non-blank value, trimmed.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// A variable that must be set (and not empty).
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    /// `true` or `false`, `default` when unset.
+    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self
+            .optional(name)
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(_) => Err(ConfigError::new(name, "must be true or false")),
+        }
+    }
+
+    /// A whole number of seconds within `min..=max`, or `default` when unset.
+    pub fn seconds(
+        &self,
+        name: &'static str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
+        let Some(text) = self.optional(name) else {
+            return Ok(default);
+        };
+        match text.parse::<i64>() {
+            Ok(value) if (min..=max).contains(&value) => Ok(value),
+            _ => Err(ConfigError::new(
+                name,
+                format!("must be a whole number from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// Several signing keys separated by whitespace (a rotation), each at least
+    /// [`MIN_SIGNING_SECRET_BYTES`]; at least one.
+    pub fn signing_keys(&self, name: &'static str) -> Result<Vec<Secret>, ConfigError> {
+        let value = self.required(name)?;
+        value
+            .split_whitespace()
+            .map(|key| {
+                if key.len() < MIN_SIGNING_SECRET_BYTES {
+                    return Err(ConfigError::new(
+                        name,
+                        format!(
+                            "is too weak: use at least {MIN_SIGNING_SECRET_BYTES} bytes per key (e.g. `openssl rand -hex 32`)"
+                        ),
+                    ));
+                }
+                Ok(Secret::new(key.as_bytes().to_vec()))
+            })
+            .collect()
+    }
+
+    /// An optional signing secret of at least [`MIN_SIGNING_SECRET_BYTES`].
+    pub fn signing_secret(&self, name: &'static str) -> Result<Option<Secret>, ConfigError> {
+        let Some(value) = self.optional(name) else {
+            return Ok(None);
+        };
+        if value.len() < MIN_SIGNING_SECRET_BYTES {
+            return Err(ConfigError::new(
+                name,
+                format!(
+                    "is too weak: use at least {MIN_SIGNING_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+                ),
+            ));
+        }
+        Ok(Some(Secret::new(value.into_bytes())))
+    }
+}
+
+/// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`), and their order
+/// (`PLAN_RANKING`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCatalog {
+    by_product: HashMap<String, String>,
+    default_plan: String,
+    ranking: PlanRanking,
+}
+
+impl PlanCatalog {
+    /// Parses `pdt_a=professional,pdt_b=enterprise`; an empty list is allowed.
+    pub fn parse(product_plans: &str, default_plan: &str) -> Result<Self, ConfigError> {
+        let mut by_product = HashMap::new();
+        for entry in product_plans
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let parsed = entry
+                .split_once('=')
+                .map(|(product, plan)| (product.trim(), plan.trim()))
+                .filter(|(product, plan)| is_token(product) && is_token(plan));
+            let Some((product, plan)) = parsed else {
+                return Err(ConfigError::new(
+                    "PRODUCT_PLANS",
+                    format!(
+                        "has a malformed entry {entry:?}; expected product_id=plan,product_id=plan"
+                    ),
+                ));
+            };
+            if by_product
+                .insert(product.to_owned(), plan.to_owned())
+                .is_some()
+            {
+                return Err(ConfigError::new(
+                    "PRODUCT_PLANS",
+                    format!("names product {product:?} twice"),
+                ));
+            }
+        }
+        if !is_token(default_plan) {
+            return Err(ConfigError::new(
+                "DEFAULT_PLAN",
+                "must be a single word such as professional",
+            ));
+        }
+        Ok(Self {
+            by_product,
+            default_plan: default_plan.to_owned(),
+            ranking: PlanRanking::standard(),
+        })
+    }
+
+    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`) and `PLAN_RANKING`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let default_plan = env
+            .optional("DEFAULT_PLAN")
+            .unwrap_or_else(|| "professional".to_owned());
+        let catalog = Self::parse(
+            &env.optional("PRODUCT_PLANS").unwrap_or_default(),
+            &default_plan,
+        )?;
+        Ok(catalog.with_ranking(plan_ranking_from_env(env)?))
+    }
+
+    /// The same catalog with another order of plans.
+    pub fn with_ranking(self, ranking: PlanRanking) -> Self {
+        Self { ranking, ..self }
+    }
+
+    /// The order of plans, lowest first.
+    pub fn ranking(&self) -> &PlanRanking {
+        &self.ranking
+    }
+
+    /// The plan for a product, or the default plan.
+    pub fn plan_for(&self, product_id: Option<&str>) -> &str {
+        product_id
+            .and_then(|id| self.by_product.get(id))
+            .map_or(&self.default_plan, |plan| plan)
+    }
+
+    /// Whether `product_id` is listed in `PRODUCT_PLANS`.
+    pub fn lists(&self, product_id: &str) -> bool {
+        self.by_product.contains_key(product_id)
+    }
+
+    /// The listed products, sorted.
+    pub fn products(&self) -> Vec<&str> {
+        let mut products: Vec<&str> = self.by_product.keys().map(String::as_str).collect();
+        products.sort_unstable();
+        products
+    }
+
+    /// The plan for products not listed.
+    pub fn default_plan(&self) -> &str {
+        &self.default_plan
+    }
+}
+
+/// Parses `PLAN_RANKING` (`free,professional,enterprise` when unset): plan names, lowest
+/// first, each at most once.
+pub fn plan_ranking_from_env(env: &Env) -> Result<PlanRanking, ConfigError> {
+    let Some(text) = env.optional("PLAN_RANKING") else {
+        return Ok(PlanRanking::standard());
+    };
+    let mut plans: Vec<String> = Vec::new();
+    for plan in text.split(',').map(str::trim) {
+        if !is_token(plan) || plans.iter().any(|p| p == plan) {
+            return Err(ConfigError::new(
+                "PLAN_RANKING",
+                "must list distinct plan names, lowest first, e.g. free,professional,enterprise",
+            ));
+        }
+        plans.push(plan.to_owned());
+    }
+    Ok(PlanRanking::new(plans))
+}
+
+/// Parses `PLAN_FEATURES` (`professional=export,api;enterprise=export,api,sso`; empty when
+/// unset): what each plan unlocks.
+pub fn plan_features_from_env(env: &Env) -> Result<crate::access::PlanFeatures, ConfigError> {
+    let mut by_plan = std::collections::BTreeMap::new();
+    let text = env.optional("PLAN_FEATURES").unwrap_or_default();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('=').and_then(|(plan, list)| {
+            let features: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (is_token(plan.trim()) && features.iter().all(|f| is_token(f)))
+                .then(|| (plan.trim().to_owned(), features))
+        });
+        let Some((plan, features)) = parsed else {
+            return Err(ConfigError::new(
+                "PLAN_FEATURES",
+                format!(
+                    "has a malformed entry {entry:?}; expected plan=feature,feature;plan=feature"
+                ),
+            ));
+        };
+        if by_plan.insert(plan.clone(), features).is_some() {
+            return Err(ConfigError::new(
+                "PLAN_FEATURES",
+                format!("names plan {plan:?} twice"),
+            ));
+        }
+    }
+    Ok(crate::access::PlanFeatures::new(by_plan))
+}
+
+/// Dodo's `proration_billing_mode` values, accepted by `PLAN_CHANGE_PRORATION`.
+pub const PRORATION_MODES: [&str; 3] = [
+    "prorated_immediately",
+    "full_immediately",
+    "difference_immediately",
+];
+
+/// Reads `PLAN_CHANGE_PRORATION` (default `prorated_immediately`): how Dodo bills an upgrade.
+pub fn plan_change_proration_from_env(env: &Env) -> Result<String, ConfigError> {
+    let mode = env
+        .optional("PLAN_CHANGE_PRORATION")
+        .unwrap_or_else(|| PRORATION_MODES[0].to_owned());
+    if PRORATION_MODES.contains(&mode.as_str()) {
+        Ok(mode)
+    } else {
+        Err(ConfigError::new(
+            "PLAN_CHANGE_PRORATION",
+            "must be prorated_immediately, full_immediately or difference_immediately",
+        ))
+    }
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Default `COOKIE_SESSION_MAX_SECONDS`: 400 days.
+pub const DEFAULT_SESSION_MAX_SECONDS: i64 = 400 * 86_400;
+
+/// How the entitlement cookie is signed and set.
+#[derive(Debug, Clone)]
+pub struct CookieConfig {
+    /// `ENTITLEMENT_SECRET`: one or more keys separated by spaces, each at least 32 bytes;
+    /// the first signs, all verify.
+    pub keys: Vec<Secret>,
+    /// The token's `aud`: the origin of `NEXT_PUBLIC_SITE_URL`.
+    pub audience: String,
+    /// `COOKIE_MAX_AGE_SECONDS` (default 30 days): token lifetime and `Max-Age`.
+    pub lifetime_seconds: i64,
+    /// `COOKIE_SESSION_MAX_SECONDS` (default 400 days): how long refreshes may extend a
+    /// session past its `auth_time`.
+    pub session_max_seconds: i64,
+    /// `COOKIE_DOMAIN`: widen the cookie to a parent domain.
+    pub domain: Option<String>,
+}
+
+impl CookieConfig {
+    /// Reads the cookie settings (keys, audience from `NEXT_PUBLIC_SITE_URL`, lifetime,
+    /// domain).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let keys = env.signing_keys("ENTITLEMENT_SECRET")?;
+        let audience = SiteUrl::parse(&env.required("NEXT_PUBLIC_SITE_URL")?)?
+            .origin()
+            .to_owned();
+        let domain = env.optional("COOKIE_DOMAIN");
+        if let Some(domain) = &domain
+            && !domain
+                .trim_start_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(ConfigError::new(
+                "COOKIE_DOMAIN",
+                "must be a bare domain such as example.com",
+            ));
+        }
+        Ok(Self {
+            keys,
+            audience,
+            lifetime_seconds: env.seconds(
+                "COOKIE_MAX_AGE_SECONDS",
+                30 * 86_400,
+                60,
+                400 * 86_400,
+            )?,
+            session_max_seconds: env.seconds(
+                "COOKIE_SESSION_MAX_SECONDS",
+                DEFAULT_SESSION_MAX_SECONDS,
+                3600,
+                10 * 366 * 86_400,
+            )?,
+            domain,
+        })
+    }
+}
+
+/// `NEXT_PUBLIC_SITE_URL`: the only place buyers are redirected to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SiteUrl(String, String);
+
+impl SiteUrl {
+    /// Accepts `https://host[:port][/path]`, or `http://` for localhost only; no query,
+    /// fragment or credentials.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: &str| ConfigError::new("NEXT_PUBLIC_SITE_URL", problem.to_owned());
+        let rest = if let Some(rest) = text.strip_prefix("https://") {
+            rest
+        } else if let Some(rest) = text.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            if !matches!(host, "localhost" | "127.0.0.1") && !host.ends_with(".localhost") {
+                return Err(invalid(
+                    "must use https:// (http:// is allowed for localhost only)",
+                ));
+            }
+            rest
+        } else {
+            return Err(invalid("must be an absolute https:// URL"));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let bad_char = |c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\' | '"' | '<' | '>')
+        };
+        if authority.is_empty() || authority.contains('@') || text.chars().any(bad_char) {
+            return Err(invalid(
+                "must be a plain URL with a host and no query, fragment or credentials",
+            ));
+        }
+        let mut base = text.trim_end_matches('/').to_owned();
+        if !rest.contains('/') || rest.trim_end_matches('/') == authority {
+            base.push('/');
+        }
+        let scheme = if text.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        let origin = format!("{scheme}://{}", authority.to_ascii_lowercase());
+        Ok(Self(base, origin))
+    }
+
+    /// `scheme://host[:port]`, no trailing slash: the cookie token's audience.
+    pub fn origin(&self) -> &str {
+        &self.1
+    }
+
+    /// Whether this is a loopback development URL (`http://localhost[:port]` or
+    /// `http://127.0.0.1[:port]`).
+    pub fn is_loopback_http(&self) -> bool {
+        let Some(authority) = self.1.strip_prefix("http://") else {
+            return false;
+        };
+        let host = authority.split(':').next().unwrap_or_default();
+        let port_ok = authority
+            .split_once(':')
+            .is_none_or(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()));
+        matches!(host, "localhost" | "127.0.0.1") && port_ok
+    }
+
+    /// The site URL as configured (ends with `/` when it has no path).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The site URL with `?upgrade={outcome}` added.
+    pub fn with_upgrade_outcome(&self, outcome: &str) -> String {
+        format!("{}?upgrade={outcome}", self.0)
+    }
+}
+
+impl fmt::Debug for SiteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SiteUrl({})", self.0)
+    }
+}
+
+/// Budgets that keep public routes from being turned against the merchant (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseLimits {
+    /// `DODO_API_CALLS_PER_MINUTE`: Dodo API calls caused by unauthenticated requests, shared
+    /// by every instance.
+    pub dodo_api_calls_per_minute: i64,
+    /// `CHECKOUTS_PER_HOUR_PER_IP`: Checkout Sessions one client IP may create an hour.
+    pub checkouts_per_hour_per_ip: i64,
+    /// `RESTORE_EMAILS_PER_HOUR`: sign-in emails sent an hour, site-wide.
+    pub restore_emails_per_hour: i64,
+    /// `CLIENT_IP_HEADER`: the header (lower-case) the merchant's own proxy sets to the
+    /// client's address; `None`: API Gateway's `sourceIp`.
+    pub client_ip_header: Option<String>,
+}
+
+impl AbuseLimits {
+    /// Reads the limits (defaults 60, 20, 200; no client-IP header).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let client_ip_header = env
+            .optional("CLIENT_IP_HEADER")
+            .map(|name| name.to_ascii_lowercase());
+        if let Some(name) = &client_ip_header
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::new(
+                "CLIENT_IP_HEADER",
+                "must be a header name, e.g. cloudfront-viewer-address, x-forwarded-for or x-real-ip",
+            ));
+        }
+        // `seconds` reads any bounded whole number.
+        Ok(Self {
+            dodo_api_calls_per_minute: env.seconds("DODO_API_CALLS_PER_MINUTE", 60, 1, 100_000)?,
+            checkouts_per_hour_per_ip: env.seconds("CHECKOUTS_PER_HOUR_PER_IP", 20, 1, 100_000)?,
+            restore_emails_per_hour: env.seconds("RESTORE_EMAILS_PER_HOUR", 200, 1, 1_000_000)?,
+            client_ip_header,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn product_plans_parse_and_reject_malformed_lists() {
+        let plans =
+            PlanCatalog::parse("pdt_a=professional, pdt_b=enterprise", "starter").expect("valid");
+        assert_eq!(plans.plan_for(Some("pdt_b")), "enterprise");
+        assert_eq!(plans.plan_for(Some("pdt_zzz")), "starter");
+        assert_eq!(plans.plan_for(None), "starter");
+        for bad in [
+            "pdt_a",
+            "pdt_a=",
+            "=pro",
+            "pdt_a=pro=x",
+            "pdt a=pro",
+            "pdt_a=pro,pdt_a=ent",
+        ] {
+            let error = PlanCatalog::parse(bad, "professional").expect_err(bad);
+            assert_eq!(error.variable, "PRODUCT_PLANS", "{bad}");
+        }
+        assert_eq!(
+            PlanCatalog::parse("", "pro plan")
+                .expect_err("space")
+                .variable,
+            "DEFAULT_PLAN"
+        );
+    }
+
+    #[test]
+    fn entitlement_secret_must_be_strong() {
+        let error =
+            CookieConfig::from_env(&env(&[("ENTITLEMENT_SECRET", "short")])).expect_err("weak");
+        assert_eq!(error.variable, "ENTITLEMENT_SECRET");
+        assert!(error.to_string().contains("at least 32 bytes"));
+        let error = CookieConfig::from_env(&env(&[])).expect_err("missing");
+        assert_eq!(error.variable, "ENTITLEMENT_SECRET");
+    }
+
+    #[test]
+    fn site_url_allows_only_safe_targets() {
+        assert_eq!(
+            SiteUrl::parse("https://example.com").expect("ok").as_str(),
+            "https://example.com/"
+        );
+        assert_eq!(
+            SiteUrl::parse("https://example.com/").expect("ok").as_str(),
+            "https://example.com/"
+        );
+        assert_eq!(
+            SiteUrl::parse("https://example.com/app/")
+                .expect("ok")
+                .with_upgrade_outcome("success"),
+            "https://example.com/app?upgrade=success"
+        );
+        assert_eq!(
+            SiteUrl::parse("http://127.0.0.1:3000")
+                .expect("ok")
+                .with_upgrade_outcome("expired"),
+            "http://127.0.0.1:3000/?upgrade=expired"
+        );
+        for bad in [
+            "example.com",
+            "http://example.com",
+            "https://",
+            "https://user@evil.com",
+            "https://example.com/?x=1",
+            "https://example.com/#top",
+            "https://exa mple.com",
+            "javascript:alert(1)",
+            "https://example.com\\@evil.com",
+        ] {
+            assert_eq!(
+                SiteUrl::parse(bad).expect_err(bad).variable,
+                "NEXT_PUBLIC_SITE_URL",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn abuse_limits_default_and_refuse_bad_values() {
+        let limits = AbuseLimits::from_env(&env(&[])).expect("defaults");
+        assert_eq!(
+            limits,
+            AbuseLimits {
+                dodo_api_calls_per_minute: 60,
+                checkouts_per_hour_per_ip: 20,
+                restore_emails_per_hour: 200,
+                client_ip_header: None,
+            }
+        );
+        let set = AbuseLimits::from_env(&env(&[("CLIENT_IP_HEADER", "CloudFront-Viewer-Address")]))
+            .expect("valid");
+        assert_eq!(
+            set.client_ip_header.as_deref(),
+            Some("cloudfront-viewer-address")
+        );
+        for (name, bad) in [
+            ("CLIENT_IP_HEADER", "x forwarded for"),
+            ("DODO_API_CALLS_PER_MINUTE", "0"),
+            ("CHECKOUTS_PER_HOUR_PER_IP", "many"),
+            ("RESTORE_EMAILS_PER_HOUR", "-1"),
+        ] {
+            let error = AbuseLimits::from_env(&env(&[(name, bad)])).expect_err(bad);
+            assert_eq!(error.variable, name);
+        }
+    }
+
+    #[test]
+    fn plan_features_and_proration_are_validated_in_one_line() {
+        let features = plan_features_from_env(&env(&[(
+            "PLAN_FEATURES",
+            "professional=export,api; enterprise=export,api,sso",
+        )]))
+        .expect("valid");
+        assert_eq!(features.of("enterprise"), ["export", "api", "sso"]);
+        assert!(features.of("free").is_empty());
+        assert!(
+            plan_features_from_env(&env(&[]))
+                .expect("empty")
+                .of("x")
+                .is_empty()
+        );
+        for bad in ["professional", "pro plan=x", "a=x;a=y", "a=b c", "=x"] {
+            let error = plan_features_from_env(&env(&[("PLAN_FEATURES", bad)])).expect_err(bad);
+            assert_eq!(error.variable, "PLAN_FEATURES", "{bad}");
+            assert!(!error.to_string().contains('\n'), "{bad}");
+        }
+        assert_eq!(
+            plan_change_proration_from_env(&env(&[])).expect("default"),
+            "prorated_immediately"
+        );
+        assert_eq!(
+            plan_change_proration_from_env(&env(&[("PLAN_CHANGE_PRORATION", "full_immediately")]))
+                .expect("valid"),
+            "full_immediately"
+        );
+        let error = plan_change_proration_from_env(&env(&[("PLAN_CHANGE_PRORATION", "later")]))
+            .expect_err("unknown mode");
+        assert_eq!(error.variable, "PLAN_CHANGE_PRORATION");
+    }
+}

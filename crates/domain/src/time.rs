@@ -1,0 +1,59 @@
+//! Unix time and the RFC 3339 strings Dodo sends and we store.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Parses an RFC 3339 date-time (`Z` or an offset) into unix microseconds.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000).ok()
+}
+
+/// Parses an RFC 3339 date-time into unix seconds (fractions dropped).
+pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
+    parse_rfc3339_micros(text).map(|micros| micros.div_euclid(1_000_000))
+}
+
+/// Formats unix seconds as `2026-01-10T17:55:53Z`.
+pub fn format_rfc3339(unix_seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix_seconds.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_dodo_timestamps() {
+        assert_eq!(
+            parse_rfc3339_micros("2025-08-04T05:30:45.182629Z"),
+            Some(1_754_285_445_182_629)
+        );
+        assert_eq!(
+            parse_rfc3339_seconds("2026-01-10T17:55:53.180Z"),
+            Some(1_768_067_753)
+        );
+        assert_eq!(
+            parse_rfc3339_seconds("2026-01-10T18:55:53+01:00"),
+            Some(1_768_067_753)
+        );
+        assert_eq!(parse_rfc3339_seconds("yesterday"), None);
+    }
+
+    #[test]
+    fn formats_whole_seconds() {
+        assert_eq!(format_rfc3339(1_768_067_753), "2026-01-10T17:55:53Z");
+    }
+}
