@@ -1,5 +1,7 @@
 # Shared by the scripts: load .env without overriding variables already set in the
-# environment (so `PORT=3100 scripts/dev.sh` wins over PORT in .env).
+# environment (so `PORT=3100 scripts/dev.sh` wins over PORT in .env). KEY=VALUE lines; one
+# pair of matching quotes around a value is removed (PLAN_FEATURES="a=x;b=y" reads a=x;b=y,
+# as `set -a; . ./.env` does); nothing else is interpreted ($, \ and # stay as written).
 load_env_file() {
   local file=$1 line key value
   [ -f "$file" ] || return 0
@@ -8,6 +10,11 @@ load_env_file() {
     key=${line%%=*}
     value=${line#*=}
     [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [ ${#value} -ge 2 ]; then
+      case "$value" in
+        \"*\" | \'*\') value=${value:1:${#value}-2} ;;
+      esac
+    fi
     if [ -z "${!key+x}" ]; then export "$key=$value"; fi
   done <"$file"
 }

@@ -1,0 +1,70 @@
+// The small shell pieces the two commands stand on: scripts/lib.sh reads .env the way a shell
+// does (quoted values whole). Needs bash only.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Runs a bash snippet at the repository root with an empty environment; its stdout. */
+function bash(script) {
+  return execFileSync("bash", ["-c", script], { cwd: root, env: { PATH: process.env.PATH }, encoding: "utf8" });
+}
+
+/** KEY=value lines printed by `env -0`, as a Map (values may hold newlines). */
+function envMap(output) {
+  return new Map(
+    output
+      .split("\0")
+      .filter(Boolean)
+      .map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]),
+  );
+}
+
+test(".env.example reads the same through a shell (set -a; . ./.env.example) and load_env_file", () => {
+  const shell = envMap(bash("set -a; . ./.env.example; set +a; env -0"));
+  const loaded = envMap(bash(". scripts/lib.sh; load_env_file .env.example; env -0"));
+  assert.equal(shell.get("PLAN_FEATURES"), "professional=export,api;enterprise=export,api,sso");
+  assert.equal(loaded.get("PLAN_FEATURES"), shell.get("PLAN_FEATURES"));
+  const keys = readFileSync(join(root, ".env.example"), "utf8")
+    .split("\n")
+    .filter((line) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(line))
+    .map((line) => line.slice(0, line.indexOf("=")));
+  assert.ok(keys.length >= 10, `keys found: ${keys}`);
+  for (const key of keys) assert.equal(loaded.get(key), shell.get(key), key);
+});
+
+test("load_env_file removes one pair of matching quotes and nothing else; the environment wins", () => {
+  const dir = mkdtempSync(join(tmpdir(), "llmxt-env-"));
+  const file = join(dir, "env");
+  writeFileSync(
+    file,
+    [
+      `DOUBLE="a=x;b=y z"`,
+      `SINGLE='two words'`,
+      `NESTED="'kept'"`,
+      `UNMATCHED="left`,
+      `LONE="`,
+      `EMPTY=""`,
+      `LITERAL=$HOME\\n#not-a-comment`,
+      `PRESET="from the file"`,
+    ].join("\n") + "\n",
+  );
+  try {
+    const env = envMap(bash(`. scripts/lib.sh; PRESET=mine; export PRESET; load_env_file '${file}'; env -0`));
+    assert.equal(env.get("DOUBLE"), "a=x;b=y z");
+    assert.equal(env.get("SINGLE"), "two words");
+    assert.equal(env.get("NESTED"), "'kept'");
+    assert.equal(env.get("UNMATCHED"), '"left');
+    assert.equal(env.get("LONE"), '"');
+    assert.equal(env.get("EMPTY"), "");
+    assert.equal(env.get("LITERAL"), "$HOME\\n#not-a-comment");
+    assert.equal(env.get("PRESET"), "mine");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
