@@ -31,6 +31,25 @@ llmxt_admin() {
   "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
 }
 
+# Test phases, for scripts/test.sh: `phase NAME` ends the phase before it (a line with its
+# time) and announces NAME; `phase_end [failed]` ends the current one.
+phase_name="" phase_started=0
+phase() {
+  phase_end
+  phase_name=$1
+  phase_started=$SECONDS
+  echo "== $phase_name"
+}
+phase_end() {
+  [ -n "$phase_name" ] || return 0
+  if [ "${1:-}" = failed ]; then
+    echo "-- $phase_name: FAILED after $((SECONDS - phase_started)) s"
+  else
+    echo "-- $phase_name: $((SECONDS - phase_started)) s"
+  fi
+  phase_name=""
+}
+
 # Waits up to 30 s until `$check PORT` succeeds for the background process whose pid is in
 # PIDFILE; prints LOG and fails if the process exits first. Used by the service scripts.
 #   wait_for_service NAME PORT CHECK PIDFILE LOG

@@ -1,5 +1,6 @@
 // The small shell pieces the two commands stand on: scripts/lib.sh reads .env the way a shell
-// does (quoted values whole). Needs bash only.
+// does (quoted values whole), and scripts/test.sh announces and times each phase. Needs bash
+// only.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -67,4 +68,21 @@ test("load_env_file removes one pair of matching quotes and nothing else; the en
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("phase announces each phase and ends it with its time; a failure says FAILED", () => {
+  const out = bash(". scripts/lib.sh; phase_end; phase 'one'; phase 'two thing'; phase_end; phase_end; phase three; phase_end failed");
+  assert.equal(out, "== one\n-- one: 0 s\n== two thing\n-- two thing: 0 s\n== three\n-- three: FAILED after 0 s\n");
+});
+
+test("scripts/test.sh: every header is a phase, the first before any tool runs, pip not silenced", () => {
+  const script = readFileSync(join(root, "scripts", "test.sh"), "utf8");
+  const lines = script.split("\n");
+  assert.deepEqual(lines.filter((l) => /^\s*echo "== (?!all passed)/.test(l)), [], "headers printed without phase (no time at the end)");
+  const firstPhase = lines.findIndex((l) => /^phase "/.test(l));
+  const venv = lines.findIndex((l) => /python3 -m venv|pip" install/.test(l));
+  assert.ok(firstPhase > 0 && firstPhase < venv, `the first phase (line ${firstPhase + 1}) comes after the Python tools (line ${venv + 1})`);
+  const pip = lines.find((l) => /pip" install/.test(l));
+  assert.ok(pip && !/--quiet|\s-q\b/.test(pip), pip);
+  assert.ok(lines.filter((l) => /^phase "/.test(l)).length >= 8);
 });
