@@ -13,7 +13,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** Runs a bash snippet at the repository root with an empty environment; its stdout. */
 function bash(script) {
-  return execFileSync("bash", ["-c", script], { cwd: root, env: { PATH: process.env.PATH }, encoding: "utf8" });
+  // stdin from /dev/null: on a socket (node's default pipe) bash would read ~/.bashrc.
+  return execFileSync("bash", ["-c", script], { cwd: root, env: { PATH: process.env.PATH }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** KEY=value lines printed by `env -0`, as a Map (values may hold newlines). */
