@@ -19,16 +19,25 @@ load_env_file() {
   done <"$file"
 }
 
-# The local binaries (local-api, llmxt-admin, dodo-local), built as one package set everywhere
-# (the same set keeps cargo's feature resolution, and so its cache, identical).
-build_local_binaries() {
-  cargo build --quiet "$@" -p local-api -p llmxt-admin -p llmxt-testkit --bins
+# Where cargo puts the local binaries: local_bin NAME.
+local_bin() {
+  echo "${CARGO_TARGET_DIR:-$(dirname "${BASH_SOURCE[0]}")/../target}/debug/$1"
 }
 
-# Runs llmxt-admin, built with the other local binaries.
+# The local binaries (local-api, llmxt-admin, dodo-local), built as one package set everywhere
+# (the same set keeps cargo's feature resolution, and so its cache, identical). Cargo shows its
+# progress; pass --quiet where a script's own output matters more.
+build_local_binaries() {
+  cargo build "$@" -p local-api -p llmxt-admin -p llmxt-testkit --bins
+}
+
+# Runs llmxt-admin, built with the other local binaries (quietly once they exist: a first
+# build shows cargo's progress).
 llmxt_admin() {
-  build_local_binaries
-  "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
+  local quiet=()
+  [ -x "$(local_bin llmxt-admin)" ] && quiet=(--quiet)
+  build_local_binaries "${quiet[@]}"
+  "$(local_bin llmxt-admin)" "$@"
 }
 
 # Test phases, for scripts/test.sh: `phase NAME` ends the phase before it (a line with its
