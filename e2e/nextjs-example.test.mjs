@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { chromium } from "playwright-core";
-import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop } from "./lib.mjs";
+import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop, listenAddresses } from "./lib.mjs";
 
 const example = join(root, "examples", "nextjs");
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
@@ -26,6 +26,7 @@ let dodo;
 let next;
 let browser;
 let site;
+let sitePort;
 let dodoUrl;
 let env;
 
@@ -76,7 +77,7 @@ before(async () => {
   assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`);
 
   const apiPort = (await portIsFree(preferredApiPort)) ? preferredApiPort : await freePort();
-  const sitePort = await freePort();
+  sitePort = await freePort();
   const dodoPort = await freePort();
   const apiOrigin = `http://127.0.0.1:${apiPort}`;
   site = `http://localhost:${sitePort}`;
@@ -108,7 +109,24 @@ before(async () => {
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  next = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(sitePort), "-H", "localhost"], {
+  next = startSite(sitePort, site);
+  await waitForServer(`${apiOrigin}/`, "local-api");
+  await waitForServer(`${dodoUrl}/`, "dodo-local");
+  await waitForServer(`${site}/pro`, "the example site (next start)", 30);
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+/**
+ * The example as `npm start` runs it (package.json's start script, on `port`); `siteUrl` is
+ * the site's origin.
+ */
+function startSite(port, siteUrl) {
+  const [command, ...args] = JSON.parse(readFileSync(join(example, "package.json"), "utf8")).scripts.start.split(/\s+/);
+  assert.equal(command, "next");
+  return spawn(process.execPath, ["node_modules/next/dist/bin/next", ...args, "-p", String(port)], {
     cwd: example,
     env: {
       PATH: process.env.PATH,
@@ -119,14 +137,7 @@ before(async () => {
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
-  await waitForServer(`${apiOrigin}/`, "local-api");
-  await waitForServer(`${dodoUrl}/`, "dodo-local");
-  await waitForServer(`${site}/pro`, "the example site (next start)", 30);
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-});
+}
 
 after(async () => {
   await browser?.close();
@@ -238,4 +249,8 @@ test("Sign in on this device: the emailed link, through the site's rewrites, ope
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   await expectPro(page);
   await context.close();
+});
+
+test("next start (package.json) listens on 127.0.0.1 only", () => {
+  assert.deepEqual(listenAddresses(sitePort), ["127.0.0.1"]);
 });
