@@ -182,6 +182,7 @@ test("Buy Pro → Pay on the hosted checkout → /pro shows the Pro content", as
   await page.fill("input[name=email]", `site-buyer-${suffix}@example.com`);
   await page.click("button[value=send]");
   await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await page.getByRole("status").textContent(), "Thank you: Pro is yours on this browser.");
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   assert.ok(proCookie(await context.cookies())?.httpOnly, "the API's cookie came through the site's rewrite");
   await expectPro(page);
@@ -248,6 +249,30 @@ test("Sign in on this device: the emailed link, through the site's rewrites, ope
   await page.waitForURL(`${site}/?upgrade=restored`);
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   await expectPro(page);
+  await context.close();
+});
+
+test("notices after ?upgrade=…: each in the site's words, as a status; unknown values show none", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const expected = {
+    success: /^Thank you: Pro is yours/,
+    restored: /^You are signed in/,
+    required: /^That page needs Pro/,
+    plan_changed: /^Your plan has changed/,
+    plan_scheduled: /^Your plan change is booked: it starts on your next billing date/,
+  };
+  for (const [value, text] of Object.entries(expected)) {
+    await page.goto(`${site}/?upgrade=${value}`);
+    const notices = page.getByRole("status");
+    assert.equal(await notices.count(), 1, value);
+    assert.match(await notices.textContent(), text);
+  }
+  for (const value of ["nonsense", "constructor", "__proto__"]) {
+    const response = await page.goto(`${site}/?upgrade=${value}`);
+    assert.equal(response.status(), 200, value);
+    assert.equal(await page.getByRole("status").count(), 0, value);
+  }
   await context.close();
 });
 
