@@ -276,6 +276,19 @@ test("notices after ?upgrade=…: each in the site's words, as a status; unknown
   await context.close();
 });
 
+test("on a 390 px phone the page keeps a margin and nothing scrolls sideways", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await page.goto(`${site}/?upgrade=success`);
+  const box = await page.locator("main").boundingBox();
+  assert.ok(box.x >= 12, `main starts ${box.x} px from the left edge`);
+  assert.ok(390 - (box.x + box.width) >= 12, `main ends ${390 - (box.x + box.width)} px from the right edge`);
+  const notice = await page.getByRole("status").boundingBox();
+  assert.ok(notice.x >= 12, `the notice starts ${notice.x} px from the edge`);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the page scrolls sideways");
+  await context.close();
+});
+
 test("next start (package.json) listens on 127.0.0.1 only", () => {
   assert.deepEqual(listenAddresses(sitePort), ["127.0.0.1"]);
 });
