@@ -54,9 +54,12 @@ function buildExample(apiOrigin) {
     return;
   }
   const started = Date.now();
+  // NEXT_PUBLIC_SITE_URL is left out: `next build` would write it into the code; the site
+  // reads it when it runs (the port changes from run to run).
+  const { NEXT_PUBLIC_SITE_URL: _, ...buildEnv } = process.env;
   execFileSync(process.execPath, ["node_modules/next/dist/bin/next", "build"], {
     cwd: example,
-    env: { ...process.env, LLMXT_API_ORIGIN: apiOrigin, NEXT_TELEMETRY_DISABLED: "1" },
+    env: { ...buildEnv, LLMXT_API_ORIGIN: apiOrigin, NEXT_TELEMETRY_DISABLED: "1" },
     stdio: ["ignore", "ignore", "inherit"],
   });
   mkdirSync(join(root, ".cache", "nextjs-example"), { recursive: true });
@@ -120,8 +123,8 @@ before(async () => {
 });
 
 /**
- * The example as `npm start` runs it (package.json's start script, on `port`); `siteUrl` is
- * the site's origin.
+ * The example as `npm start` runs it (package.json's start script, on `port`), for the site
+ * at `siteUrl`.
  */
 function startSite(port, siteUrl) {
   const [command, ...args] = JSON.parse(readFileSync(join(example, "package.json"), "utf8")).scripts.start.split(/\s+/);
@@ -132,6 +135,7 @@ function startSite(port, siteUrl) {
       PATH: process.env.PATH,
       NODE_ENV: "production",
       NEXT_TELEMETRY_DISABLED: "1",
+      NEXT_PUBLIC_SITE_URL: siteUrl,
       LLMXT_API_URL: site,
       HMAC_SECRET: env.HMAC_SECRET,
     },
@@ -291,4 +295,45 @@ test("on a 390 px phone the page keeps a margin and nothing scrolls sideways", a
 
 test("next start (package.json) listens on 127.0.0.1 only", () => {
   assert.deepEqual(listenAddresses(sitePort), ["127.0.0.1"]);
+});
+
+test("a visit on another host is sent to NEXT_PUBLIC_SITE_URL's host first, path and query kept", async () => {
+  const other = `http://127.0.0.1:${sitePort}`; // the same server, by its address
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${other}/?upgrade=success`);
+  assert.equal(page.url(), `${site}/?upgrade=success`);
+  assert.match(await page.getByRole("status").textContent(), /^Thank you/);
+  // Before the Pro gate, the API routes and the rewrites; POST keeps its method; the target
+  // never comes from the request.
+  for (const [path, init] of [
+    ["/pro", {}],
+    ["/upgrade/billing", {}],
+    ["/api/entitlement", {}],
+    ["/upgrade/restore", { method: "POST", body: "email=a%40example.com", headers: { "content-type": "application/x-www-form-urlencoded" } }],
+  ]) {
+    const response = await fetch(`${other}${path}?x=1`, { ...init, redirect: "manual" });
+    assert.equal(response.status, 307, path);
+    assert.equal(response.headers.get("location"), `${site}${path}?x=1`, path);
+  }
+  const spoofed = await fetch(`${other}/`, { redirect: "manual", headers: { "x-forwarded-host": "evil.example" } });
+  assert.equal(spoofed.headers.get("location"), `${site}/`);
+  await context.close();
+
+  // The reverse: a site whose URL is its address (127.0.0.1), opened as localhost. Next.js
+  // would shorten a redirect to its own address into a loop, so a page moves the visitor on.
+  const port = await freePort();
+  const byAddress = `http://127.0.0.1:${port}`;
+  const second = startSite(port, byAddress);
+  try {
+    await waitForServer(`${byAddress}/`, "the example site on 127.0.0.1", 30);
+    const reverse = await browser.newContext();
+    const page2 = await reverse.newPage();
+    await page2.goto(`http://localhost:${port}/?upgrade=restored`);
+    await page2.waitForURL(`${byAddress}/?upgrade=restored`);
+    assert.match(await page2.getByRole("status").textContent(), /^You are signed in/);
+    await reverse.close();
+  } finally {
+    await stop(second);
+  }
 });
