@@ -2,6 +2,9 @@
 // in front of local-api, dodo-local, DynamoDB Local and the SES emulator: the middleware of
 // @llmxt/pro gates /pro, a purchase opens it, a refresh reaches the browser through the
 // middleware, a refund closes it again, and the emailed sign-in link works through the rewrites.
+// The site's own parts: notices after ?upgrade=…, a page margin on a phone, one host (a visit on
+// another host is sent to NEXT_PUBLIC_SITE_URL's), its own page when the API is down, and
+// `next start` (package.json's script) on loopback only.
 // Needs LLMXT_TEST_DYNAMODB_ENDPOINT, LLMXT_TEST_SES_ENDPOINT, the debug binaries and
 // `npm ci` in clients/js and examples/nextjs (scripts/test.sh provides all of them).
 import { test, before, after } from "node:test";
@@ -335,5 +338,30 @@ test("a visit on another host is sent to NEXT_PUBLIC_SITE_URL's host first, path
     await reverse.close();
   } finally {
     await stop(second);
+  }
+});
+
+test("with the API down, /upgrade/* shows the site's own page (502) with a way home", async () => {
+  await stop(api);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    for (const path of ["/upgrade/billing", "/upgrade/restore", "/upgrade/success?payment_id=pay_x&status=succeeded"]) {
+      const response = await page.goto(`${site}${path}`);
+      assert.equal(response.status(), 502, path);
+      assert.equal(await page.locator("h1").textContent(), "Billing is unavailable right now", path);
+      assert.doesNotMatch(await page.textContent("body"), /Internal Server Error/);
+      assert.equal(await page.getAttribute("#again", "href"), path);
+    }
+    await page.goto(`${site}/`);
+    await page.click("#billing");
+    assert.equal(page.url(), `${site}/upgrade/billing`);
+    await page.click("#home");
+    assert.equal(page.url(), `${site}/`);
+    assert.equal(await page.textContent("#status"), "Could not check Pro right now");
+  } finally {
+    await context.close();
+    api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+    await waitForServer(`http://127.0.0.1:${env.PORT}/`, "local-api (again)");
   }
 });
