@@ -100,3 +100,33 @@ export async function stop(child) {
     await new Promise((resolve) => child.once("exit", resolve));
   }
 }
+
+/**
+ * The local addresses listening on TCP `port`, from /proc/net/tcp and tcp6 (Linux), as
+ * printable addresses: "127.0.0.1", "::1", "::" …
+ */
+export function listenAddresses(port) {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  const found = [];
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 4 || fields[3] !== "0A") continue; // LISTEN
+      const [hex, portHex] = fields[1].split(":");
+      if (portHex !== hexPort) continue;
+      // The kernel prints each 32-bit word in host (little-endian) byte order.
+      const bytes = hex.match(/.{8}/g).flatMap((word) => word.match(/../g).reverse().map((b) => parseInt(b, 16)));
+      found.push(bytes.length === 4 ? bytes.join(".") : ipv6(bytes));
+    }
+  }
+  return found;
+}
+
+function ipv6(bytes) {
+  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `::ffff:${bytes.slice(12).join(".")}`;
+  }
+  const words = [];
+  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return words.join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
+}

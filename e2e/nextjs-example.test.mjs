@@ -2,6 +2,9 @@
 // in front of local-api, dodo-local, DynamoDB Local and the SES emulator: the middleware of
 // @llmxt/pro gates /pro, a purchase opens it, a refresh reaches the browser through the
 // middleware, a refund closes it again, and the emailed sign-in link works through the rewrites.
+// The site's own parts: notices after ?upgrade=…, a page margin on a phone, one host (a visit on
+// another host is sent to NEXT_PUBLIC_SITE_URL's), its own page when the API is down, and
+// `next start` (package.json's script) on loopback only.
 // Needs LLMXT_TEST_DYNAMODB_ENDPOINT, LLMXT_TEST_SES_ENDPOINT, the debug binaries and
 // `npm ci` in clients/js and examples/nextjs (scripts/test.sh provides all of them).
 import { test, before, after } from "node:test";
@@ -11,7 +14,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { chromium } from "playwright-core";
-import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop } from "./lib.mjs";
+import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop, listenAddresses } from "./lib.mjs";
 
 const example = join(root, "examples", "nextjs");
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
@@ -26,6 +29,7 @@ let dodo;
 let next;
 let browser;
 let site;
+let sitePort;
 let dodoUrl;
 let env;
 
@@ -53,9 +57,12 @@ function buildExample(apiOrigin) {
     return;
   }
   const started = Date.now();
+  // NEXT_PUBLIC_SITE_URL is left out: `next build` would write it into the code; the site
+  // reads it when it runs (the port changes from run to run).
+  const { NEXT_PUBLIC_SITE_URL: _, ...buildEnv } = process.env;
   execFileSync(process.execPath, ["node_modules/next/dist/bin/next", "build"], {
     cwd: example,
-    env: { ...process.env, LLMXT_API_ORIGIN: apiOrigin, NEXT_TELEMETRY_DISABLED: "1" },
+    env: { ...buildEnv, LLMXT_API_ORIGIN: apiOrigin, NEXT_TELEMETRY_DISABLED: "1" },
     stdio: ["ignore", "ignore", "inherit"],
   });
   mkdirSync(join(root, ".cache", "nextjs-example"), { recursive: true });
@@ -76,7 +83,7 @@ before(async () => {
   assert.ok(existsSync(chromiumPath), `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`);
 
   const apiPort = (await portIsFree(preferredApiPort)) ? preferredApiPort : await freePort();
-  const sitePort = await freePort();
+  sitePort = await freePort();
   const dodoPort = await freePort();
   const apiOrigin = `http://127.0.0.1:${apiPort}`;
   site = `http://localhost:${sitePort}`;
@@ -108,17 +115,7 @@ before(async () => {
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
   dodo = spawn(bin("dodo-local"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
   api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
-  next = spawn(process.execPath, ["node_modules/next/dist/bin/next", "start", "-p", String(sitePort), "-H", "localhost"], {
-    cwd: example,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: "production",
-      NEXT_TELEMETRY_DISABLED: "1",
-      LLMXT_API_URL: site,
-      HMAC_SECRET: env.HMAC_SECRET,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  next = startSite(sitePort, site);
   await waitForServer(`${apiOrigin}/`, "local-api");
   await waitForServer(`${dodoUrl}/`, "dodo-local");
   await waitForServer(`${site}/pro`, "the example site (next start)", 30);
@@ -127,6 +124,27 @@ before(async () => {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
 });
+
+/**
+ * The example as `npm start` runs it (package.json's start script, on `port`), for the site
+ * at `siteUrl`.
+ */
+function startSite(port, siteUrl) {
+  const [command, ...args] = JSON.parse(readFileSync(join(example, "package.json"), "utf8")).scripts.start.split(/\s+/);
+  assert.equal(command, "next");
+  return spawn(process.execPath, ["node_modules/next/dist/bin/next", ...args, "-p", String(port)], {
+    cwd: example,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: "production",
+      NEXT_TELEMETRY_DISABLED: "1",
+      NEXT_PUBLIC_SITE_URL: siteUrl,
+      LLMXT_API_URL: site,
+      HMAC_SECRET: env.HMAC_SECRET,
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+}
 
 after(async () => {
   await browser?.close();
@@ -171,6 +189,7 @@ test("Buy Pro → Pay on the hosted checkout → /pro shows the Pro content", as
   await page.fill("input[name=email]", `site-buyer-${suffix}@example.com`);
   await page.click("button[value=send]");
   await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await page.getByRole("status").textContent(), "Thank you: Pro is yours on this browser.");
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   assert.ok(proCookie(await context.cookies())?.httpOnly, "the API's cookie came through the site's rewrite");
   await expectPro(page);
@@ -238,4 +257,111 @@ test("Sign in on this device: the emailed link, through the site's rewrites, ope
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   await expectPro(page);
   await context.close();
+});
+
+test("notices after ?upgrade=…: each in the site's words, as a status; unknown values show none", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const expected = {
+    success: /^Thank you: Pro is yours/,
+    restored: /^You are signed in/,
+    required: /^That page needs Pro/,
+    plan_changed: /^Your plan has changed/,
+    plan_scheduled: /^Your plan change is booked: it starts on your next billing date/,
+  };
+  for (const [value, text] of Object.entries(expected)) {
+    await page.goto(`${site}/?upgrade=${value}`);
+    const notices = page.getByRole("status");
+    assert.equal(await notices.count(), 1, value);
+    assert.match(await notices.textContent(), text);
+  }
+  for (const value of ["nonsense", "constructor", "__proto__"]) {
+    const response = await page.goto(`${site}/?upgrade=${value}`);
+    assert.equal(response.status(), 200, value);
+    assert.equal(await page.getByRole("status").count(), 0, value);
+  }
+  await context.close();
+});
+
+test("on a 390 px phone the page keeps a margin and nothing scrolls sideways", async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await page.goto(`${site}/?upgrade=success`);
+  const box = await page.locator("main").boundingBox();
+  assert.ok(box.x >= 12, `main starts ${box.x} px from the left edge`);
+  assert.ok(390 - (box.x + box.width) >= 12, `main ends ${390 - (box.x + box.width)} px from the right edge`);
+  const notice = await page.getByRole("status").boundingBox();
+  assert.ok(notice.x >= 12, `the notice starts ${notice.x} px from the edge`);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "the page scrolls sideways");
+  await context.close();
+});
+
+test("next start (package.json) listens on 127.0.0.1 only", () => {
+  assert.deepEqual(listenAddresses(sitePort), ["127.0.0.1"]);
+});
+
+test("a visit on another host is sent to NEXT_PUBLIC_SITE_URL's host first, path and query kept", async () => {
+  const other = `http://127.0.0.1:${sitePort}`; // the same server, by its address
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${other}/?upgrade=success`);
+  assert.equal(page.url(), `${site}/?upgrade=success`);
+  assert.match(await page.getByRole("status").textContent(), /^Thank you/);
+  // Before the Pro gate, the API routes and the rewrites; POST keeps its method; the target
+  // never comes from the request.
+  for (const [path, init] of [
+    ["/pro", {}],
+    ["/upgrade/billing", {}],
+    ["/api/entitlement", {}],
+    ["/upgrade/restore", { method: "POST", body: "email=a%40example.com", headers: { "content-type": "application/x-www-form-urlencoded" } }],
+  ]) {
+    const response = await fetch(`${other}${path}?x=1`, { ...init, redirect: "manual" });
+    assert.equal(response.status, 307, path);
+    assert.equal(response.headers.get("location"), `${site}${path}?x=1`, path);
+  }
+  const spoofed = await fetch(`${other}/`, { redirect: "manual", headers: { "x-forwarded-host": "evil.example" } });
+  assert.equal(spoofed.headers.get("location"), `${site}/`);
+  await context.close();
+
+  // The reverse: a site whose URL is its address (127.0.0.1), opened as localhost. Next.js
+  // would shorten a redirect to its own address into a loop, so a page moves the visitor on.
+  const port = await freePort();
+  const byAddress = `http://127.0.0.1:${port}`;
+  const second = startSite(port, byAddress);
+  try {
+    await waitForServer(`${byAddress}/`, "the example site on 127.0.0.1", 30);
+    const reverse = await browser.newContext();
+    const page2 = await reverse.newPage();
+    await page2.goto(`http://localhost:${port}/?upgrade=restored`);
+    await page2.waitForURL(`${byAddress}/?upgrade=restored`);
+    assert.match(await page2.getByRole("status").textContent(), /^You are signed in/);
+    await reverse.close();
+  } finally {
+    await stop(second);
+  }
+});
+
+test("with the API down, /upgrade/* shows the site's own page (502) with a way home", async () => {
+  await stop(api);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    for (const path of ["/upgrade/billing", "/upgrade/restore", "/upgrade/success?payment_id=pay_x&status=succeeded"]) {
+      const response = await page.goto(`${site}${path}`);
+      assert.equal(response.status(), 502, path);
+      assert.equal(await page.locator("h1").textContent(), "Billing is unavailable right now", path);
+      assert.doesNotMatch(await page.textContent("body"), /Internal Server Error/);
+      assert.equal(await page.getAttribute("#again", "href"), path);
+    }
+    await page.goto(`${site}/`);
+    await page.click("#billing");
+    assert.equal(page.url(), `${site}/upgrade/billing`);
+    await page.click("#home");
+    assert.equal(page.url(), `${site}/`);
+    assert.equal(await page.textContent("#status"), "Could not check Pro right now");
+  } finally {
+    await context.close();
+    api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
+    await waitForServer(`http://127.0.0.1:${env.PORT}/`, "local-api (again)");
+  }
 });

@@ -11,6 +11,7 @@
 # development defaults otherwise. A port held by something else stops the start with one
 # line; a service an earlier dev.sh left running on it is stopped first.
 # Ctrl-C stops everything it started (DynamoDB Local runs in memory: data goes with it).
+# The first run compiles the Rust binaries first: a few minutes, with cargo's progress shown.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -108,6 +109,15 @@ if [ -z "$ddb_port" ] && ! curl -s -o /dev/null -m 5 "$DYNAMODB_ENDPOINT"; then
   die "nothing answers at DYNAMODB_ENDPOINT=$DYNAMODB_ENDPOINT: start it, or remove DYNAMODB_ENDPOINT (in .env or the environment) and dev.sh runs DynamoDB Local"
 fi
 
+# Built before anything starts: a first build takes minutes, and a failed one leaves nothing
+# running. Cargo shows its progress.
+if [ -x "$(local_bin local-api)" ] && [ -x "$(local_bin llmxt-admin)" ] && [ -x "$(local_bin dodo-local)" ]; then
+  echo "== building local-api, llmxt-admin and dodo-local (only what changed)" >&2
+else
+  echo "== first run: building local-api, llmxt-admin and dodo-local takes a few minutes (about 5 on 2 cores; later starts take seconds). Cargo's progress follows." >&2
+fi
+build_local_binaries
+
 # Everything started is recorded before it starts, so that Ctrl-C at any moment stops it.
 started_ddb="" started_ses="" dodo_pid="" api_pid=""
 cleanup() {
@@ -139,14 +149,13 @@ if [ -n "$ses_port" ]; then
   scripts/ses-local.sh start "$ses_port"
 fi
 
-echo "== building local-api, llmxt-admin and dodo-local" >&2
-llmxt_admin create-tables
+"$(local_bin llmxt-admin)" create-tables
 if [ -n "$dodo_port" ]; then
-  target/debug/dodo-local &
+  "$(local_bin dodo-local)" &
   dodo_pid=$!
   echo "$dodo_pid" >"$dodo_pidfile"
 fi
-target/debug/local-api &
+"$(local_bin local-api)" &
 api_pid=$!
 echo "$api_pid" >"$api_pidfile"
 

@@ -1,5 +1,7 @@
 # Shared by the scripts: load .env without overriding variables already set in the
-# environment (so `PORT=3100 scripts/dev.sh` wins over PORT in .env).
+# environment (so `PORT=3100 scripts/dev.sh` wins over PORT in .env). KEY=VALUE lines; one
+# pair of matching quotes around a value is removed (PLAN_FEATURES="a=x;b=y" reads a=x;b=y,
+# as `set -a; . ./.env` does); nothing else is interpreted ($, \ and # stay as written).
 load_env_file() {
   local file=$1 line key value
   [ -f "$file" ] || return 0
@@ -8,20 +10,53 @@ load_env_file() {
     key=${line%%=*}
     value=${line#*=}
     [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [ ${#value} -ge 2 ]; then
+      case "$value" in
+        \"*\" | \'*\') value=${value:1:${#value}-2} ;;
+      esac
+    fi
     if [ -z "${!key+x}" ]; then export "$key=$value"; fi
   done <"$file"
 }
 
-# The local binaries (local-api, llmxt-admin, dodo-local), built as one package set everywhere
-# (the same set keeps cargo's feature resolution, and so its cache, identical).
-build_local_binaries() {
-  cargo build --quiet "$@" -p local-api -p llmxt-admin -p llmxt-testkit --bins
+# Where cargo puts the local binaries: local_bin NAME.
+local_bin() {
+  echo "${CARGO_TARGET_DIR:-$(dirname "${BASH_SOURCE[0]}")/../target}/debug/$1"
 }
 
-# Runs llmxt-admin, built with the other local binaries.
+# The local binaries (local-api, llmxt-admin, dodo-local), built as one package set everywhere
+# (the same set keeps cargo's feature resolution, and so its cache, identical). Cargo shows its
+# progress; pass --quiet where a script's own output matters more.
+build_local_binaries() {
+  cargo build "$@" -p local-api -p llmxt-admin -p llmxt-testkit --bins
+}
+
+# Runs llmxt-admin, built with the other local binaries (quietly once they exist: a first
+# build shows cargo's progress).
 llmxt_admin() {
-  build_local_binaries
-  "$(dirname "${BASH_SOURCE[0]}")/../target/debug/llmxt-admin" "$@"
+  local quiet=()
+  [ -x "$(local_bin llmxt-admin)" ] && quiet=(--quiet)
+  build_local_binaries "${quiet[@]}"
+  "$(local_bin llmxt-admin)" "$@"
+}
+
+# Test phases, for scripts/test.sh: `phase NAME` ends the phase before it (a line with its
+# time) and announces NAME; `phase_end [failed]` ends the current one.
+phase_name="" phase_started=0
+phase() {
+  phase_end
+  phase_name=$1
+  phase_started=$SECONDS
+  echo "== $phase_name"
+}
+phase_end() {
+  [ -n "$phase_name" ] || return 0
+  if [ "${1:-}" = failed ]; then
+    echo "-- $phase_name: FAILED after $((SECONDS - phase_started)) s"
+  else
+    echo "-- $phase_name: $((SECONDS - phase_started)) s"
+  fi
+  phase_name=""
 }
 
 # Waits up to 30 s until `$check PORT` succeeds for the background process whose pid is in

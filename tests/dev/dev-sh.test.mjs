@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,6 +138,44 @@ test("dev.sh refuses, in one line, a port another program holds, conflicting set
   }
 });
 
+test("a first dev.sh says the build takes minutes before cargo starts, and shows cargo's progress", async () => {
+  // A first run: no binaries where cargo puts them; a stand-in cargo that prints what real
+  // cargo prints unless told --quiet, and fails at once (so nothing is compiled or started).
+  const settings = settingsFile();
+  const fake = join(settings.dir, "bin");
+  mkdirSync(fake);
+  writeFileSync(
+    join(fake, "cargo"),
+    `#!/bin/sh\necho "cargo $*" >&2\ncase " $* " in *" --quiet "*) ;; *) echo "   Compiling llmxt-core v0.1.0" >&2 ;; esac\nexit 101\n`,
+    { mode: 0o755 },
+  );
+  const [port, ddbPort, sesPort, dodoPort] = await freePorts(4);
+  try {
+    const dev = startDev(
+      environment({
+        DEV_ENV_FILE: settings.file,
+        PATH: `${fake}:${process.env.PATH}`,
+        CARGO_TARGET_DIR: join(settings.dir, "target"),
+        PORT: String(port),
+        DYNAMODB_LOCAL_PORT: String(ddbPort),
+        SES_LOCAL_PORT: String(sesPort),
+        DODO_LOCAL_PORT: String(dodoPort),
+      }),
+    );
+    const { code } = await dev.exited;
+    assert.equal(code, 101, dev.stderrText);
+    const lines = dev.stderrText.trim().split("\n");
+    assert.match(lines[0], /^== first run: building local-api, llmxt-admin and dodo-local takes a few minutes/);
+    assert.match(lines[1], /^cargo build /);
+    assert.doesNotMatch(lines[1], /--quiet/);
+    assert.match(lines[2], /Compiling/);
+    assert.equal(lines.length, 3, dev.stderrText);
+    for (const p of [port, ddbPort, sesPort, dodoPort]) assert.ok(await portIsFree(p), `port ${p} in use: something started`);
+  } finally {
+    rmSync(settings.dir, { recursive: true, force: true });
+  }
+});
+
 test("dev.sh on free ports: loopback only, banner once the site answers, Ctrl-C leaves nothing", async () => {
   const settings = settingsFile();
   const [port, ddbPort, sesPort, dodoPort] = await freePorts(4);
@@ -160,6 +198,10 @@ test("dev.sh on free ports: loopback only, banner once the site answers, Ctrl-C 
       await sleep(100);
     }
     assert.ok(dev.stderrText.includes("Open the site"), `no banner:\n${dev.stderrText}`);
+    // Built with cargo's own output (its "Finished" line) before the banner.
+    const building = dev.stderrText.indexOf("== building local-api, llmxt-admin and dodo-local (only what changed)");
+    assert.ok(building >= 0 && building < dev.stderrText.indexOf("Open the site"), dev.stderrText);
+    assert.match(dev.stderrText.slice(building), /^\s+Finished /m);
 
     // The banner came only once local-api answered; its hints carry the real ports.
     assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);

@@ -1,13 +1,12 @@
 import type { ReactNode } from "react";
+import { bodyStyle } from "./site-style";
 
 export const metadata = { title: "Example site with llmxt Pro" };
 
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
-      <body style={{ fontFamily: "system-ui, sans-serif", maxWidth: "40rem", margin: "2rem auto", lineHeight: 1.5 }}>
-        {children}
-      </body>
+      <body style={bodyStyle}>{children}</body>
     </html>
   );
 }

@@ -4,10 +4,14 @@ import { llmxt } from "./client";
 
 export const dynamic = "force-dynamic";
 
+// What ?upgrade=… means when the API (or the middleware) sends a visitor home, in this site's
+// words. Anything else is ignored: the query is the visitor's to edit.
 const notices: Record<string, string> = {
   success: "Thank you: Pro is yours on this browser.",
   restored: "You are signed in on this device.",
   required: "That page needs Pro.",
+  plan_changed: "Your plan has changed. If the new plan does not show below yet, reload in a moment.",
+  plan_scheduled: "Your plan change is booked: it starts on your next billing date, and your current plan stays until then.",
 };
 
 export default async function Home({ searchParams }: { searchParams: Promise<{ upgrade?: string }> }) {
@@ -20,7 +24,7 @@ export default async function Home({ searchParams }: { searchParams: Promise<{ u
   return (
     <main>
       <h1>Example site</h1>
-      {upgrade && notices[upgrade] ? <p id="notice" role="status">{notices[upgrade]}</p> : null}
+      {upgrade && Object.hasOwn(notices, upgrade) ? <p id="notice" role="status">{notices[upgrade]}</p> : null}
       <p id="status">{answer === null ? "Could not check Pro right now" : answer.pro ? `Pro (${answer.plan})` : "Not Pro"}</p>
       <ul>
         <li><a id="buy" href={buyUrl}>Buy Pro</a></li>
