@@ -177,6 +177,9 @@ function originOf(url: string): string {
   }
 }
 
+/** Passes whose signature verified, by token, then by the `x` of the key that verified it. */
+const verifiedPasses = new Map<string, Record<string, unknown>>();
+
 const isString = (value: unknown): value is string => typeof value === "string";
 const isTime = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
 
@@ -195,8 +198,15 @@ export async function verifyPass(token: string, options: VerifyPassOptions): Pro
       jwk = find(await keySet(options.keysUrl, false)) ?? find(await keySet(options.keysUrl, true));
     }
     if (!jwk || (jwk.alg !== undefined && jwk.alg !== "EdDSA") || (jwk.use !== undefined && jwk.use !== "sig")) return null;
-    const verified = await verifyJws(token, jwk);
-    const claims = jsonOf(verified?.payload ?? null) as Partial<PassClaims> | null;
+    // A visitor sends the same pass on every request of its minute: verify its bytes once.
+    let claims = verifiedPasses.get(token)?.[jwk.x as string] as Partial<PassClaims> | undefined | null;
+    if (!claims) {
+      claims = jsonOf((await verifyJws(token, jwk))?.payload ?? null) as Partial<PassClaims> | null;
+      if (claims) {
+        if (verifiedPasses.size >= 1000) verifiedPasses.delete(verifiedPasses.keys().next().value!);
+        verifiedPasses.set(token, { [jwk.x as string]: claims });
+      }
+    }
     if (!claims || !isString(claims.iss) || claims.iss !== claims.aud || !isString(claims.sub)) return null;
     if (options.issuer !== undefined && claims.iss !== originOf(options.issuer)) return null;
     if (options.audience !== undefined && claims.aud !== originOf(options.audience)) return null;
@@ -224,12 +234,12 @@ export async function verifyPass(token: string, options: VerifyPassOptions): Pro
         expires_at: null,
         source: "pass",
         scope,
-        features,
+        features: [...features],
         billing: billingState === null ? null : { state: billingState as BillingState },
       },
       fresh,
       stale,
-      claims: { ...claims, plan, features, scope, billing_state: billingState, source: String(claims.source ?? "") } as PassClaims,
+      claims: { ...claims, plan, features: [...features], scope, billing_state: billingState, source: String(claims.source ?? "") } as PassClaims,
     };
   } catch {
     return null;
