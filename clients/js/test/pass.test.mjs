@@ -245,3 +245,18 @@ test("key set: a failed fetch keeps the keys known and retries after a minute", 
   const unreachable = { keysUrl: "http://127.0.0.1:9/keys", now: 1_800_000_000 };
   assert.equal(await verifyPass(token, unreachable), null, "nothing known, nothing fetched: null, no throw");
 });
+
+test("a remembered pass is still checked against the key set, the clock and the audience", async () => {
+  const iat = 1_800_000_000;
+  const token = signPass(key, claims(SITE, iat));
+  assert.ok(await verifyPass(token, { keys, now: iat }));
+  assert.ok(await verifyPass(token, { keys, now: iat }), "again, from memory");
+  const swapped = { keys: [{ ...makeKey().jwk, kid: key.jwk.kid }] };
+  assert.equal(await verifyPass(token, { keys: swapped, now: iat }), null, "same kid, another key: verified again, and fails");
+  assert.equal(await verifyPass(token, { keys: { keys: [] }, now: iat }), null, "key withdrawn");
+  assert.equal(await verifyPass(token, { keys, now: iat + 200_000 }), null, "expired since");
+  assert.equal(await verifyPass(token, { keys, now: iat, audience: "https://other.example" }), null);
+  const first = await verifyPass(token, { keys, now: iat });
+  first.entitlement.features.push("tampered");
+  assert.deepEqual((await verifyPass(token, { keys, now: iat })).entitlement.features, ["export", "api"]);
+});
