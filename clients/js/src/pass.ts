@@ -143,7 +143,7 @@ const keySets = new Map<string, KeySetEntry>();
 async function loadKeySet(url: string, entry: KeySetEntry): Promise<void> {
   entry.fetched = Date.now();
   try {
-    const response = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(3000) });
+    const response = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(1000) });
     const body = response.ok ? ((await response.json()) as Partial<Jwks>) : null;
     if (!Array.isArray(body?.keys)) throw new Error(`key set ${url}: ${response.status}`);
     entry.keys = body.keys;
