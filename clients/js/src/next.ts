@@ -73,7 +73,7 @@ function readPass(cookie: string | null, options: PassOptions, origin?: string) 
 }
 
 const UNAVAILABLE =
-  '<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Please try again</title>' +
+  '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Please try again</title>' +
   "<main><h1>We could not check your access just now</h1><p>This is on our side. Please reload the page in a minute.</p></main>";
 
 /**
