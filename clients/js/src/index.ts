@@ -3,6 +3,7 @@
  * Pro, and builds signed checkout links. Web Crypto and `fetch` only, so it runs in Node >= 20,
  * Next.js middleware on the edge runtime and other edge runtimes.
  */
+export * from "./pass.js";
 
 /** `billing.state` of an answer. */
 export type BillingState =
@@ -34,13 +35,18 @@ export interface Entitlement {
   status: string | null;
   /** RFC 3339, or null for access that does not end. */
   expires_at: string | null;
-  /** `database` when the database answered; `cookie` when the cookie answered alone. */
-  source: "database" | "cookie";
+  /**
+   * `database` when the database answered; `cookie` when the cookie answered alone; `pass` when
+   * this package answered from a verified pass without asking the API.
+   */
+  source: "database" | "cookie" | "pass";
   /** What the answering credential covers: one purchase's grants, or the whole account. */
   scope: "purchase" | "account" | null;
   /** What the plan(s) giving access unlock (`PLAN_FEATURES`). */
   features: string[];
   billing: Billing | null;
+  /** The edge pass issued with this answer (also set as the `__Host-llmxt_pass` cookie), if any. */
+  pass?: string;
 }
 
 /** An answer plus every `Set-Cookie` the API sent: pass them on to the visitor unchanged. */
@@ -70,7 +76,10 @@ export interface CheckoutOptions {
 }
 
 export interface Client {
-  entitlement(query: EntitlementQuery): Promise<EntitlementAnswer>;
+  /** `apiUrl` without a trailing slash (absent on hand-made clients). */
+  readonly apiUrl?: string;
+  /** `timeoutMs` overrides the client's for this call. */
+  entitlement(query: EntitlementQuery, options?: { timeoutMs?: number }): Promise<EntitlementAnswer>;
   checkoutUrl(options: CheckoutOptions): Promise<string>;
 }
 
@@ -142,7 +151,8 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
   if (!hmacSecret) throw new TypeError("createClient: hmacSecret is required");
   const base = apiUrl.replace(/\/+$/, "");
 
-  async function entitlement(query: EntitlementQuery): Promise<EntitlementAnswer> {
+  async function entitlement(query: EntitlementQuery, options?: { timeoutMs?: number }): Promise<EntitlementAnswer> {
+    const limit = options?.timeoutMs ?? timeoutMs;
     const email = "email" in query ? query.email : undefined;
     const cookie = "cookie" in query ? query.cookie : undefined;
     const url = new URL(base + entitlementPath(email));
@@ -160,12 +170,12 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
         headers,
         cache: "no-store",
         redirect: "manual",
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(limit),
       });
     } catch (error) {
       const name = (error as { name?: string } | null)?.name;
       if (name === "TimeoutError" || name === "AbortError") {
-        throw new EntitlementError("timeout", `entitlement check timed out after ${timeoutMs} ms`, undefined, error);
+        throw new EntitlementError("timeout", `entitlement check timed out after ${limit} ms`, undefined, error);
       }
       throw new EntitlementError("network", `entitlement check failed: ${String(error)}`, undefined, error);
     }
@@ -190,6 +200,7 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
       scope: body.scope ?? null,
       features: body.features ?? [],
       billing: body.billing ?? null,
+      ...(typeof body.pass === "string" ? { pass: body.pass } : {}),
       setCookie: setCookiesOf(response.headers),
     };
   }
@@ -205,5 +216,5 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
     return `${base}/upgrade/checkout?${params}`;
   }
 
-  return { entitlement, checkoutUrl };
+  return { apiUrl: base, entitlement, checkoutUrl };
 }

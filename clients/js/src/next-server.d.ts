@@ -8,6 +8,7 @@ declare module "next/server" {
   export class NextResponse extends Response {
     static next(init?: ResponseInit): NextResponse;
     static redirect(url: string | URL, init?: number | ResponseInit): NextResponse;
+    static rewrite(destination: string | URL, init?: ResponseInit): NextResponse;
   }
 }
 declare const process: { env: Record<string, string | undefined> };

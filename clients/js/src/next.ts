@@ -3,18 +3,53 @@
  * runtime); `getEntitlement` answers in route handlers and server components.
  */
 import { NextResponse, type NextRequest } from "next/server";
-import { createClient, type Client, type EntitlementAnswer } from "./index.js";
+import {
+  createClient,
+  cookieValues,
+  passFromCookies,
+  PASS_COOKIE,
+  type Client,
+  type EntitlementAnswer,
+  type Jwks,
+  type VerifiedPass,
+} from "./index.js";
 import { matchesPath, type PathMatcher } from "./paths.js";
 
 export { matchesPath, type PathMatcher };
 
-export interface ProMiddlewareOptions {
+/** How the middleware and `getEntitlement` find and check the edge pass. */
+export interface PassOptions {
+  /** Defaults to a client of `LLMXT_API_URL` signed with `HMAC_SECRET`. */
+  client?: Client;
+  /** The key set itself, instead of fetching it. */
+  keys?: Jwks;
+  /** Where the key set is; defaults to `{client's apiUrl}/api/entitlement/keys`. */
+  keysUrl?: string;
+  /**
+   * The site's origin, which a pass must be issued by and to. Defaults to
+   * `NEXT_PUBLIC_SITE_URL`, else the request's origin. A pass for another origin is ignored
+   * (the API is asked instead).
+   */
+  siteUrl?: string;
+  /** Seconds a pass stays fresh past its `exp`, default 5. */
+  leewaySeconds?: number;
+  /** Milliseconds to wait for the API (middleware default 1500, `getEntitlement` the client's). */
+  timeoutMs?: number;
+}
+
+export interface ProMiddlewareOptions extends PassOptions {
   matcher: PathMatcher;
   /** Where visitors without Pro go, e.g. `/?upgrade=required`. */
   redirectTo: string;
-  /** Defaults to a client of `LLMXT_API_URL` signed with `HMAC_SECRET`. */
-  client?: Client;
+  /**
+   * Path to rewrite to when the API cannot be reached and no pass stands in for a visitor who
+   * has a Pro cookie. Default: a 503 page saying access could not be checked.
+   */
+  unavailableTo?: string;
 }
+
+/** `x-llmxt-decision` of a gated response. */
+export type Decision = "none" | "pass" | "origin" | "stale" | "unavailable";
 
 function clientFromEnv(): Client {
   const apiUrl = process.env.LLMXT_API_URL;
@@ -25,43 +60,111 @@ function clientFromEnv(): Client {
   return createClient({ apiUrl, hmacSecret });
 }
 
+const hasProCookie = (cookie: string | null) =>
+  cookieValues(cookie, "__Host-llmxt_pro").length + cookieValues(cookie, "llmxt_pro").length > 0;
+
+/** The visitor's usable pass, if the cookie carries one and there are keys to check it with. */
+function readPass(cookie: string | null, options: PassOptions, origin?: string) {
+  const apiUrl = options.client ? options.client.apiUrl : process.env.LLMXT_API_URL?.replace(/\/+$/, "");
+  const keysUrl = options.keysUrl ?? (options.keys || !apiUrl ? undefined : apiUrl + "/api/entitlement/keys");
+  if (!cookieValues(cookie, PASS_COOKIE).length || (!options.keys && !keysUrl)) return null;
+  const audience = options.siteUrl ?? process.env.NEXT_PUBLIC_SITE_URL ?? origin;
+  return passFromCookies(cookie, { keys: options.keys, keysUrl, audience, leewaySeconds: options.leewaySeconds });
+}
+
+const UNAVAILABLE =
+  '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Please try again</title>' +
+  "<main><h1>We could not check your access just now</h1><p>This is on our side. Please reload the page in a minute.</p></main>";
+
 /**
  * Middleware letting visitors with Pro through the matched paths and redirecting the others to
- * `redirectTo`. The visitor's whole Cookie header is forwarded, and every cookie the API sets
- * (a refreshed one) is passed back on the response. A failed check counts as not Pro.
+ * `redirectTo`. In order: no Pro cookie and no pass → redirect, no call; a fresh pass decides
+ * alone; else the API is asked (the whole Cookie header forwarded, every `Set-Cookie` passed
+ * back); if that fails, a Pro pass within its stale window lets the visitor through, and a
+ * visitor with a Pro cookie gets `unavailableTo` (or a 503 page), never the redirect. Every
+ * gated response carries `x-llmxt-decision`.
  */
-export function proMiddleware({ matcher, redirectTo, client }: ProMiddlewareOptions) {
-  let api = client;
+export function proMiddleware(options: ProMiddlewareOptions) {
+  const { matcher, redirectTo, unavailableTo, timeoutMs = 1500 } = options;
+  let api = options.client;
+  const client = () => (api ??= clientFromEnv());
   return async function middleware(request: NextRequest): Promise<NextResponse> {
     if (!matchesPath(request.nextUrl.pathname, matcher)) return NextResponse.next();
-    api ??= clientFromEnv();
-    let answer: EntitlementAnswer | undefined;
+    const cookie = request.headers.get("cookie");
+    const redirect = () => NextResponse.redirect(new URL(redirectTo, request.url));
+    const decide = (decision: Decision, response: NextResponse, answer?: EntitlementAnswer) => {
+      response.headers.set("cache-control", "private, no-store");
+      response.headers.set("x-llmxt-decision", decision);
+      return withSetCookie(response, answer);
+    };
+
+    const proCookie = hasProCookie(cookie);
+    if (!proCookie && !cookieValues(cookie, PASS_COOKIE).length) return decide("none", redirect());
+    const pass = await readPass(cookie, options, request.nextUrl.origin);
+    if (pass?.fresh) return decide("pass", pass.entitlement.pro ? NextResponse.next() : redirect());
     try {
-      answer = await api.entitlement({ cookie: request.headers.get("cookie") });
+      const answer = await client().entitlement({ cookie }, { timeoutMs });
+      return decide("origin", answer.pro ? NextResponse.next() : redirect(), answer);
     } catch (error) {
-      console.error("@llmxt/pro: entitlement check failed, treating the visitor as not Pro:", error);
+      console.error("@llmxt/pro: entitlement check failed:", error);
     }
-    const response = answer?.pro
-      ? NextResponse.next()
-      : NextResponse.redirect(new URL(redirectTo, request.url));
-    response.headers.set("cache-control", "private, no-store");
-    withSetCookie(response, answer);
-    return response;
+    if (pass?.stale) return decide("stale", NextResponse.next());
+    if (!proCookie) return decide("none", redirect());
+    return decide(
+      "unavailable",
+      unavailableTo
+        ? NextResponse.rewrite(new URL(unavailableTo, request.url))
+        : new NextResponse(UNAVAILABLE, {
+            status: 503,
+            headers: { "content-type": "text/html; charset=utf-8", "retry-after": "60" },
+          }),
+    );
   };
 }
 
 /** Anything carrying request headers: a `Request`, `await headers()` of `next/headers`, … */
 export type HeaderSource = Request | { get(name: string): string | null };
 
+const noAnswer = (): EntitlementAnswer => ({
+  pro: false,
+  plan: null,
+  status: null,
+  expires_at: null,
+  source: "cookie",
+  scope: null,
+  features: [],
+  billing: null,
+  setCookie: [],
+});
+
+const fromPass = (pass: VerifiedPass): EntitlementAnswer => ({ ...pass.entitlement, setCookie: [] });
+
 /**
  * The visitor's entitlement, for route handlers (`getEntitlement(request)`) and server
- * components (`getEntitlement(await headers())`). A server component cannot set cookies: gate
- * its path with the middleware, which passes refreshed cookies on; in a route handler, pass
- * `setCookie` on with `withSetCookie(response, answer)`.
+ * components (`getEntitlement(await headers())`). A fresh pass answers without calling the API
+ * (`source: "pass"`); no Pro cookie and no pass answers "not Pro" without a call; if the API
+ * fails, a Pro pass within its stale window answers, else the error is thrown. A server
+ * component cannot set cookies: gate its path with the middleware, which passes refreshed cookies
+ * on; in a route handler, pass `setCookie` on with `withSetCookie(response, answer)`.
  */
-export function getEntitlement(source: HeaderSource, client: Client = clientFromEnv()): Promise<EntitlementAnswer> {
+export async function getEntitlement(source: HeaderSource, options: Client | PassOptions = {}): Promise<EntitlementAnswer> {
+  const opts: PassOptions = typeof (options as Client).entitlement === "function" ? { client: options as Client } : (options as PassOptions);
   const headers = source instanceof Request ? source.headers : source;
-  return client.entitlement({ cookie: headers.get("cookie") });
+  const cookie = headers.get("cookie");
+  let api = opts.client;
+  const client = () => (api ??= clientFromEnv());
+  if (!hasProCookie(cookie) && !cookieValues(cookie, PASS_COOKIE).length) return noAnswer();
+  const host = headers.get("x-forwarded-host") ?? headers.get("host");
+  const origin =
+    source instanceof Request ? new URL(source.url).origin : host ? `${headers.get("x-forwarded-proto") ?? "https"}://${host}` : undefined;
+  const pass = await readPass(cookie, opts, origin);
+  if (pass?.fresh) return fromPass(pass);
+  try {
+    return await client().entitlement({ cookie }, { timeoutMs: opts.timeoutMs });
+  } catch (error) {
+    if (pass?.stale) return fromPass(pass);
+    throw error;
+  }
 }
 
 /** Appends every `Set-Cookie` of an answer to a response; returns the response. */
