@@ -135,8 +135,8 @@ impl Options {
     }
 }
 
-/// The usage of one command (its lines of [`USAGE`]), `None` for an unknown command.
-pub fn command_usage(command: &str) -> Option<String> {
+/// The lines of [`USAGE`] that describe `command`, `None` for an unknown command.
+fn usage_lines(command: &str) -> Option<Vec<&'static str>> {
     let mut lines = USAGE
         .lines()
         .skip_while(|line| *line != "commands:")
@@ -148,12 +148,74 @@ pub fn command_usage(command: &str) -> Option<String> {
                 || line.starts_with("   ")
         });
     let first = lines.next()?;
-    let mut text = format!("usage: llmxt-admin {}", first.trim_start());
-    for line in lines.take_while(|line| line.starts_with("          ")) {
-        text.push('\n');
-        text.push_str(line);
+    let mut found = vec![first];
+    found.extend(lines.take_while(|line| line.starts_with("          ")));
+    Some(found)
+}
+
+/// The usage of one command, laid out like `git help`: the synopsis, a blank line, then the
+/// description indented. `None` for an unknown command.
+pub fn command_usage(command: &str) -> Option<String> {
+    let lines = usage_lines(command)?;
+    let (first, rest) = lines.split_first()?;
+    // The first line is the synopsis, then (after a run of spaces) the description's first
+    // line; every further line is description.
+    let (synopsis, first_description) = first
+        .trim_start()
+        .split_once("  ")
+        .unwrap_or((first.trim_start(), ""));
+    let description: Vec<String> = std::iter::once(first_description)
+        .chain(rest.iter().copied())
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| format!("    {line}"))
+        .collect();
+    let mut text = format!("usage: llmxt-admin {}", synopsis.trim_end());
+    if !description.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(&description.join("\n"));
     }
     Some(text)
+}
+
+/// The `--options` a command's usage names.
+fn known_options(command: &str) -> Vec<&'static str> {
+    usage_lines(command)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == '[' || c == ']'))
+        .filter_map(|word| word.strip_prefix("--"))
+        .map(|word| word.trim_end_matches([',', ':', ';', ')']))
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+/// The environment, with `.env` at `path` (when the file exists) filling in what the
+/// environment does not set, as `scripts/dev.sh` reads it; the environment wins. The note
+/// says which file was read, for the operator.
+pub fn env_with_dotenv(
+    env: &Env,
+    path: &std::path::Path,
+) -> Result<(Env, Option<String>), AdminError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((env.clone(), None));
+        }
+        Err(error) => {
+            return Err(AdminError::Io(format!(
+                "cannot read {}: {error}",
+                path.display()
+            )));
+        }
+    };
+    let pairs = llmxt_domain::config::parse_dotenv(&text);
+    let note = format!(
+        "read {} ({} variables; the environment wins)",
+        path.display(),
+        pairs.len()
+    );
+    Ok((Env::with_defaults(env, pairs), Some(note)))
 }
 
 /// Runs one command line (without the program name). A usage error names where to look.
@@ -181,6 +243,14 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
         let usage = command_usage(command)
             .ok_or_else(|| AdminError::Usage(format!("unknown command {command:?}")))?;
         return writeln!(out, "{usage}").map_err(io);
+    }
+    let known = known_options(command);
+    if let Some(unknown) = rest
+        .iter()
+        .filter_map(|arg| arg.strip_prefix("--"))
+        .find(|name| command_usage(command).is_some() && !known.contains(name))
+    {
+        return Err(AdminError::Usage(format!("unknown option --{unknown}")));
     }
     let options = Options::parse(rest)?;
     let takes_positional = matches!(
@@ -337,7 +407,16 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
                 now: now(),
             };
             let plans = PlanCatalog::from_env(env)?;
-            operator::revoke(&store, plans.ranking(), &email, reason, actor).await?;
+            match operator::revoke(&store, plans.ranking(), &email, reason, actor).await {
+                Err(StoreError::NotFound(_)) => {
+                    // The operator typed the address: show it as typed, not masked.
+                    return Err(AdminError::Io(format!(
+                        "no entitlement for {}",
+                        email.as_str()
+                    )));
+                }
+                other => other?,
+            };
             writeln!(out, "revoked {} (by {by}): {reason}", email.as_str()).map_err(io)
         }
         "reconcile" => {
@@ -562,6 +641,9 @@ fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
         ))
     };
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
     let amount: i64 = number.parse().map_err(|_| invalid())?;
     let seconds = match unit {
         "m" => 60,

@@ -7,7 +7,18 @@ use llmxt_domain::config::Env;
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut stdout = std::io::stdout();
-    match llmxt_admin::run(&args, &Env::process(), &mut stdout).await {
+    let env = match llmxt_admin::env_with_dotenv(&Env::process(), std::path::Path::new(".env")) {
+        Ok((env, Some(note))) => {
+            eprintln!("llmxt-admin: {note}");
+            env
+        }
+        Ok((env, None)) => env,
+        Err(error) => {
+            eprintln!("llmxt-admin: {error}");
+            std::process::exit(error.exit_code());
+        }
+    };
+    match llmxt_admin::run(&args, &env, &mut stdout).await {
         Ok(()) | Err(llmxt_admin::AdminError::OutputClosed) => {}
         Err(error) => {
             eprintln!("llmxt-admin: {error}");

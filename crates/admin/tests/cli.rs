@@ -98,7 +98,76 @@ async fn an_unknown_email_is_an_error() {
     )
     .await
     .unwrap_err();
-    assert!(error.to_string().contains("no entitlement"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("no entitlement for nobody@example.com"),
+        "the operator sees the address as typed: {error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_option_is_named_as_such() {
+    let store = fresh_store().await;
+    let env = env_for(&store, &[]);
+    for args in [
+        vec!["show", BUYER, "--bogus"],
+        vec!["show", BUYER, "--bogus", "value"],
+        vec!["payments", "--bogus"],
+    ] {
+        let error = admin(&env, &args).await.unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(
+            error.to_string().starts_with("unknown option --bogus"),
+            "{args:?}: {error}"
+        );
+    }
+    // Options a command's usage names still work, flags and values alike.
+    admin(
+        &env,
+        &["payments", "--since", "1h", "--attention", "--json"],
+    )
+    .await
+    .unwrap();
+}
+
+#[test]
+fn the_binary_reads_dot_env_from_its_working_directory_and_the_environment_wins() {
+    let dir = std::env::temp_dir().join(format!("llmxt-admin-dotenv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        "# local settings\nENTITLEMENTS_TABLE=from-dotenv\nPLAN_FEATURES=\"professional=export;enterprise=export,sso\"\nPAYMENTS_TABLE=from-dotenv\n",
+    )
+    .unwrap();
+    let output = binary()
+        .current_dir(&dir)
+        .env("PAYMENTS_TABLE", "from-environment")
+        .args(["table-specs"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("read .env"), "{stderr}");
+    let specs: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(specs[0]["name"], json!("from-dotenv"));
+    assert_eq!(specs[1]["name"], json!("from-environment"));
+    let output = binary()
+        .current_dir(&dir)
+        .args(["check-config", "entitlement"])
+        .env("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET)
+        .env("NEXT_PUBLIC_SITE_URL", llmxt_testkit::TEST_SITE)
+        .env("REQUIRE_HMAC_SIGNATURE", "false")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("PLAN_FEATURES"),
+        "the quoted value is read whole and valid: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -336,6 +405,8 @@ async fn usage_errors_exit_2() {
         ],
         vec!["revoke", BUYER],
         vec!["payments", "--since", "yesterday"],
+        vec!["payments", "--since", "-5h"],
+        vec!["payments", "--since", "+5h"],
         vec!["create-tables", "extra"],
     ] {
         let error = admin(&env, &args).await.unwrap_err();
@@ -446,11 +517,20 @@ fn every_command_prints_its_usage_with_help_and_exits_0() {
         }
     }
     let output = binary().args(["grant", "--help"]).output().unwrap();
-    assert!(
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .contains("--plan PLAN")
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("--plan PLAN"));
+    // Laid out like `git help`: the synopsis alone on its line, a blank line, then the
+    // description, indented.
+    let output = binary().args(["payments", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = help.lines().collect();
+    assert_eq!(
+        lines[0],
+        "usage: llmxt-admin payments [--since 24h] [--attention] [--max-scan N] [--json]"
     );
+    assert_eq!(lines[1], "");
+    assert!(lines[2].starts_with("    recent payments"), "{help}");
+    assert!(lines[3].starts_with("    --attention:"), "{help}");
 }
 
 #[tokio::test]

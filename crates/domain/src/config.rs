@@ -70,6 +70,18 @@ impl Env {
         }
     }
 
+    /// `inner`, falling back to `defaults` for variables `inner` does not set: the
+    /// environment wins over a `.env` file.
+    pub fn with_defaults(inner: &Env, defaults: Vec<(String, String)>) -> Self {
+        let inner = inner.clone();
+        let map: HashMap<String, String> = defaults.into_iter().collect();
+        Self {
+            lookup: std::sync::Arc::new(move |name| {
+                (inner.lookup)(name).or_else(|| map.get(name).cloned())
+            }),
+        }
+    }
+
     /// Wraps `inner` so that the name of every variable read is recorded (sorted, unique),
     /// e.g. to check that a deployment sets what a function reads.
     pub fn recording(inner: &Env) -> (Self, ReadNames) {
@@ -169,6 +181,35 @@ impl Env {
         }
         Ok(Some(Secret::new(value.into_bytes())))
     }
+}
+
+/// Reads a `.env` file's text as `scripts/dev.sh` does: `NAME=value` lines, blank lines and
+/// `#` comments skipped, one pair of matching surrounding quotes (`"…"` or `'…'`) removed.
+/// Lines that are not assignments are skipped.
+pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .filter(|(name, _)| {
+            let mut chars = name.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .map(|(name, value)| {
+            let unquoted = ['"', '\'']
+                .iter()
+                .find_map(|q| {
+                    value
+                        .strip_prefix(*q)
+                        .and_then(|rest| rest.strip_suffix(*q))
+                })
+                .filter(|_| value.len() >= 2)
+                .unwrap_or(value);
+            (name.to_owned(), unquoted.to_owned())
+        })
+        .collect()
 }
 
 /// Which plan each product grants (`PRODUCT_PLANS`, `DEFAULT_PLAN`), and their order
@@ -539,6 +580,35 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn dotenv_lines_read_as_the_dev_script_reads_them() {
+        let text = "# comment\n\nPLAN_FEATURES=\"professional=export;enterprise=export,sso\"\nBRAND_NAME='My site'\nPORT=3000\nnot an assignment\n1BAD=x\nEMPTY=\nQUOTE=\"\n";
+        let pairs = parse_dotenv(text);
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("PLAN_FEATURES"),
+            Some("professional=export;enterprise=export,sso")
+        );
+        assert_eq!(get("BRAND_NAME"), Some("My site"));
+        assert_eq!(get("PORT"), Some("3000"));
+        assert_eq!(get("EMPTY"), Some(""));
+        assert_eq!(get("QUOTE"), Some("\""));
+        assert_eq!(get("1BAD"), None);
+        assert_eq!(pairs.len(), 5);
+        let env = Env::with_defaults(&Env::from_pairs([("PORT", "4000")]), parse_dotenv(text));
+        assert_eq!(
+            env.optional("PORT").as_deref(),
+            Some("4000"),
+            "the environment wins"
+        );
+        assert_eq!(env.optional("BRAND_NAME").as_deref(), Some("My site"));
     }
 
     #[test]
