@@ -62,6 +62,31 @@ pub fn presented_refs(request: &Request) -> Vec<String> {
         .collect()
 }
 
+/// The `Set-Cookie` that keeps a browser's checkout cookie once the checkout bound to
+/// `redeemed_ref` has given its cookie: the other checkouts it remembers stay, and with none
+/// left the cookie is cleared. `None` when the request presented no checkout cookie.
+pub fn after_redemption(request: &Request, redeemed_ref: Option<&str>) -> Option<String> {
+    let nonces = presented_nonces(request);
+    if nonces.is_empty() {
+        return None;
+    }
+    let kept: Vec<&str> = nonces
+        .into_iter()
+        .filter(|nonce| Some(checkout_ref(nonce).as_str()) != redeemed_ref)
+        .collect();
+    Some(checkout_cookie(&kept.join(".")))
+}
+
+/// The checkout cookie holding `value` (the nonces, newest first); an empty value clears it.
+fn checkout_cookie(value: &str) -> String {
+    let max_age = if value.is_empty() {
+        0
+    } else {
+        CHECKOUT_COOKIE_SECONDS
+    };
+    format!("{CHECKOUT_COOKIE}={value}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax")
+}
+
 /// Handles `/upgrade/checkout`.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
     if request.method() != Method::GET {
@@ -155,12 +180,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     match session {
         Ok(url) if url.starts_with("https://") || url.starts_with("http://") => {
             tracing::info!(product, outcome = "session_created", "checkout");
-            let mut response = redirect(
-                &url,
-                Some(&format!(
-                    "{CHECKOUT_COOKIE}={cookie_value}; Max-Age={CHECKOUT_COOKIE_SECONDS}; Path=/; HttpOnly; Secure; SameSite=Lax"
-                )),
-            );
+            let mut response = redirect(&url, Some(&checkout_cookie(&cookie_value)));
             *response.status_mut() = StatusCode::SEE_OTHER;
             response
         }

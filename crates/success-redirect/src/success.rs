@@ -119,6 +119,7 @@ enum Outcome {
         plan: String,
         grant_key: String,
         payment_id: String,
+        checkout_ref: Option<String>,
     },
     /// No cookie, and the page says why.
     Unredeemable(Unredeemable),
@@ -146,6 +147,7 @@ fn decide(
                     .unwrap_or_else(|| default_plan.to_owned()),
                 grant_key: payment.grant_key().to_owned(),
                 payment_id: payment.payment_id.clone(),
+                checkout_ref: payment.checkout_ref.clone(),
             },
             None => Outcome::Unredeemable(Unredeemable::Failed),
         },
@@ -212,9 +214,17 @@ fn render(
             plan,
             grant_key,
             payment_id,
+            checkout_ref,
         } => {
             tracing::info!(outcome = "success", payment_id, email = %email, "success redirect");
-            purchase_cookie(deps, request, &email, &plan, &grant_key, now)
+            let mut response = purchase_cookie(deps, request, &email, &plan, &grant_key, now);
+            // The redeemed checkout's binding is spent: the browser forgets it.
+            if let Some(cookie) =
+                crate::checkout::after_redemption(request, checkout_ref.as_deref())
+            {
+                llmxt_http::add_set_cookie(response.headers_mut(), &cookie);
+            }
+            response
         }
         Outcome::Unredeemable(why) => {
             tracing::info!(outcome = why.as_str(), reference, "success redirect");

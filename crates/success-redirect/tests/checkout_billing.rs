@@ -241,6 +241,48 @@ async fn only_the_checkout_browser_redeems_a_bound_claim() {
         payment.claim_redeemed_at, None,
         "the claim stays open for the buyer"
     );
+    // The browser also holds an older checkout that has not come back yet.
+    let other = "o".repeat(43);
+    let response = get(
+        &deps,
+        "/upgrade/success",
+        "payment_id=pay_test&status=succeeded",
+        vec![format!("{CHECKOUT_COOKIE}={nonce}.{other}")],
+    )
+    .await;
+    assert_eq!(
+        header(&response, "location"),
+        format!("{SITE}/?upgrade=success")
+    );
+    let set_cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        set_cookies[0].starts_with("__Host-llmxt_pro="),
+        "{set_cookies:?}"
+    );
+    assert!(
+        set_cookies.contains(
+            &format!(
+                "{CHECKOUT_COOKIE}={other}; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=Lax"
+            )
+            .as_str()
+        ),
+        "the redeemed checkout is forgotten, the other one kept: {set_cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_checkout_cookie_is_cleared_once_its_only_purchase_is_redeemed() {
+    let (deps, _) = setup().await;
+    let nonce = "n".repeat(43);
+    let body = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["metadata"] = json!({ "checkout_ref": checkout_ref(&nonce) });
+    });
+    apply_body(&deps.store, "msg_bound", &body).await;
     let response = get(
         &deps,
         "/upgrade/success",
@@ -248,11 +290,23 @@ async fn only_the_checkout_browser_redeems_a_bound_claim() {
         vec![format!("{CHECKOUT_COOKIE}={nonce}")],
     )
     .await;
-    assert_eq!(
-        header(&response, "location"),
-        format!("{SITE}/?upgrade=success")
+    let set_cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        set_cookies[0].starts_with("__Host-llmxt_pro="),
+        "{set_cookies:?}"
     );
-    assert!(header(&response, "set-cookie").starts_with("__Host-llmxt_pro="));
+    assert!(
+        set_cookies.contains(
+            &format!("{CHECKOUT_COOKIE}=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax")
+                .as_str()
+        ),
+        "{set_cookies:?}"
+    );
 }
 
 #[tokio::test]
