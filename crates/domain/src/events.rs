@@ -113,6 +113,9 @@ pub struct SubscriptionSnapshot {
     /// `scheduled_change`: a plan change waiting for its date (a downgrade at the next
     /// billing date).
     pub scheduled_change: Option<ScheduledChange>,
+    /// `cancel_at_next_billing_date`: the buyer cancelled, effective when the paid period
+    /// ends (the status stays `active` until then).
+    pub cancel_at_period_end: bool,
 }
 
 /// A plan change Dodo has scheduled (`scheduled_change` of a subscription).
@@ -271,6 +274,10 @@ fn parse_subscription(data: &Map<String, Value>) -> DodoObject {
             .filter(|days| *days > 0)
             .zip(date("created_at"))
             .map(|(days, created)| created.saturating_add(days.saturating_mul(86_400))),
+        cancel_at_period_end: data
+            .get("cancel_at_next_billing_date")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         scheduled_change: data.get("scheduled_change").and_then(|change| {
             Some(ScheduledChange {
                 product_id: text(change.get("product_id"))?,

@@ -541,6 +541,12 @@ pub fn decide_subscription(
         .unwrap_or(now + PROVISIONAL_SUBSCRIPTION_SECONDS)
         .saturating_add(settings.grace_seconds);
     let target: Option<(&str, Option<i64>, Option<&str>)> = match snapshot.status.as_str() {
+        // Cancelled at the period's end: paid until then, not renewed (resuming clears it).
+        "active" if snapshot.cancel_at_period_end => Some((
+            status::CANCELLED,
+            Some(paid_until.unwrap_or(now)),
+            Some("cancelled"),
+        )),
         "active" => Some((status::ACTIVE, Some(with_grace), None)),
         "on_hold" | "past_due" => Some((
             status::ACTIVE,

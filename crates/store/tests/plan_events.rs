@@ -254,3 +254,46 @@ async fn paused_past_due_and_trial_states_are_kept() {
     assert_eq!(summary(&entitlement, NOW + 1).2, BillingState::PastDue);
     assert_eq!(entitlement.plan, "professional");
 }
+
+#[tokio::test]
+async fn a_cancellation_at_the_period_end_keeps_access_until_then_and_a_resume_renews_again() {
+    let store = fresh_store().await;
+    let email = "leaving@example.com";
+    let period_end = parse_rfc3339_seconds(PERIOD_END).unwrap();
+    deliver(
+        &store,
+        "msg_active",
+        NOW,
+        &subscription("active", email, "pdt_test", |_| {}),
+    )
+    .await;
+    deliver(&store, "msg_pay", NOW, &payment("pay_1", email, "pdt_test")).await;
+    // The buyer cancels in Dodo's portal: still `active`, `cancel_at_next_billing_date`.
+    let cancelled = subscription("updated", email, "pdt_test", |v| {
+        v["data"]["cancel_at_next_billing_date"] = json!(true);
+    });
+    deliver(&store, "msg_cancel", NOW + 10, &cancelled).await;
+    let entitlement = stored(&store, email).await;
+    let grant = entitlement.grants.values().next().unwrap();
+    assert_eq!(grant.expires_at, Some(period_end), "no grace, no renewal");
+    assert!(entitlement.is_pro(period_end - 1) && !entitlement.is_pro(period_end));
+    let (_, _, state) = summary(&entitlement, NOW + 20);
+    assert_eq!(state, BillingState::Cancelled);
+    let billing = access_summary(
+        entitlement.grants.values(),
+        NOW + 20,
+        plans().ranking(),
+        &features(),
+    )
+    .billing
+    .unwrap();
+    assert_eq!(billing.ends_at, Some(period_end));
+    // Resumed before the end: active again, renewing, with the grace of an active plan.
+    let resumed = subscription("updated", email, "pdt_test", |_| {});
+    deliver(&store, "msg_resume", NOW + 30, &resumed).await;
+    let entitlement = stored(&store, email).await;
+    let grant = entitlement.grants.values().next().unwrap();
+    assert_eq!(grant.expires_at, Some(period_end + GRACE));
+    let (_, _, state) = summary(&entitlement, NOW + 40);
+    assert_eq!(state, BillingState::Active);
+}

@@ -304,7 +304,12 @@ impl DodoStandIn {
             "succeeded",
             &product,
             Some(subscription_id),
-            |p| p["total_amount"] = json!(price),
+            |p| {
+                p["total_amount"] = json!(price);
+                p["created_at"] = json!(llmxt_domain::time::format_rfc3339(
+                    llmxt_domain::time::unix_now()
+                ));
+            },
         );
         self.add_payment(payment.clone());
         if plan_changed {
@@ -475,6 +480,7 @@ impl DodoStandIn {
                 Some(subscription_id),
                 |p| {
                     p["total_amount"] = json!(charge);
+                    p["created_at"] = json!(llmxt_domain::time::format_rfc3339(now));
                 },
             )
         });
@@ -644,14 +650,8 @@ impl DodoStandIn {
         params: &BTreeMap<String, String>,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        if let Some(customer_id) = path.strip_prefix("/portal/") {
-            let back = params.get("return_url").cloned().unwrap_or_default();
-            return html(&format!(
-                "<h1>Customer portal</h1><p>Billing for <code>{}</code>: invoices, payment \
-                 method, cancel the subscription.</p><p><a id=\"back\" href=\"{}\">Back to the site</a></p>",
-                escape(customer_id),
-                escape(&back)
-            ));
+        if let Some(rest) = path.strip_prefix("/portal/") {
+            return self.portal(method, rest, params, body).await;
         }
         let rest = path.trim_start_matches("/checkout/");
         let (session_id, action) = rest.split_once('/').unwrap_or((rest, ""));
@@ -738,6 +738,91 @@ impl DodoStandIn {
         }
         let location = format!("{return_url}{separator}payment_id={payment_id}&status=succeeded");
         see_other(&location)
+    }
+
+    /// The customer portal (`/portal/{customer}`): the customer's subscriptions, each with
+    /// **Cancel at the end of the period** or **Resume**. Either sets the subscription's
+    /// `cancel_at_next_billing_date` and sends a signed `subscription.updated`, as Dodo does;
+    /// the status stays `active` until the period ends.
+    async fn portal(
+        &self,
+        method: &str,
+        rest: &str,
+        params: &BTreeMap<String, String>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let (customer_id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let back = params.get("return_url").cloned().unwrap_or_default();
+        if method == "POST" {
+            let form = parse_query(&String::from_utf8_lossy(body));
+            let cancel = match action {
+                "cancel" => true,
+                "resume" => false,
+                _ => return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such action"),
+            };
+            let subscription_id = form.get("subscription_id").cloned().unwrap_or_default();
+            let owned = self
+                .state
+                .lock()
+                .unwrap()
+                .subscriptions
+                .get(&subscription_id)
+                .is_some_and(|s| s["customer"]["customer_id"] == json!(customer_id));
+            if !owned {
+                return error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such subscription");
+            }
+            self.update_subscription(&subscription_id, "subscription.updated", |s| {
+                s["cancel_at_next_billing_date"] = json!(cancel);
+            })
+            .await;
+            return see_other(&format!(
+                "/portal/{}?return_url={}",
+                encode(customer_id),
+                encode(&back)
+            ));
+        }
+        let subscriptions: Vec<Value> = self
+            .state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .values()
+            .filter(|s| s["customer"]["customer_id"] == json!(customer_id))
+            .cloned()
+            .collect();
+        let mut rows = String::new();
+        for subscription in &subscriptions {
+            let id = subscription["subscription_id"].as_str().unwrap_or("");
+            let ends = subscription["next_billing_date"].as_str().unwrap_or("");
+            let cancelling = subscription["cancel_at_next_billing_date"] == json!(true);
+            let (state, action, label) = if cancelling {
+                (format!("cancelled, ends {ends}"), "resume", "Resume")
+            } else {
+                (
+                    format!("active, renews {ends}"),
+                    "cancel",
+                    "Cancel at the end of the period",
+                )
+            };
+            rows.push_str(&format!(
+                "<li><code>{}</code> ({}): <span class=\"state\">{}</span> \
+                 <form method=\"post\" action=\"/portal/{}/{action}?return_url={}\">\
+                 <input type=\"hidden\" name=\"subscription_id\" value=\"{}\">\
+                 <button>{label}</button></form></li>",
+                escape(id),
+                escape(subscription["product_id"].as_str().unwrap_or("")),
+                escape(&state),
+                escape(customer_id),
+                escape(&encode(&back)),
+                escape(id),
+            ));
+        }
+        html(&format!(
+            "<h1>Customer portal</h1><p>Billing for <code>{}</code>: invoices, payment \
+             method, subscriptions.</p><ul>{rows}</ul><p><a id=\"back\" href=\"{}\">Back to the site</a></p>",
+            escape(customer_id),
+            escape(&back)
+        ))
     }
 
     /// A new id with `prefix` (`pay`, `cks`, `msg`): a counter after this run's start time,

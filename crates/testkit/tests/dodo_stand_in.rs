@@ -280,6 +280,19 @@ async fn the_sdks_change_plan_calls_accept_the_stand_ins_answers() {
         .await
         .unwrap();
     assert!(changed.payment_id.is_some(), "the difference is charged");
+    let charge = sdk
+        .payments()
+        .retrieve()
+        .payment_id(changed.payment_id.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let charged_at = llmxt_domain::time::parse_rfc3339_seconds(&charge.created_at).unwrap();
+    assert!(
+        (llmxt_domain::time::unix_now() - charged_at).abs() < 60,
+        "the plan change's payment is stamped now, so `payments --since 24h` lists it: {}",
+        charge.created_at
+    );
     let subscription = sdk
         .subscriptions()
         .retrieve()
