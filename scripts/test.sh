@@ -86,6 +86,8 @@ echo "$chromium_path"
 
 phase "JS client (clients/js): npm ci, build, tests (signing vectors, calls against local-api)"
 (cd clients/js && npm ci --silent --no-audit --no-fund && npm test)
+phase "JS client package: npm publish --dry-run, and the packed tarball installed into a scratch project"
+(cd clients/js && npm run --silent pack-check)
 
 phase "example site (examples/nextjs): npm ci"
 (cd examples/nextjs && npm ci --silent --no-audit --no-fund)

@@ -19,6 +19,7 @@
 //! | subscription `on_hold` / `past_due` | — | active until `next_billing_date` + grace |
 //! | subscription `paused` | — | active until `next_billing_date` (no grace); `unpaused` sends `active` |
 //! | subscription `cancelled` | — | cancelled, access until `next_billing_date` |
+//! | subscription `active`, `cancel_at_next_billing_date` | — | cancelled, access until `next_billing_date` |
 //! | subscription `expired` / `failed` | — | expired, no access |
 //! | subscription in another status | recorded | unchanged |
 //!
