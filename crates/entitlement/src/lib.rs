@@ -33,6 +33,9 @@ pub struct EntitlementDeps {
     pub store: Store,
     /// Verifies cookies, and issues the refreshed ones.
     pub cookies: CookieIssuer,
+    /// The tables again, through a client as patient as `USAGE_DB_TIMEOUT_MS` (usage requests
+    /// never fall back to the cookie, and a retried usage write is idempotent).
+    pub usage_store: Store,
 }
 
 impl EntitlementDeps {
@@ -41,6 +44,7 @@ impl EntitlementDeps {
         let cookies = CookieIssuer::new(&config.cookie);
         Self {
             config,
+            usage_store: store.clone(),
             store,
             cookies,
         }
@@ -50,7 +54,12 @@ impl EntitlementDeps {
     pub async fn connect(config: EntitlementConfig) -> Self {
         let profile = ClientProfile::within(budget(&config));
         let store = Store::connect(&config.store, profile).await;
-        Self::new(config, store)
+        let usage_profile = ClientProfile::within(Duration::from_millis(config.usage_timeout_ms));
+        let usage_store = Store::connect(&config.store, usage_profile).await;
+        Self {
+            usage_store,
+            ..Self::new(config, store)
+        }
     }
 }
 

@@ -228,7 +228,7 @@ async fn reserve(
     let (email, scope) = buyer(deps, http, body, now)?;
     let (entitlement, mut items) = within_budget(
         deps,
-        deps.store
+        deps.usage_store
             .read_usage(&email, &[request.meter.as_str()], true),
     )
     .await?;
@@ -260,7 +260,7 @@ async fn reserve(
     }
     let outcome = within_budget(
         deps,
-        deps.store.reserve(ReserveWrite {
+        deps.usage_store.reserve(ReserveWrite {
             email: &email,
             meter: &request.meter,
             bucket: &bucket,
@@ -292,7 +292,11 @@ async fn settle(
     now: i64,
 ) -> Result<Response<Body>, Refusal> {
     let (reservation, amount) = parse_settle(body, commit).map_err(ApiError::BadRequest)?;
-    let outcome = within_budget(deps, deps.store.settle(&reservation, amount, commit, now)).await?;
+    let outcome = within_budget(
+        deps,
+        deps.usage_store.settle(&reservation, amount, commit, now),
+    )
+    .await?;
     let conflict = |error: &str| json_response(StatusCode::CONFLICT, &json!({ "error": error }));
     Ok(match outcome {
         SettleOutcome::Settled { state, balance } => json_response(
