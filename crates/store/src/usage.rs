@@ -157,6 +157,18 @@ impl UsageItem {
     }
 }
 
+/// One period of an item, for operator listings: `(bucket, counters, balance)` under the
+/// allowance its last reserve saw.
+impl UsageItem {
+    /// Each period's counters and balance at `now`, oldest first.
+    pub fn periods(&self, now: i64) -> Vec<(Bucket, Balance)> {
+        self.counters
+            .keys()
+            .filter_map(|id| Some((Bucket::from_id(id)?, self.balance_as_stored(id, now))))
+            .collect()
+    }
+}
+
 /// A reserve (or a consume: reserve and commit at once) decided from the first read.
 #[derive(Debug, Clone)]
 pub struct ReserveWrite<'a> {
@@ -531,7 +543,37 @@ impl Store {
         }
     }
 
-    /// Removes every usage item of `email` (for `forget`), by meter.
+    /// Every usage item of `email`, by meter, found by a scan (operator tools only).
+    pub async fn usage_of(&self, email: &Email) -> Result<BTreeMap<String, UsageItem>, StoreError> {
+        let prefix = usage_key(email.as_str(), "");
+        let mut found = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client()
+                .scan()
+                .table_name(&self.config().payments_table)
+                .filter_expression("begins_with(payment_id, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in output.items() {
+                if let Some(meter) =
+                    text(item.get("payment_id")).and_then(|k| k.strip_prefix(&prefix))
+                {
+                    found.insert(meter.to_owned(), UsageItem::from_item(item)?);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Deletes the usage items of `email` for `meters` (for `forget`).
     pub async fn delete_usage(&self, email: &Email, meters: &[&str]) -> Result<(), StoreError> {
         for meter in meters {
             self.client()
