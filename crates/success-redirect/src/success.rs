@@ -57,10 +57,11 @@ struct Visit {
     prefetch: bool,
     binding: Vec<String>,
     reported_status: String,
+    client_ip: String,
 }
 
 impl Visit {
-    fn read(request: &Request) -> Option<Self> {
+    fn read(deps: &SuccessDeps, request: &Request) -> Option<Self> {
         let reference = match query_param(request, "payment_id") {
             Some(id) => valid_id(&id).then_some(Reference::Payment(id))?,
             None => query_param(request, "subscription_id")
@@ -76,6 +77,7 @@ impl Visit {
             prefetch: llmxt_http::is_prefetch(request),
             binding: crate::checkout::presented_refs(request),
             reported_status: query_param(request, "status").unwrap_or_default(),
+            client_ip: crate::client::client_ip(deps, request),
         })
     }
 }
@@ -176,7 +178,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     if deps.config.allow_unverified {
         return dev_mode_grant(deps, &request, now).await;
     }
-    let Some(visit) = Visit::read(&request) else {
+    let Some(visit) = Visit::read(deps, &request) else {
         tracing::info!(outcome = "invalid_link", "success redirect");
         return invalid_link(deps);
     };
@@ -298,12 +300,12 @@ async fn confirm_through_api(
         return None;
     }
     let api = deps.dodo.as_deref()?;
-    // A subscription costs three calls: it, the list of its payments, and the first of them.
-    let (id, calls) = match lookup {
-        Lookup::Payment(id) => (id, 1),
-        Lookup::Subscription(id) => (id, 3),
+    // The first call is charged here; a subscription's two further calls (the list of its
+    // payments, the first of them) only when they are made.
+    let id = match lookup {
+        Lookup::Payment(id) | Lookup::Subscription(id) => id,
     };
-    if !budget::may_look_up(deps, id, calls, now).await {
+    if !budget::may_look_up(deps, id, &visit.client_ip, now).await {
         return None;
     }
     let confirm = Confirm {
@@ -317,7 +319,11 @@ async fn confirm_through_api(
     };
     let confirmation = match lookup {
         Lookup::Payment(id) => confirm.payment(id).await,
-        Lookup::Subscription(id) => confirm.subscription(id).await,
+        Lookup::Subscription(id) => {
+            confirm
+                .subscription(id, &budget::LookupBudget { deps, now })
+                .await
+        }
     };
     match confirmation {
         Confirmation::Applied(payment_id) => Some(payment_id),
@@ -342,7 +348,7 @@ fn purchase_cookie(
 ) -> Response<Body> {
     let claimed = Session::purchase(grant_key, now);
     let ranking = deps.config.plans.ranking();
-    let (held, _) = presented_tokens(request, deps.cookies.signer(), now);
+    let (held, _) = presented_tokens(request, &deps.cookies, now);
     let (session, plan) = held
         .iter()
         .filter(|presented| presented.token.claims.email == email.as_str())
