@@ -82,6 +82,33 @@ impl Site {
             .await
     }
 
+    async fn post_form(
+        &self,
+        path: &'static str,
+        query: &str,
+        body: &str,
+        origin: &str,
+        cookies: &[String],
+    ) -> Response<Body> {
+        let event = ApiGatewayEvent {
+            method: "POST",
+            path,
+            query: Box::leak(query.to_owned().into_boxed_str()),
+            headers: vec![
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+                ("origin", origin.to_owned()),
+            ],
+            cookies: cookies.to_vec(),
+            body: Some(body.to_owned()),
+        };
+        self.api
+            .route(request_from_event(&event.to_json().to_string()))
+            .await
+    }
+
     /// Redeems the success link of `payment_id` in a browser holding `cookies`; returns the
     /// new cookie (`name=token`).
     async fn claim(&self, payment_id: &str, cookies: &[String]) -> String {
@@ -205,20 +232,74 @@ async fn a_second_purchase_in_the_same_browser_joins_the_first() {
     site.pay("pay_three", "pdt_cheap").await;
     let after_account = site.claim("pay_three", &[account_cookie()]).await;
     assert_eq!(scope_of(&after_account), Scope::Account);
-    // Another email's cookie is not joined.
+    // Another email's cookie is not joined: and it is not silently replaced either (login
+    // CSRF, issue 34 item 7). The page asks, and a same-origin POST switches.
     let other = token_signer().issue(
         &Email::parse("someone.else@example.com").unwrap(),
         "professional",
         unix_now(),
         3600,
     );
+    let held = format!("__Host-llmxt_pro={other}");
     site.pay("pay_four", "pdt_cheap").await;
-    let fresh = site
-        .claim("pay_four", &[format!("__Host-llmxt_pro={other}")])
+    let prompt = site
+        .get(
+            "/upgrade/success",
+            "payment_id=pay_four",
+            std::slice::from_ref(&held),
+        )
         .await;
+    assert_eq!(prompt.status(), 200);
+    assert!(
+        prompt.headers().get("set-cookie").is_none(),
+        "nothing replaced"
+    );
+    let html = response_text(&prompt);
+    assert!(
+        html.contains("Switch to the account that just paid?")
+            && html
+                .contains("<form method=\"post\" action=\"/upgrade/success?payment_id=pay_four\">"),
+        "{html}"
+    );
+    // A cross-site POST does not switch either.
+    let cross = site
+        .post_form(
+            "/upgrade/success",
+            "payment_id=pay_four",
+            "switch=1",
+            "https://evil.example",
+            std::slice::from_ref(&held),
+        )
+        .await;
+    assert_eq!(cross.status(), 403, "{}", response_text(&cross));
+    assert!(cross.headers().get("set-cookie").is_none());
+    let switched = site
+        .post_form(
+            "/upgrade/success",
+            "payment_id=pay_four",
+            "switch=1",
+            llmxt_testkit::TEST_SITE,
+            std::slice::from_ref(&held),
+        )
+        .await;
+    assert_eq!(switched.status(), 302, "{}", response_text(&switched));
+    let fresh = switched.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         scope_of(&fresh),
         Scope::Purchase(vec!["pay_four".to_owned()])
+    );
+    // Without a cookie of another email, nothing is asked.
+    site.pay("pay_five", "pdt_cheap").await;
+    let plain = site.claim("pay_five", &[]).await;
+    assert_eq!(
+        scope_of(&plain),
+        Scope::Purchase(vec!["pay_five".to_owned()])
     );
 }
 

@@ -179,7 +179,7 @@ async fn every_response_kind_says_nosniff() {
         ("GET /api/entitlement?email=x", "\r\n", "401"),
         ("GET /upgrade/success?payment_id=pay_none", "\r\n", "200"),
         ("GET /upgrade/success", "\r\n", "400"),
-        ("POST /upgrade/success", "\r\n", "405"),
+        ("PUT /upgrade/success", "\r\n", "405"),
         ("GET /upgrade/billing", "\r\n", "200"),
         ("GET /upgrade/checkout?product=pdt_unknown", "\r\n", "400"),
         ("GET /upgrade/restore", "\r\n", "200"),
