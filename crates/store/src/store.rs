@@ -830,6 +830,43 @@ impl Store {
         }
     }
 
+    /// Makes `token_hash` the one open sign-in link of an address: `counter` names the
+    /// address's short-lived item (`email#<key>#latest`, under its counter prefix, so erasure
+    /// deletes it with the counters), kept until `ttl`. An earlier link of the address stops
+    /// working ([`Store::latest_restore`]).
+    pub async fn set_latest_restore(
+        &self,
+        counter: &str,
+        token_hash: &str,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        self.counter_update(counter, ttl)
+            .update_expression("SET latest = :latest, record_type = :type, #ttl = :ttl")
+            .expression_attribute_values(":latest", AttributeValue::S(token_hash.to_owned()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The token hash [`Store::set_latest_restore`] last stored under `counter`.
+    pub async fn latest_restore(&self, counter: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.and_then(|item| match item.get("latest") {
+            Some(AttributeValue::S(hash)) => Some(hash.clone()),
+            _ => None,
+        }))
+    }
+
     /// Counts one more event for `counter` (e.g. `email#<hash>`) in the fixed window ending at
     /// `window_end` (unix seconds), and returns the count so far.
     pub async fn count_in_window(&self, counter: &str, window_end: i64) -> Result<i64, StoreError> {
