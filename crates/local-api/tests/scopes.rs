@@ -507,3 +507,53 @@ async fn the_old_name_is_not_read_after_its_date() {
     let fresh = site.entitlement(&[account_cookie()]).await;
     assert_eq!(fresh["pro"], json!(true), "{fresh}");
 }
+
+/// Issue 34, item 10: the local site answers one host only: a page asked for on another name
+/// of the server goes to the same path on NEXT_PUBLIC_SITE_URL's host before anything else;
+/// `/api/*` and requests on another port are answered as they came.
+#[tokio::test]
+async fn pages_on_another_host_go_to_the_site_host_first() {
+    let site = site().await;
+    let on_host = |host: &str, method: &'static str, path: &'static str, query: &'static str| {
+        ApiGatewayEvent {
+            method,
+            path,
+            query,
+            headers: vec![("host", host.to_owned())],
+            cookies: vec![],
+            body: None,
+        }
+        .to_json()
+        .to_string()
+    };
+    for (host, path, query) in [
+        ("www.pro.example.com", "/upgrade/restore", ""),
+        ("PRO.example.com.evil:443", "/", "upgrade=success"),
+        ("127.0.0.1", "/upgrade/success", "payment_id=pay_x"),
+    ] {
+        let response = site
+            .api
+            .route(request_from_event(&on_host(host, "GET", path, query)))
+            .await;
+        assert_eq!(response.status(), 308, "{host}{path}");
+        let expected = if query.is_empty() {
+            format!("https://pro.example.com{path}")
+        } else {
+            format!("https://pro.example.com{path}?{query}")
+        };
+        assert_eq!(response.headers()["location"], expected.as_str());
+    }
+    // The site's own host (any case), the API routes, and another port are not moved.
+    for (host, method, path) in [
+        ("Pro.Example.com", "GET", "/upgrade/restore"),
+        ("127.0.0.1", "GET", "/api/entitlement"),
+        ("127.0.0.1:3001", "GET", "/upgrade/restore"),
+        ("www.pro.example.com", "POST", "/upgrade/restore"),
+    ] {
+        let response = site
+            .api
+            .route(request_from_event(&on_host(host, method, path, "")))
+            .await;
+        assert_ne!(response.status(), 308, "{method} {host}{path}");
+    }
+}
