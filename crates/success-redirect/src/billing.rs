@@ -113,7 +113,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         tracing::info!(email = %email, outcome = "portal", cached = true, "billing");
         return see_other(&link, None);
     }
-    let per_subject = count_per_subject_hour(deps, "billing", email.as_str(), now).await;
+    let per_subject = count_per_subject_hour(deps, "billing", &email, now).await;
     if per_subject.is_none_or(|count| count > PORTALS_PER_HOUR_PER_SUBJECT) {
         tracing::warn!(email = %email, budget = "portals_per_hour_per_subject", outcome = "over_budget", "billing");
         return busy(deps, until_window_end(now, 3600));

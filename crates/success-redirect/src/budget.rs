@@ -9,7 +9,8 @@
 //! capped per client IP ([`LOOKUPS_PER_HOUR_PER_IP`]); billing and plan previews per cookie
 //! subject ([`count_per_subject_hour`]).
 
-use llmxt_domain::crypto::{hex_encode, hmac_sha256};
+use llmxt_domain::crypto::hex_encode;
+use llmxt_domain::email::Email;
 use llmxt_store::store::LookupGate;
 use sha2::{Digest, Sha256};
 
@@ -126,16 +127,16 @@ impl llmxt_dodo::confirm::CallBudget for LookupBudget<'_> {
 }
 
 /// Counts one more request of `subject` (a cookie's email) under `scope` in the current
-/// hour; `Some(count)` so far, `None` when it could not be counted. The counter's key is a
-/// keyed hash of the subject (never the address, nor a bare hash of it).
+/// hour; `Some(count)` so far, `None` when it could not be counted. The counter lives under the
+/// address's keyed prefix ([`email_counter`]), so erasure finds and deletes it.
 pub async fn count_per_subject_hour(
     deps: &SuccessDeps,
     scope: &str,
-    subject: &str,
+    subject: &Email,
     now: i64,
 ) -> Option<i64> {
     let window_end = (now / 3600 + 1) * 3600;
-    let key = format!("{scope}#{}", subject_key(deps, subject));
+    let key = format!("{}#{scope}", email_counter(deps, subject));
     match deps.store.count_in_window(&key, window_end).await {
         Ok(count) => Some(count),
         Err(error) => {
@@ -145,9 +146,10 @@ pub async fn count_per_subject_hour(
     }
 }
 
-/// A keyed hash of `subject` for counter keys: HMAC-SHA256 under the signing key of
-/// `ENTITLEMENT_SECRET`, labelled so it is never a token signature (128 bits, hex).
-pub fn subject_key(deps: &SuccessDeps, subject: &str) -> String {
+/// The counter name of an address (`email#<keyed hex>`), as
+/// [`llmxt_domain::privacy::email_counter_prefix`] builds it under the signing key of
+/// `ENTITLEMENT_SECRET`: never the address, nor a bare hash of it.
+pub fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
     let key = deps
         .config
         .cookie
@@ -155,8 +157,12 @@ pub fn subject_key(deps: &SuccessDeps, subject: &str) -> String {
         .first()
         .map(|k| k.expose().to_vec())
         .unwrap_or_default();
-    let mac = hmac_sha256(&key, &[b"llmxt counter\n", subject.as_bytes()]);
-    hex_encode(&mac[..16])
+    let prefix = llmxt_domain::privacy::email_counter_prefix(&key, email);
+    prefix
+        .strip_prefix(llmxt_domain::records::RATE_LIMIT_PREFIX)
+        .unwrap_or(&prefix)
+        .trim_end_matches('#')
+        .to_owned()
 }
 
 /// Remembers for [`LOOKUP_WINDOW_SECONDS`] that Dodo does not know `id`.

@@ -238,7 +238,7 @@ async fn over_budget(
     calls: i64,
     now: i64,
 ) -> Option<Response<Body>> {
-    let per_subject = count_per_subject_hour(deps, "plan", email.as_str(), now).await;
+    let per_subject = count_per_subject_hour(deps, "plan", email, now).await;
     let retry = if per_subject.is_none_or(|count| count > PLAN_CALLS_PER_HOUR_PER_SUBJECT) {
         tracing::warn!(email = %email, budget = "plan_calls_per_hour_per_subject", outcome = "over_budget", "plan change");
         until_window_end(now, 3600)

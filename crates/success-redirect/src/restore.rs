@@ -139,7 +139,7 @@ async fn request_link(
         tracing::info!(outcome = "malformed_email", "restore link requested");
         return neutral();
     };
-    let email_key = email_counter(&email);
+    let email_key = email_counter(deps, &email);
     let email_count = match deps
         .store
         .count_in_window(&format!("{email_key}#ip#{}", digest(&ip)), window_end)
@@ -296,7 +296,7 @@ async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
     // A later link for the address replaced this one.
     match deps
         .store
-        .latest_restore(&format!("{}#latest", email_counter(&email)))
+        .latest_restore(&format!("{}#latest", email_counter(deps, &email)))
         .await
     {
         Ok(Some(latest)) if latest == digest(token) => {}
@@ -345,16 +345,8 @@ fn valid_token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The counter name of an address (`email#<hex>`), as [`email_counter_prefix`] finds it.
-///
-/// [`email_counter_prefix`]: llmxt_domain::privacy::email_counter_prefix
-fn email_counter(email: &Email) -> String {
-    let prefix = llmxt_domain::privacy::email_counter_prefix(email);
-    prefix
-        .strip_prefix(llmxt_domain::records::RATE_LIMIT_PREFIX)
-        .unwrap_or(&prefix)
-        .trim_end_matches('#')
-        .to_owned()
+fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
+    crate::budget::email_counter(deps, email)
 }
 
 fn digest(text: &str) -> String {

@@ -773,4 +773,19 @@ async fn one_network_cannot_lock_a_buyer_out_and_a_new_link_replaces_the_old() {
     assert!(response.headers().get("set-cookie").is_none());
     let response = press_button(&deps, &second, now()).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // Issue 34, item 6: no per-address key is a bare hash of the address.
+    use sha2::Digest;
+    let payments = deps.store.config().payments_table.clone();
+    let table = llmxt_testkit::table_snapshot(&deps.store, &payments)
+        .await
+        .join("\n");
+    for address in [&buyer, &other] {
+        let bare = llmxt_domain::crypto::hex_encode(&sha2::Sha256::digest(address.as_bytes()));
+        assert!(!table.contains(&bare), "{table}");
+    }
+    assert!(
+        table.contains("limit#email#"),
+        "the keyed counters are there"
+    );
 }
