@@ -53,7 +53,8 @@ environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
              DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, NEXT_PUBLIC_SITE_URL, PRODUCT_PLANS,
              DEFAULT_PLAN, PLAN_RANKING, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
              DODO_PAYMENTS_BASE_URL, PRIVACY_KEY (forget; export, show and reconcile use it
-             to find erasure receipts)";
+             to find erasure receipts); export and forget find per-address counters under
+             every ENTITLEMENT_SECRET key";
 
 /// Why a command failed; printed as one line, exit code 1 (2 for usage errors).
 #[derive(Debug, thiserror::Error)]
