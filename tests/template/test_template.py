@@ -322,3 +322,13 @@ def test_alarms_watch_ses_failures_dodo_errors_and_spent_budgets(template):
     }
     for metric in expected:
         assert alarms[metric]["AlarmActions"] == [{"Ref": "AlarmTopic"}], metric
+
+
+def test_a_client_ip_header_requires_the_execute_api_endpoint_off(template):
+    # Issue 34, item 8: with the execute-api URL on, anyone could send the header and rotate
+    # it past every per-IP limit.
+    rule = template["Rules"]["ClientIpHeaderNeedsProxyOnly"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ClientIpHeader"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Equals": [{"Ref": "DisableExecuteApiEndpoint"}, "true"]
+    }

@@ -53,7 +53,8 @@ environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
              DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, NEXT_PUBLIC_SITE_URL, PRODUCT_PLANS,
              DEFAULT_PLAN, PLAN_RANKING, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
              DODO_PAYMENTS_BASE_URL, PRIVACY_KEY (forget; export, show and reconcile use it
-             to find erasure receipts)";
+             to find erasure receipts); export and forget find per-address counters under
+             every ENTITLEMENT_SECRET key";
 
 /// Why a command failed; printed as one line, exit code 1 (2 for usage errors).
 #[derive(Debug, thiserror::Error)]
@@ -318,8 +319,9 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
         "export" => {
             let email = one_email(&options)?;
             let privacy_key = PrivacyKey::optional_from_env(env)?;
+            let counters = counter_prefixes(env, &email)?;
             let store = connect(env).await?;
-            export(&store, &email, privacy_key.as_ref(), out).await
+            export(&store, &email, privacy_key.as_ref(), &counters, out).await
         }
         "forget" => {
             let email = one_email(&options)?;
@@ -337,6 +339,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             }
             let by = operator(&options, env)?;
             let privacy_key = PrivacyKey::from_env(env)?;
+            let counters = counter_prefixes(env, &email)?;
             let store = connect(env).await?;
             let request = ErasureRequest {
                 by: &by,
@@ -347,6 +350,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
                 &store,
                 &email,
                 &privacy_key,
+                &counters,
                 request,
                 options.flag("dry-run"),
                 out,
@@ -913,14 +917,31 @@ fn subscription_json(s: &SubscriptionRecord) -> Value {
 
 /// `export EMAIL`: everything stored about the address, as one JSON document. Sign-in
 /// tokens and counters appear as metadata only (never a token or its hash).
+/// The key prefixes of `email`'s per-address counters under every `ENTITLEMENT_SECRET` key
+/// (the functions key them with the first; a rotation keeps older ones); none when it is
+/// not set.
+fn counter_prefixes(env: &Env, email: &Email) -> Result<Vec<String>, AdminError> {
+    if env.optional("ENTITLEMENT_SECRET").is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(env
+        .signing_keys("ENTITLEMENT_SECRET")?
+        .iter()
+        .map(|key| llmxt_domain::privacy::email_counter_prefix(key.expose(), email))
+        .collect())
+}
+
 async fn export(
     store: &Store,
     email: &Email,
     privacy_key: Option<&PrivacyKey>,
+    counters: &[String],
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
     let pseudonym = privacy_key.map(|key| key.pseudonym(email));
-    let found = store.find_by_email(email, pseudonym.as_deref()).await?;
+    let found = store
+        .find_by_email(email, pseudonym.as_deref(), counters)
+        .await?;
     let usage = store.usage_of(email).await?;
     let now = now();
     let mut not_included = vec![
@@ -929,6 +950,10 @@ async fn export(
     ];
     if privacy_key.is_none() {
         not_included.push("erasure receipts (PRIVACY_KEY is not set)");
+    }
+    if counters.is_empty() {
+        not_included
+            .push("per-address counters (ENTITLEMENT_SECRET is not set; they expire within a day)");
     }
     let value = json!({
         "email": email.as_str(),
@@ -959,6 +984,7 @@ async fn forget(
     store: &Store,
     email: &Email,
     key: &PrivacyKey,
+    counters: &[String],
     request: ErasureRequest<'_>,
     dry_run: bool,
     out: &mut dyn Write,
@@ -974,7 +1000,9 @@ async fn forget(
         writeln!(out, "usage: {verb} the counters of {}", meters.join(", ")).map_err(io)?;
     }
     for _ in 0..5 {
-        let found = store.find_by_email(email, Some(&pseudonym)).await?;
+        let found = store
+            .find_by_email(email, Some(&pseudonym), counters)
+            .await?;
         let plan = plan_erasure(&found, &pseudonym, request);
         if plan.is_empty() {
             writeln!(

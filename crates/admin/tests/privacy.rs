@@ -30,10 +30,27 @@ fn env_for(store: &Store, extra: &[(&str, &str)]) -> Env {
         ("PAYMENTS_TABLE".into(), config.payments_table.clone()),
         ("DYNAMODB_ENDPOINT".into(), config.endpoint.clone().unwrap()),
         ("PRIVACY_KEY".into(), PRIVACY_KEY.into()),
+        (
+            "ENTITLEMENT_SECRET".into(),
+            llmxt_testkit::TEST_ENTITLEMENT_SECRET.into(),
+        ),
         ("LLMXT_OPERATOR".into(), "alice".into()),
     ];
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Env::from_pairs(pairs)
+}
+
+/// The keyed part of the buyer's counter keys, as the functions write it (HMAC under the
+/// signing key of ENTITLEMENT_SECRET; issue 34, item 6).
+fn counter_digest() -> String {
+    let prefix = llmxt_domain::privacy::email_counter_prefix(
+        llmxt_testkit::TEST_ENTITLEMENT_SECRET.as_bytes(),
+        &email(BUYER),
+    );
+    prefix
+        .trim_start_matches("limit#email#")
+        .trim_end_matches('#')
+        .to_owned()
 }
 
 async fn admin(env: &Env, args: &[&str]) -> Result<String, AdminError> {
@@ -115,7 +132,7 @@ async fn buyer_with_everything(store: &Store, env: &Env) {
         .put_restore_token("a1b2c3-token-hash", &email(BUYER), now + 900)
         .await
         .unwrap();
-    let digest = hex_encode(&Sha256::digest(BUYER.as_bytes()));
+    let digest = counter_digest();
     let window_end = (now / 3600 + 1) * 3600;
     store
         .count_in_window(&format!("email#{digest}"), window_end)
@@ -213,9 +230,13 @@ async fn forget_removes_the_address_everywhere_keeps_the_money_and_runs_once() {
     let store = fresh_store().await;
     let env = env_for(&store, &[]);
     buyer_with_everything(&store, &env).await;
-    let digest = hex_encode(&Sha256::digest(BUYER.as_bytes()));
+    let digest = counter_digest();
     let before = everything(&store).await;
     assert!(before.contains(BUYER) && before.contains(&digest));
+    assert!(
+        !before.contains(&hex_encode(&Sha256::digest(BUYER.as_bytes()))),
+        "no counter is keyed by a bare hash of the address"
+    );
 
     let dry = admin(
         &env,

@@ -19,6 +19,24 @@ use crate::dodo_api::{DodoApi, DodoApiError, apply_api_object, payment_status};
 /// How long a confirmation waits for Dodo's API, all calls included.
 pub const API_BUDGET: Duration = Duration::from_secs(2);
 
+/// Charges the calls a confirmation makes after its first, as they are made: `take` answers
+/// whether `calls` more may be made now (the caller's budget), and the confirmation stops
+/// there when it says no. A subscription Dodo does not know thus costs one call, not three.
+pub trait CallBudget {
+    /// Takes `calls` from the budget; `false` when over it.
+    fn take(&self, calls: i64) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// A budget that always allows (operator tools, tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Unbudgeted;
+
+impl CallBudget for Unbudgeted {
+    fn take(&self, _calls: i64) -> impl std::future::Future<Output = bool> + Send {
+        std::future::ready(true)
+    }
+}
+
 /// Everything one confirmation needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Confirm<'a> {
@@ -62,8 +80,14 @@ impl Confirm<'_> {
         .await
     }
 
-    /// Asks Dodo about a subscription and its first payment, and applies both.
-    pub async fn subscription(&self, subscription_id: &str) -> Confirmation {
+    /// Asks Dodo about a subscription and its first payment, and applies both. The first call
+    /// is the caller's to have charged; each further one (the list of its payments, the first
+    /// of them) is taken from `budget` just before it is made.
+    pub async fn subscription(
+        &self,
+        subscription_id: &str,
+        budget: &impl CallBudget,
+    ) -> Confirmation {
         within_budget(async {
             let object = match self.api.subscription(subscription_id).await {
                 Ok(object) => object,
@@ -76,10 +100,20 @@ impl Confirm<'_> {
                 self.claim_ttl_seconds,
             )
             .await?;
-            let first = match self.api.first_payment_of(subscription_id).await {
-                Ok(Some(first)) => first,
+            if !budget.take(1).await {
+                return None;
+            }
+            let first_id = match self.api.first_payment_id_of(subscription_id).await {
+                Ok(Some(first_id)) => first_id,
                 Ok(None) => return None,
                 Err(error) => return Some(unanswered(error, subscription_id)),
+            };
+            if !budget.take(1).await {
+                return None;
+            }
+            let first = match self.api.payment(&first_id).await {
+                Ok(first) => first,
+                Err(error) => return Some(unanswered(error, &first_id)),
             };
             self.apply_payment(first).await
         })

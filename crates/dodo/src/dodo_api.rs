@@ -203,6 +203,17 @@ impl DodoApi {
         &self,
         subscription_id: &str,
     ) -> Result<Option<Value>, DodoApiError> {
+        match self.first_payment_id_of(subscription_id).await? {
+            Some(payment_id) => self.payment(&payment_id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of a subscription's oldest payment, from one page of `GET /payments` (one call).
+    pub async fn first_payment_id_of(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Option<String>, DodoApiError> {
         let filters = [("subscription_id", subscription_id.to_owned())];
         let items = self.payments_page(&filters, 0, 100).await?;
         let oldest = items
@@ -217,14 +228,11 @@ impl DodoApi {
                 };
                 at(a).cmp(&at(b))
             });
-        match oldest.and_then(|p| {
+        Ok(oldest.and_then(|p| {
             p.get("payment_id")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-        }) {
-            Some(payment_id) => self.payment(&payment_id).await.map(Some),
-            None => Ok(None),
-        }
+        }))
     }
 
     /// `POST /checkouts`: a Checkout Session; returns its `checkout_url`.

@@ -412,7 +412,16 @@ pub struct CookieConfig {
     pub session_max_seconds: i64,
     /// `COOKIE_DOMAIN`: widen the cookie to a parent domain.
     pub domain: Option<String>,
+    /// `COOKIE_OLD_NAME_UNTIL` (RFC 3339, default [`DEFAULT_OLD_NAME_UNTIL`]): until when a
+    /// cookie under the other name than the one issued is still read (unix seconds).
+    pub old_name_until: i64,
 }
+
+/// Default of `COOKIE_OLD_NAME_UNTIL`: three months after cookies moved to
+/// `__Host-llmxt_pro` (2026-12-01). A cookie under the old name lived at most
+/// `COOKIE_MAX_AGE_SECONDS` (30 days by default) and moves to the new name at its first
+/// entitlement check, so by then only planted cookies are left under it.
+pub const DEFAULT_OLD_NAME_UNTIL: &str = "2027-03-01T00:00:00Z";
 
 impl CookieConfig {
     /// Reads the cookie settings (keys, audience from `NEXT_PUBLIC_SITE_URL`, lifetime,
@@ -450,8 +459,21 @@ impl CookieConfig {
                 10 * 366 * 86_400,
             )?,
             domain,
+            old_name_until: old_name_until(env)?,
         })
     }
+}
+
+fn old_name_until(env: &Env) -> Result<i64, ConfigError> {
+    let text = env
+        .optional("COOKIE_OLD_NAME_UNTIL")
+        .unwrap_or_else(|| DEFAULT_OLD_NAME_UNTIL.to_owned());
+    crate::time::parse_rfc3339_seconds(&text).ok_or_else(|| {
+        ConfigError::new(
+            "COOKIE_OLD_NAME_UNTIL",
+            "must be an RFC 3339 date and time, e.g. 2027-03-01T00:00:00Z",
+        )
+    })
 }
 
 /// `NEXT_PUBLIC_SITE_URL`: the only place buyers are redirected to.

@@ -7,8 +7,6 @@
 //! never the address) is found again from the address, and nobody without the key can go
 //! from a pseudonym back to an address by trying candidates.
 
-use sha2::{Digest, Sha256};
-
 use crate::config::{ConfigError, Env, MIN_SIGNING_SECRET_BYTES};
 use crate::crypto::{hex_encode, hmac_sha256};
 use crate::email::Email;
@@ -99,11 +97,15 @@ pub fn erase_subscription(
     }
 }
 
-/// The key prefix of `email`'s restore-link rate-limit counters
-/// (`limit#email#<sha256 hex of the address>#`).
-pub fn email_counter_prefix(email: &Email) -> String {
-    let digest = hex_encode(&Sha256::digest(email.as_str().as_bytes()));
-    format!("{RATE_LIMIT_PREFIX}email#{digest}#")
+/// The key prefix of `email`'s per-address counters (sign-in links, portal sessions, plan
+/// calls) under `key`, one of the `ENTITLEMENT_SECRET` keys the functions sign with:
+/// `limit#email#<first 128 bits of HMAC-SHA256(key, "llmxt counter\n" + email), hex>#`.
+/// Keyed, so a table read (or a backup) cannot be matched against a list of addresses; the
+/// operator tools find an address's counters under every configured key (a rotation keeps the
+/// old one for a while).
+pub fn email_counter_prefix(key: &[u8], email: &Email) -> String {
+    let mac = hmac_sha256(key, &[b"llmxt counter\n", email.as_str().as_bytes()]);
+    format!("{RATE_LIMIT_PREFIX}email#{}#", hex_encode(&mac[..16]))
 }
 
 /// A restore record of an address: a sign-in token or a rate-limit counter. Only metadata is

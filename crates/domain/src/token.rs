@@ -382,6 +382,7 @@ pub struct CookieIssuer {
     lifetime_seconds: i64,
     session_max_seconds: i64,
     domain: Option<String>,
+    old_name_until: i64,
 }
 
 impl CookieIssuer {
@@ -392,7 +393,16 @@ impl CookieIssuer {
             lifetime_seconds: config.lifetime_seconds,
             session_max_seconds: config.session_max_seconds,
             domain: config.domain.clone(),
+            old_name_until: config.old_name_until,
         }
+    }
+
+    /// Whether a cookie called `name` is read at `now`: the name cookies are issued under
+    /// always; the other name (the old one, or one a sibling subdomain planted) only before
+    /// `COOKIE_OLD_NAME_UNTIL` and only when no cookie under the issued name came with it
+    /// (`issued_name_present`), so a planted old-name cookie never beats or joins the buyer's.
+    pub fn reads(&self, name: &str, issued_name_present: bool, now: i64) -> bool {
+        name == self.name() || (!issued_name_present && now < self.old_name_until)
     }
 
     /// The name cookies are issued under.
@@ -733,6 +743,7 @@ mod tests {
             lifetime_seconds: 3600,
             session_max_seconds: 10 * 3600,
             domain: domain.map(str::to_owned),
+            old_name_until: NOW + 86_400,
         }
     }
 

@@ -137,7 +137,7 @@ async fn answer(
     // Every entitlement cookie sent is tried, under both names (a sibling subdomain can
     // plant one): a valid one that gives access wins over a valid one that does not, and an
     // invalid one is cleared only when no valid one came with it.
-    let (valid, rejected) = presented_tokens(request, deps.cookies.signer(), now);
+    let (valid, rejected) = presented_tokens(request, &deps.cookies, now);
     if valid.is_empty() {
         let mut response = not_pro(None, Source::Cookie);
         for (name, reason) in rejected {

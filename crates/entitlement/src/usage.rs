@@ -124,7 +124,7 @@ fn buyer(
             .map_err(|_| ApiError::BadRequest("email is not a valid address")),
         Some(_) => Err(ApiError::BadRequest("email must be a string")),
         None => {
-            let (valid, _) = presented_tokens(request, deps.cookies.signer(), now);
+            let (valid, _) = presented_tokens(request, &deps.cookies, now);
             let presented = valid.into_iter().next().ok_or(ApiError::BadRequest(
                 "email (or the visitor's cookie header) is required",
             ))?;

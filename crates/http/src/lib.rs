@@ -6,7 +6,7 @@ use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATI
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_domain::config::ConfigError;
-use llmxt_domain::token::{TokenError, TokenSigner, VerifiedToken};
+use llmxt_domain::token::{CookieIssuer, TokenError, VerifiedToken};
 use serde_json::{Value, json};
 
 /// Every error a function answers with, mapped to its status in [`ApiError::status`].
@@ -283,25 +283,41 @@ pub struct PresentedToken {
     pub token: VerifiedToken,
 }
 
-/// Every entitlement token the request carries, under either cookie name (a sibling
-/// subdomain can plant one more): the valid ones in order, and the names under which an
-/// invalid one came, with why.
+/// Every entitlement token the request carries that may be read: under the name cookies are
+/// issued under, and under the other name only as [`CookieIssuer::reads`] allows (before
+/// `COOKIE_OLD_NAME_UNTIL`, and only when no cookie under the issued name came). The valid
+/// ones in order, and the names under which an invalid one came, with why.
 pub fn presented_tokens(
     request: &Request,
-    signer: &TokenSigner,
+    issuer: &CookieIssuer,
     now: i64,
 ) -> (Vec<PresentedToken>, Vec<(&'static str, TokenError)>) {
     let mut valid = Vec::new();
     let mut rejected = Vec::new();
+    let issued_name_present = cookies(request, issuer.name()).any(|value| !value.is_empty());
     for name in COOKIE_NAMES {
+        if !issuer.reads(name, issued_name_present, now) {
+            continue;
+        }
         for value in cookies(request, name).filter(|value| !value.is_empty()) {
-            match signer.verify(value, now) {
+            match issuer.signer().verify(value, now) {
                 Ok(token) => valid.push(PresentedToken { name, token }),
                 Err(error) => rejected.push((name, error)),
             }
         }
     }
     (valid, rejected)
+}
+
+/// Whether valid cookies of more than one email came: a sibling subdomain or a plain-http
+/// page planted one. Billing, plan changes and checkout then ask the buyer to sign in
+/// rather than guess whose they are.
+pub fn several_emails(valid: &[PresentedToken]) -> bool {
+    valid.first().is_some_and(|first| {
+        valid
+            .iter()
+            .any(|p| p.token.claims.email != first.token.claims.email)
+    })
 }
 
 #[cfg(test)]

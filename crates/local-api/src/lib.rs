@@ -51,6 +51,9 @@ impl LocalApi {
     /// Routes one request to its handler.
     pub async fn route(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
         let now = unix_now();
+        if let Some(moved) = self.to_site_host(&request) {
+            return moved;
+        }
         match request.uri().path() {
             "/api/webhooks/dodo" => webhook::handle(&self.webhook, request, now).await,
             path if path.starts_with("/upgrade/") => {
@@ -68,6 +71,64 @@ impl LocalApi {
                 response
             }
         }
+    }
+}
+
+impl LocalApi {
+    /// One host only, before anything else: a browser page (`GET`/`HEAD` outside `/api/`)
+    /// asked for on another name of this server (127.0.0.1 instead of localhost) is sent to the
+    /// same path on `NEXT_PUBLIC_SITE_URL`'s host, where the cookies and the checkout binding
+    /// live. Only a request on the site's own port is this server's site: a request on another
+    /// port (an API behind a site on another port) and `/api/*` (webhooks, server-to-server
+    /// checks) are answered as they came. The target is always built from the setting; the
+    /// `Host` header only tells whether this is the site's host. (The Lambdas cannot do this:
+    /// behind rewrites their `Host` is the API's domain.)
+    fn to_site_host(&self, request: &lambda_http::Request) -> Option<lambda_http::Response<Body>> {
+        if !matches!(*request.method(), http::Method::GET | http::Method::HEAD)
+            || request.uri().path().starts_with("/api/")
+        {
+            return None;
+        }
+        let origin = self.success.config.site_url.origin();
+        let (scheme, authority) = origin.split_once("://")?;
+        let host = request
+            .headers()
+            .get(http::header::HOST)?
+            .to_str()
+            .ok()?
+            .to_ascii_lowercase();
+        if host == authority.to_ascii_lowercase() {
+            return None;
+        }
+        let default_port = if scheme == "https" { "443" } else { "80" };
+        let port_of = |authority: &str| -> String {
+            match authority.rsplit_once(':') {
+                Some((name, port)) if !port.contains(']') && !name.is_empty() => port.to_owned(),
+                _ => default_port.to_owned(),
+            }
+        };
+        if port_of(&host) != port_of(authority) {
+            return None;
+        }
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        // A path is appended, never resolved: "//other.example" stays a path on the site.
+        let location = format!("{origin}{}", if path.starts_with('/') { path } else { "/" });
+        let mut response = lambda_http::Response::new(Body::Empty);
+        *response.status_mut() = if scheme == "https" {
+            StatusCode::PERMANENT_REDIRECT
+        } else {
+            StatusCode::TEMPORARY_REDIRECT
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::LOCATION,
+            http::HeaderValue::from_str(&location).ok()?,
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
+        Some(response)
     }
 }
 

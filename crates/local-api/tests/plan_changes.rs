@@ -525,3 +525,26 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
         "{html}"
     );
 }
+
+/// Issue 34, item 3: plan-change previews are cached per subscription and product for a
+/// minute, and counted per cookie subject: a hundred page loads make one preview.
+#[tokio::test]
+async fn a_hundred_plan_pages_make_one_preview() {
+    let h = Harness::start().await;
+    let (_subscription, cookie) = h.subscriber("previews@example.com", "pdt_pro").await;
+    h.dodo.take_requests();
+    for _ in 0..100 {
+        let page = h
+            .get("/upgrade/plan", "product=pdt_ent", Some(&cookie))
+            .await;
+        assert_eq!(page.status(), 200);
+        assert!(response_text(&page).contains("id=\"charged-now\""));
+    }
+    let previews = h
+        .dodo
+        .take_requests()
+        .into_iter()
+        .filter(|r| r.contains("change-plan/preview"))
+        .count();
+    assert_eq!(previews, 1, "one preview, reused for a minute");
+}

@@ -38,7 +38,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
     let body = dodo_body("payment.succeeded.cli-generator", |_| {});
     let now = unix_now();
     let webhook = format!(
-        "POST /api/webhooks/dodo HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-type: application/json\r\n\
+        "POST /api/webhooks/dodo HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\ncontent-type: application/json\r\n\
          webhook-id: msg_local\r\nwebhook-timestamp: {now}\r\nwebhook-signature: {}\r\ncontent-length: {}\r\n\r\n{body}",
         sign_webhook("msg_local", now, &body),
         body.len()
@@ -50,7 +50,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
         "{response}"
     );
 
-    let success = raw_request(port, "GET /upgrade/success?payment_id=pay_test&status=succeeded HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await;
+    let success = raw_request(port, "GET /upgrade/success?payment_id=pay_test&status=succeeded HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\n\r\n").await;
     assert!(success.starts_with("HTTP/1.1 302"), "{success}");
     assert!(
         success.contains("location: https://pro.example.com/?upgrade=success"),
@@ -64,7 +64,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
         .next()
         .unwrap();
 
-    let check = raw_request(port, &format!("GET /api/entitlement HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncookie: __Host-llmxt_pro={token}\r\n\r\n")).await;
+    let check = raw_request(port, &format!("GET /api/entitlement HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\ncookie: __Host-llmxt_pro={token}\r\n\r\n")).await;
     assert!(check.contains(r#""pro":true"#), "{check}");
 
     let signed_email = {
@@ -78,7 +78,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
                 body: b"",
             },
         );
-        raw_request(port, &format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\nx-llmxt-timestamp: {now}\r\nx-llmxt-signature: {signature}\r\n\r\n")).await
+        raw_request(port, &format!("GET {path} HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\nx-llmxt-timestamp: {now}\r\nx-llmxt-signature: {signature}\r\n\r\n")).await
     };
     assert!(
         signed_email.contains(r#""pro":true"#),
@@ -87,7 +87,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
 
     let home = raw_request(
         port,
-        "GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert!(
@@ -96,7 +96,7 @@ async fn routes_reach_the_handlers_and_shutdown_is_clean() {
     );
     let missing = raw_request(
         port,
-        "GET /nope HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+        "GET /nope HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
@@ -179,7 +179,7 @@ async fn every_response_kind_says_nosniff() {
         ("GET /api/entitlement?email=x", "\r\n", "401"),
         ("GET /upgrade/success?payment_id=pay_none", "\r\n", "200"),
         ("GET /upgrade/success", "\r\n", "400"),
-        ("POST /upgrade/success", "\r\n", "405"),
+        ("PUT /upgrade/success", "\r\n", "405"),
         ("GET /upgrade/billing", "\r\n", "200"),
         ("GET /upgrade/checkout?product=pdt_unknown", "\r\n", "400"),
         ("GET /upgrade/restore", "\r\n", "200"),
@@ -192,7 +192,9 @@ async fn every_response_kind_says_nosniff() {
     for (request_line, rest, status) in cases {
         let response = raw_request(
             port,
-            &format!("{request_line} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{rest}"),
+            &format!(
+                "{request_line} HTTP/1.1\r\nhost: pro.example.com\r\nconnection: close\r\n{rest}"
+            ),
         )
         .await;
         assert!(

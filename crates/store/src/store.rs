@@ -830,6 +830,43 @@ impl Store {
         }
     }
 
+    /// Makes `token_hash` the one open sign-in link of an address: `counter` names the
+    /// address's short-lived item (`email#<key>#latest`, under its counter prefix, so erasure
+    /// deletes it with the counters), kept until `ttl`. An earlier link of the address stops
+    /// working ([`Store::latest_restore`]).
+    pub async fn set_latest_restore(
+        &self,
+        counter: &str,
+        token_hash: &str,
+        ttl: i64,
+    ) -> Result<(), StoreError> {
+        self.counter_update(counter, ttl)
+            .update_expression("SET latest = :latest, record_type = :type, #ttl = :ttl")
+            .expression_attribute_values(":latest", AttributeValue::S(token_hash.to_owned()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The token hash [`Store::set_latest_restore`] last stored under `counter`.
+    pub async fn latest_restore(&self, counter: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.config.payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(format!("{RATE_LIMIT_PREFIX}{counter}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.and_then(|item| match item.get("latest") {
+            Some(AttributeValue::S(hash)) => Some(hash.clone()),
+            _ => None,
+        }))
+    }
+
     /// Counts one more event for `counter` (e.g. `email#<hash>`) in the fixed window ending at
     /// `window_end` (unix seconds), and returns the count so far.
     pub async fn count_in_window(&self, counter: &str, window_end: i64) -> Result<i64, StoreError> {
@@ -866,28 +903,39 @@ impl Store {
     }
 
     /// The records of the payments table that name `email` outside `email-index`: its
-    /// sign-in tokens (by their stored `restore_email`), its per-email rate-limit counters,
-    /// and subscription records whose `customer_email` it is, by a scan (operator tools only).
+    /// sign-in tokens (by their stored `restore_email`), its per-email counters (keys starting
+    /// with one of `counter_prefixes`, [`llmxt_domain::privacy::email_counter_prefix`] under
+    /// each signing key), and subscription records whose `customer_email` it is, by a scan
+    /// (operator tools only).
     pub async fn records_naming_email(
         &self,
         email: &Email,
+        counter_prefixes: &[String],
     ) -> Result<(Vec<RestoreRecord>, Vec<SubscriptionRecord>), StoreError> {
         let mut restore_records = Vec::new();
         let mut subscriptions = Vec::new();
         let mut start = None;
+        let mut filter = "restore_email = :email OR customer_email = :email".to_owned();
+        for n in 0..counter_prefixes.len() {
+            filter.push_str(&format!(" OR begins_with(payment_id, :counter{n})"));
+        }
         loop {
-            let output = self
+            let mut scan = self
                 .client
                 .scan()
                 .table_name(&self.config.payments_table)
-                .filter_expression(
-                    "restore_email = :email OR customer_email = :email OR begins_with(payment_id, :counter)",
-                )
-                .expression_attribute_values(":email", AttributeValue::S(email.as_str().to_owned()))
+                .filter_expression(filter.as_str())
                 .expression_attribute_values(
-                    ":counter",
-                    AttributeValue::S(llmxt_domain::privacy::email_counter_prefix(email)),
-                )
+                    ":email",
+                    AttributeValue::S(email.as_str().to_owned()),
+                );
+            for (n, prefix) in counter_prefixes.iter().enumerate() {
+                scan = scan.expression_attribute_values(
+                    format!(":counter{n}"),
+                    AttributeValue::S(prefix.clone()),
+                );
+            }
+            let output = scan
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -920,11 +968,13 @@ impl Store {
 
     /// Everything stored about `email`: its entitlement, its payments (`email-index`), the
     /// subscription records of its grants and payments, its restore tokens and counters, and
-    /// the erasure receipt under `pseudonym` when one is given.
+    /// the erasure receipt under `pseudonym` when one is given. Counters are found by
+    /// `counter_prefixes` ([`Store::records_naming_email`]).
     pub async fn find_by_email(
         &self,
         email: &Email,
         pseudonym: Option<&str>,
+        counter_prefixes: &[String],
     ) -> Result<Found, StoreError> {
         let entitlement = self.get_entitlement(email).await?;
         let payments = self.payments_for_email(email).await?;
@@ -936,7 +986,8 @@ impl Store {
             .collect();
         subscription_ids.sort();
         subscription_ids.dedup();
-        let (restore_records, mut subscriptions) = self.records_naming_email(email).await?;
+        let (restore_records, mut subscriptions) =
+            self.records_naming_email(email, counter_prefixes).await?;
         for id in subscription_ids {
             if subscriptions.iter().any(|s| s.subscription_id == id) {
                 continue;

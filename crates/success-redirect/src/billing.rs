@@ -1,29 +1,72 @@
-//! `GET /upgrade/billing`: Dodo's customer portal for the buyer named by a valid cookie. The
-//! customer id comes from the buyer's stored grants, never from the request. A purchase
-//! cookie opens it only when it covers every purchase of the email; otherwise the page offers
-//! the sign-in link, whose account cookie opens it.
+//! `GET /upgrade/billing`: Dodo's customer portal for the buyer named by a valid **account**
+//! cookie (from a sign-in link, which proves the mailbox). Dodo attaches a checkout to the
+//! customer with the typed email without verifying it, so a purchase cookie proves nothing
+//! about who owns that customer's portal: it gets the sign-in offer. The customer id comes
+//! from the buyer's stored grants, never from the request. The portal opens only while a
+//! grant gives access or was revoked (refunded) within [`REVOKED_BILLING_SECONDS`]; portal
+//! sessions are counted per cookie subject ([`PORTALS_PER_HOUR_PER_SUBJECT`]) and in the
+//! look-up budget, and a customer's link is reused while Dodo keeps it valid.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use llmxt_domain::email::Email;
-use llmxt_http::{ApiError, presented_tokens, redirect};
+use llmxt_domain::records::Entitlement;
+use llmxt_http::{ApiError, presented_tokens, see_other};
 
 use crate::SuccessDeps;
-use crate::pages::{Page, message_page, message_with_sign_in, restore_url};
+use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
+use crate::pages::{
+    Page, message_page, message_with_sign_in, restore_url, several_accounts, too_many,
+    until_window_end, wait_in_words,
+};
+
+/// How long after a refund (or other revocation) the portal still opens, for invoices and
+/// the refund itself.
+pub const REVOKED_BILLING_SECONDS: i64 = 30 * 86_400;
+/// Portal sessions one cookie subject may open an hour (cached links do not count).
+pub const PORTALS_PER_HOUR_PER_SUBJECT: i64 = 5;
+/// How long a portal link is reused: Dodo keeps a portal session valid 24 hours; an hour's
+/// margin.
+pub const PORTAL_LINK_SECONDS: i64 = 23 * 3600;
+
+/// Whether the email's grants open the portal at `now`: one gives access, or one was revoked
+/// within [`REVOKED_BILLING_SECONDS`].
+pub fn opens_billing(entitlement: &Entitlement, now: i64) -> bool {
+    entitlement.grants.values().any(|grant| {
+        grant.gives_access(now)
+            || grant
+                .revoked_at
+                .is_some_and(|at| now - at <= REVOKED_BILLING_SECONDS)
+    })
+}
 
 /// Handles `/upgrade/billing`.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return ApiError::MethodNotAllowed("GET, HEAD").into_response();
     }
-    // An account cookie first: it proves the mailbox, so it may open the email's portal.
-    let (mut valid, _) = presented_tokens(&request, deps.cookies.signer(), now);
-    valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
-    let Some((email, scope)) = valid.first().and_then(|presented| {
-        let claims = &presented.token.claims;
-        Some((Email::parse(&claims.email).ok()?, claims.scope()))
-    }) else {
+    let (valid, _) = presented_tokens(&request, &deps.cookies, now);
+    if valid.is_empty() {
         return sign_in_first(deps);
+    }
+    if llmxt_http::several_emails(&valid) {
+        return several_accounts(deps, "billing");
+    }
+    // Only an account cookie proves the mailbox, and so the portal of its email.
+    let Some(email) = valid
+        .iter()
+        .find(|presented| presented.token.claims.grants.is_none())
+        .and_then(|presented| Email::parse(&presented.token.claims.email).ok())
+    else {
+        tracing::info!(outcome = "needs_sign_in", "billing");
+        return message_with_sign_in(
+            deps,
+            StatusCode::OK,
+            "Sign in to manage billing",
+            "This browser has access through a purchase link, but the billing portal shows \
+             every purchase and subscription of your email address. To open it, ask for a \
+             sign-in link: we send it to the email address you paid with.",
+        );
     };
     // A link checker or prefetch must not open portal sessions.
     if llmxt_http::is_prefetch(&request) {
@@ -44,20 +87,13 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             return ApiError::Unavailable.into_response();
         }
     };
-    // Dodo's portal shows everything of a customer: a purchase cookie opens it only when it
-    // covers every purchase of the email.
-    let uncovered = entitlement
-        .as_ref()
-        .is_some_and(|e| e.billed_grant_keys().any(|key| !scope.covers(key)));
-    if uncovered {
-        tracing::info!(email = %email, outcome = "needs_sign_in", "billing");
-        return message_with_sign_in(
+    if !entitlement.as_ref().is_some_and(|e| opens_billing(e, now)) {
+        tracing::info!(email = %email, outcome = "no_current_purchase", "billing");
+        return message_page(
             deps,
             StatusCode::OK,
-            "Sign in to manage billing",
-            "This browser has access through one purchase, but the billing portal shows every \
-             purchase and subscription of your email address. To open it, ask for a sign-in \
-             link: we send it to the email address you paid with.",
+            "Nothing to manage here",
+            "No purchase of this email address gives access now or was refunded in the last 30 days, so there is no billing to manage here.",
         );
     }
     let customer_id = entitlement
@@ -73,15 +109,27 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             "Your access was not bought through our checkout (for example, it was granted by support), so there are no invoices or subscription to manage here.",
         );
     };
+    if let Some(link) = deps.portal_links.get(&customer_id, now) {
+        tracing::info!(email = %email, outcome = "portal", cached = true, "billing");
+        return see_other(&link, None);
+    }
+    let per_subject = count_per_subject_hour(deps, "billing", &email, now).await;
+    if per_subject.is_none_or(|count| count > PORTALS_PER_HOUR_PER_SUBJECT) {
+        tracing::warn!(email = %email, budget = "portals_per_hour_per_subject", outcome = "over_budget", "billing");
+        return busy(deps, until_window_end(now, 3600));
+    }
+    if !take_api_calls(deps, Pool::Other, "billing", 1, now).await {
+        return busy(deps, until_window_end(now, 60));
+    }
     match api
         .customer_portal(&customer_id, deps.config.site_url.as_str())
         .await
     {
         Ok(link) if link.starts_with("https://") || link.starts_with("http://") => {
-            tracing::info!(email = %email, outcome = "portal", "billing");
-            let mut response = redirect(&link, None);
-            *response.status_mut() = StatusCode::SEE_OTHER;
-            response
+            tracing::info!(email = %email, outcome = "portal", cached = false, "billing");
+            deps.portal_links
+                .put(customer_id, link.clone(), now + PORTAL_LINK_SECONDS, now);
+            see_other(&link, None)
         }
         Ok(_) | Err(_) => {
             tracing::error!(email = %email, "billing: Dodo could not open the customer portal");
@@ -93,6 +141,15 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             )
         }
     }
+}
+
+/// Over a budget: no portal session was opened; the page and `Retry-After` say when to retry.
+fn busy(deps: &SuccessDeps, retry_seconds: i64) -> Response<Body> {
+    let page = Page::new("Billing is busy").text(&format!(
+        "The billing portal was opened too often just now. Please try again in {}.",
+        wait_in_words(retry_seconds)
+    ));
+    too_many(deps, page, retry_seconds)
 }
 
 /// No valid cookie in this browser: say why billing cannot open here and offer the sign-in

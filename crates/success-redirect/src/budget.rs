@@ -1,9 +1,16 @@
-//! Budgets for the Dodo API calls anonymous requests cause, shared by every instance through
-//! counters in the payments table (`limit#…`, with a TTL). Only a path that is about to call
-//! the API writes a counter. Over budget the caller makes no call and stores nothing, and a
-//! line with `outcome = "over_budget"` is logged (the template's alarm counts them).
+//! Budgets for the Dodo API calls requests cause, shared by every instance through counters
+//! in the payments table (`limit#…`, with a TTL). Only a path that is about to call the API
+//! writes a counter. Over budget the caller makes no call and stores nothing, and a line with
+//! `outcome = "over_budget"` is logged (the template's alarm counts them).
+//!
+//! `DODO_API_CALLS_PER_MINUTE` is two budgets of that size ([`Pool`]): one for creating
+//! checkout sessions, one for everything else (success-page look-ups, billing portals,
+//! plan-change previews), so look-ups can never shut checkout. Success-page look-ups are also
+//! capped per client IP ([`LOOKUPS_PER_HOUR_PER_IP`]); billing and plan previews per cookie
+//! subject ([`count_per_subject_hour`]).
 
 use llmxt_domain::crypto::hex_encode;
+use llmxt_domain::email::Email;
 use llmxt_store::store::LookupGate;
 use sha2::{Digest, Sha256};
 
@@ -14,14 +21,41 @@ pub const LOOKUP_WINDOW_SECONDS: i64 = 600;
 /// Look-ups of one id within [`LOOKUP_WINDOW_SECONDS`] (kept by the store's two slots).
 pub const LOOKUPS_PER_ID: i64 = 2;
 
-/// Takes `calls` from the site-wide `DODO_API_CALLS_PER_MINUTE`; `false` when over it (or
-/// when it cannot be counted: then no call is made either).
-pub async fn take_api_calls(deps: &SuccessDeps, route: &'static str, calls: i64, now: i64) -> bool {
+/// Success-page look-ups one client IP may cause an hour (a buyer's pending page asks twice).
+pub const LOOKUPS_PER_HOUR_PER_IP: i64 = 10;
+
+/// Which of the two per-minute budgets a call comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Creating checkout sessions: nothing else spends it.
+    Checkout,
+    /// Success-page look-ups, billing portals, plan-change previews and changes.
+    Other,
+}
+
+impl Pool {
+    fn counter(self) -> &'static str {
+        match self {
+            Self::Checkout => "dodo_api_checkout",
+            Self::Other => "dodo_api",
+        }
+    }
+}
+
+/// Takes `calls` from `pool`'s `DODO_API_CALLS_PER_MINUTE`; `false` when over it (or when it
+/// cannot be counted: then no call is made either).
+pub async fn take_api_calls(
+    deps: &SuccessDeps,
+    pool: Pool,
+    route: &'static str,
+    calls: i64,
+    now: i64,
+) -> bool {
     let limit = deps.config.limits.dodo_api_calls_per_minute;
     let window_end = (now / 60 + 1) * 60;
     match deps
         .store
-        .add_in_window("dodo_api", calls, window_end)
+        .add_in_window(pool.counter(), calls, window_end)
         .await
     {
         Ok(count) if count <= limit => true,
@@ -43,12 +77,25 @@ pub async fn take_api_calls(deps: &SuccessDeps, route: &'static str, calls: i64,
     }
 }
 
-/// Whether the success page may ask Dodo about `id` now, making up to `calls` calls: at most
+/// Whether the success page may ask Dodo about `id` now, making its first call: at most
 /// [`LOOKUPS_PER_ID`] times per id in [`LOOKUP_WINDOW_SECONDS`], never while a 404 for it is
-/// remembered, and within the site-wide budget.
-pub async fn may_look_up(deps: &SuccessDeps, id: &str, calls: i64, now: i64) -> bool {
+/// remembered, at most [`LOOKUPS_PER_HOUR_PER_IP`] from `client_ip`, and within the
+/// look-up budget. Further calls are charged as they are made ([`LookupBudget`]).
+pub async fn may_look_up(deps: &SuccessDeps, id: &str, client_ip: &str, now: i64) -> bool {
     match deps.store.take_lookup(id, now, LOOKUP_WINDOW_SECONDS).await {
-        Ok(LookupGate::Allowed) => take_api_calls(deps, "success", calls, now).await,
+        Ok(LookupGate::Allowed) => {
+            let per_ip = count_per_ip_hour(deps, "lookup_ip", client_ip, now).await;
+            if per_ip.is_none_or(|count| count > LOOKUPS_PER_HOUR_PER_IP) {
+                tracing::warn!(
+                    route = "success",
+                    budget = "lookups_per_hour_per_ip",
+                    outcome = "over_budget",
+                    "success-page look-ups from this client spent for this hour: no call made"
+                );
+                return false;
+            }
+            take_api_calls(deps, Pool::Other, "success", 1, now).await
+        }
         Ok(gate) => {
             let outcome = match gate {
                 LookupGate::RememberedNotFound => "remembered_not_found",
@@ -62,6 +109,60 @@ pub async fn may_look_up(deps: &SuccessDeps, id: &str, calls: i64, now: i64) -> 
             false
         }
     }
+}
+
+/// Charges each further call of a confirmation to the look-up budget as it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct LookupBudget<'a> {
+    /// Where the counter lives.
+    pub deps: &'a SuccessDeps,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+impl llmxt_dodo::confirm::CallBudget for LookupBudget<'_> {
+    fn take(&self, calls: i64) -> impl std::future::Future<Output = bool> + Send {
+        take_api_calls(self.deps, Pool::Other, "success", calls, self.now)
+    }
+}
+
+/// Counts one more request of `subject` (a cookie's email) under `scope` in the current
+/// hour; `Some(count)` so far, `None` when it could not be counted. The counter lives under the
+/// address's keyed prefix ([`email_counter`]), so erasure finds and deletes it.
+pub async fn count_per_subject_hour(
+    deps: &SuccessDeps,
+    scope: &str,
+    subject: &Email,
+    now: i64,
+) -> Option<i64> {
+    let window_end = (now / 3600 + 1) * 3600;
+    let key = format!("{}#{scope}", email_counter(deps, subject));
+    match deps.store.count_in_window(&key, window_end).await {
+        Ok(count) => Some(count),
+        Err(error) => {
+            tracing::error!(scope, error = %error, "could not count the request");
+            None
+        }
+    }
+}
+
+/// The counter name of an address (`email#<keyed hex>`), as
+/// [`llmxt_domain::privacy::email_counter_prefix`] builds it under the signing key of
+/// `ENTITLEMENT_SECRET`: never the address, nor a bare hash of it.
+pub fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
+    let key = deps
+        .config
+        .cookie
+        .keys
+        .first()
+        .map(|k| k.expose().to_vec())
+        .unwrap_or_default();
+    let prefix = llmxt_domain::privacy::email_counter_prefix(&key, email);
+    prefix
+        .strip_prefix(llmxt_domain::records::RATE_LIMIT_PREFIX)
+        .unwrap_or(&prefix)
+        .trim_end_matches('#')
+        .to_owned()
 }
 
 /// Remembers for [`LOOKUP_WINDOW_SECONDS`] that Dodo does not know `id`.

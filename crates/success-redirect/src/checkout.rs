@@ -21,7 +21,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
-use crate::pages::{Page, message_page};
+use crate::pages::{Page, message_page, too_many, until_window_end, wait_in_words};
 
 /// The cookie holding the checkout nonce.
 pub const CHECKOUT_COOKIE: &str = "__Host-llmxt_checkout";
@@ -115,6 +115,10 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             }
         },
     };
+    let (valid, _) = llmxt_http::presented_tokens(&request, &deps.cookies, now);
+    if llmxt_http::several_emails(&valid) {
+        return crate::pages::several_accounts(deps, "checkout");
+    }
     if query_param(&request, "anyway").is_none()
         && let Some(page) = already_has(deps, &request, &product, now).await
     {
@@ -154,8 +158,12 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             }
             within
         });
-    if !within_ip_limit || !crate::budget::take_api_calls(deps, "checkout", 1, now).await {
-        return busy_page(deps, &product);
+    if !within_ip_limit {
+        return busy_page(deps, &product, until_window_end(now, 3600));
+    }
+    if !crate::budget::take_api_calls(deps, crate::budget::Pool::Checkout, "checkout", 1, now).await
+    {
+        return busy_page(deps, &product, until_window_end(now, 60));
     }
     let mut bytes = [0_u8; 32];
     if getrandom::fill(&mut bytes).is_err() {
@@ -235,21 +243,20 @@ fn signed_email(
     }
 }
 
-/// Over a budget: nothing was asked of Dodo and nothing is stored; the buyer retries soon.
-fn busy_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
+/// Over a budget: nothing was asked of Dodo and nothing is stored; the page and
+/// `Retry-After` say when the budget that was spent opens again (`retry_seconds`).
+fn busy_page(deps: &SuccessDeps, product: &str, retry_seconds: i64) -> Response<Body> {
     let retry = format!(
         "{}/upgrade/checkout?product={product}",
         deps.config.site_url.origin()
     );
-    let mut response = Page::new("Checkout is busy")
-        .text("Too many checkouts were opened just now. Nothing was charged. Please try again in a minute.")
-        .primary("retry", &retry, "Try again")
-        .respond(deps, StatusCode::TOO_MANY_REQUESTS);
-    response.headers_mut().insert(
-        lambda_http::http::header::RETRY_AFTER,
-        lambda_http::http::HeaderValue::from_static("60"),
-    );
-    response
+    let page = Page::new("Checkout is busy")
+        .text(&format!(
+            "Too many checkouts were opened just now. Nothing was charged. Please try again in {}.",
+            wait_in_words(retry_seconds)
+        ))
+        .primary("retry", &retry, "Try again");
+    too_many(deps, page, retry_seconds)
 }
 
 fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
@@ -275,8 +282,8 @@ async fn already_has(
     product: &str,
     now: i64,
 ) -> Option<Response<Body>> {
-    // An account cookie first (it sees every grant of the email), as billing does.
-    let (mut valid, _) = llmxt_http::presented_tokens(request, deps.cookies.signer(), now);
+    // An account cookie first (it sees every grant of the email).
+    let (mut valid, _) = llmxt_http::presented_tokens(request, &deps.cookies, now);
     valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
     let claims = &valid.first()?.token.claims;
     let email = Email::parse(&claims.email).ok()?;

@@ -7,6 +7,7 @@
 pub mod billing;
 pub mod brand;
 pub mod budget;
+pub mod cache;
 pub mod checkout;
 pub mod client;
 pub mod config;
@@ -44,6 +45,10 @@ pub struct SuccessDeps {
     pub restore_floor: std::time::Duration,
     /// The branded page shell (`BRAND_*`, `SUPPORT_*`), built once.
     pub shell: std::sync::Arc<pages::Shell>,
+    /// Portal links by customer id, for as long as Dodo keeps them valid ([`cache`]).
+    pub portal_links: std::sync::Arc<cache::TtlCache<String>>,
+    /// Plan-change previews by subscription and product, for a minute ([`cache`]).
+    pub previews: std::sync::Arc<cache::TtlCache<llmxt_dodo::dodo_api::PlanChangePreview>>,
 }
 
 /// How long a sign-in link request that passed the limits takes at least: longer than
@@ -73,6 +78,8 @@ impl SuccessDeps {
             dodo,
             mailer,
             restore_floor: DEFAULT_RESTORE_FLOOR,
+            portal_links: std::sync::Arc::default(),
+            previews: std::sync::Arc::default(),
         }
     }
 

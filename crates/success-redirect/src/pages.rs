@@ -425,6 +425,50 @@ pub(crate) fn sign_in_page(deps: &SuccessDeps, title: &str, text: &str) -> Page 
     )
 }
 
+/// Cookies of several emails came with the request (one may have been planted by a sibling
+/// subdomain or a plain-http page): billing, plan changes and checkout do not guess whose
+/// they are, and ask the buyer to sign in, which replaces them with one account cookie.
+pub(crate) fn several_accounts(deps: &SuccessDeps, route: &'static str) -> Response<Body> {
+    tracing::warn!(
+        route,
+        outcome = "several_emails",
+        "cookies of several emails presented"
+    );
+    message_with_sign_in(
+        deps,
+        StatusCode::CONFLICT,
+        "Sign in to continue",
+        "This browser holds access for more than one email address, so we cannot tell which \
+         one is yours. Ask for a sign-in link: we send it to the email address you paid with.",
+    )
+}
+
+/// How long until `seconds` have passed, in words ("30 seconds", "1 minute", "45 minutes").
+pub(crate) fn wait_in_words(seconds: i64) -> String {
+    let seconds = seconds.max(1);
+    if seconds < 90 {
+        return format!("{seconds} second{}", if seconds == 1 { "" } else { "s" });
+    }
+    let minutes = (seconds + 59) / 60;
+    format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+}
+
+/// `429` with a `Retry-After` of `retry_seconds`, whose page states the same wait.
+pub(crate) fn too_many(deps: &SuccessDeps, page: Page, retry_seconds: i64) -> Response<Body> {
+    let mut response = page.respond(deps, StatusCode::TOO_MANY_REQUESTS);
+    if let Ok(value) = HeaderValue::from_str(&retry_seconds.max(1).to_string()) {
+        response
+            .headers_mut()
+            .insert(lambda_http::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Seconds from `now` to the end of its window of `window_seconds` (a minute, an hour).
+pub(crate) fn until_window_end(now: i64, window_seconds: i64) -> i64 {
+    (now / window_seconds + 1) * window_seconds - now
+}
+
 /// What the restore form shows above it.
 #[derive(Debug, Clone, Copy)]
 pub enum FormMessage<'a> {

@@ -23,7 +23,11 @@ use llmxt_domain::token::Scope;
 use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, redirect, see_other};
 
 use crate::SuccessDeps;
-use crate::pages::{Page, escape_html, message_page, message_with_sign_in, restore_url};
+use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
+use crate::pages::{
+    Page, escape_html, message_page, message_with_sign_in, restore_url, several_accounts, too_many,
+    until_window_end, wait_in_words,
+};
 use crate::restore::{field, form_fields};
 
 /// Largest form body read.
@@ -60,7 +64,10 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         );
     };
     // An account cookie first: it covers every grant of the email.
-    let (mut valid, _) = presented_tokens(&request, deps.cookies.signer(), now);
+    let (mut valid, _) = presented_tokens(&request, &deps.cookies, now);
+    if llmxt_http::several_emails(&valid) {
+        return several_accounts(deps, "plan");
+    }
     valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
     let Some((email, scope)) = valid.first().and_then(|presented| {
         let claims = &presented.token.claims;
@@ -122,6 +129,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 .text("Checking your plan…")
                 .respond(deps, StatusCode::OK);
         }
+        if let Some(busy) = over_budget(deps, &email, 1, now).await {
+            return busy;
+        }
         read_back(deps, api, &subscription_id, now).await;
         return see_other(
             &deps.config.site_url.with_upgrade_outcome("plan_changed"),
@@ -165,9 +175,19 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 .text("Preparing your plan change…")
                 .respond(deps, StatusCode::OK);
         }
+        let cache_key = format!("{subscription_id}\n{product}");
+        if let Some(preview) = deps.previews.get(&cache_key, now) {
+            tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = true, "plan change");
+            return confirm_page(deps, &product, grant, &target_plan, downgrade, &preview);
+        }
+        if let Some(busy) = over_budget(deps, &email, 1, now).await {
+            return busy;
+        }
         return match api.preview_change_plan(&subscription_id, &change).await {
             Ok(preview) => {
-                tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", "plan change");
+                tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = false, "plan change");
+                deps.previews
+                    .put(cache_key, preview.clone(), now + PREVIEW_SECONDS, now);
                 confirm_page(deps, &product, grant, &target_plan, downgrade, &preview)
             }
             Err(error) => {
@@ -175,6 +195,10 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 provider_error(deps)
             }
         };
+    }
+    // The change and the read-back that follows it.
+    if let Some(busy) = over_budget(deps, &email, 2, now).await {
+        return busy;
     }
     let answer = match api.change_plan(&subscription_id, &change).await {
         Ok(answer) => answer,
@@ -198,6 +222,36 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         "plan_changed"
     };
     see_other(&deps.config.site_url.with_upgrade_outcome(outcome), None)
+}
+
+/// How long a change-plan preview is reused for the same subscription and product.
+pub const PREVIEW_SECONDS: i64 = 60;
+/// Requests to Dodo about plan changes one cookie subject may cause an hour (cached previews
+/// do not count).
+pub const PLAN_CALLS_PER_HOUR_PER_SUBJECT: i64 = 30;
+
+/// Counts a request that is about to make `calls` calls to Dodo, per cookie subject and in
+/// the look-up budget; the busy page when over either.
+async fn over_budget(
+    deps: &SuccessDeps,
+    email: &Email,
+    calls: i64,
+    now: i64,
+) -> Option<Response<Body>> {
+    let per_subject = count_per_subject_hour(deps, "plan", email, now).await;
+    let retry = if per_subject.is_none_or(|count| count > PLAN_CALLS_PER_HOUR_PER_SUBJECT) {
+        tracing::warn!(email = %email, budget = "plan_calls_per_hour_per_subject", outcome = "over_budget", "plan change");
+        until_window_end(now, 3600)
+    } else if !take_api_calls(deps, Pool::Other, "plan", calls, now).await {
+        until_window_end(now, 60)
+    } else {
+        return None;
+    };
+    let page = Page::new("Plan changes are busy").text(&format!(
+        "Too many plan changes were prepared just now. Nothing was changed. Please try again in {}.",
+        wait_in_words(retry)
+    ));
+    Some(too_many(deps, page, retry))
 }
 
 /// The grants this browser's cookie covers: a purchase cookie's own, an account cookie's all.

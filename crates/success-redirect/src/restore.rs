@@ -4,13 +4,16 @@
 //! - `GET` (no token): a form with one `email` field.
 //! - `POST` with `email`: the same answer whatever the address. Limits are checked in an
 //!   order that reveals nothing: the client IP first (20 an hour; an IP over it is told so
-//!   and its request does not count against the address), then the address (3 requests an
-//!   hour, whether or not it has a purchase; over it the page says so), then the site-wide
-//!   `RESTORE_EMAILS_PER_HOUR`, counted only for an address about to be sent a link. A
-//!   request that got past the per-address limit is answered the neutral page no sooner than
-//!   [`SuccessDeps::restore_floor`] after it arrived; only when the address has Pro now is a
-//!   32-byte random token stored, as its SHA-256, for 15 minutes, and the link
-//!   `SITE_ORIGIN/upgrade/restore?token=…` sent with SES.
+//!   and its request does not count against the address), then the address *from this IP*
+//!   (3 requests an hour, whether or not it has a purchase; over it the page says so: one
+//!   network cannot lock a buyer out of sign-in links), then, only for an address about to be
+//!   sent a link, the emails sent to the address ([`EMAILS_PER_ADDRESS_PER_HOUR`]) and the
+//!   site-wide `RESTORE_EMAILS_PER_HOUR` (over either, nothing is sent and the answer is the
+//!   same neutral page). A request that got past the per-address limit is answered the
+//!   neutral page no sooner than [`SuccessDeps::restore_floor`] after it arrived; only when
+//!   the address has Pro now is a 32-byte random token stored, as its SHA-256, for 15
+//!   minutes, and the link `SITE_ORIGIN/upgrade/restore?token=…` sent with SES. The new
+//!   link replaces the address's earlier open one, which stops working.
 //! - Every `POST` must be a same-origin form post ([`crate::client::same_origin_form`]),
 //!   else `403`.
 //! - `GET` with `token`: a page with one button; changes nothing (mail scanners open links).
@@ -34,8 +37,10 @@ use crate::pages::{self, FormMessage, Page};
 
 /// How long a sign-in link works.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
-/// Link requests an email address may receive per hour (paid or not).
+/// Link requests for one email address from one client IP per hour (paid or not).
 pub const LINKS_PER_EMAIL_PER_HOUR: i64 = 3;
+/// Sign-in emails sent to one address per hour.
+pub const EMAILS_PER_ADDRESS_PER_HOUR: i64 = 3;
 /// Link requests a client IP ([`crate::client::client_ip`]) may make per hour.
 pub const REQUESTS_PER_IP_PER_HOUR: i64 = 20;
 /// Largest form body read.
@@ -128,15 +133,16 @@ async fn request_link(
             limit = "ip",
             "restore link requested"
         );
-        return Answer::Limited(limited_page(deps, LIMITED_IP));
+        return Answer::Limited(limited_page(deps, LIMITED_IP, now));
     }
     let Some(email) = raw_email.and_then(|raw| Email::parse(&raw).ok()) else {
         tracing::info!(outcome = "malformed_email", "restore link requested");
         return neutral();
     };
+    let email_key = email_counter(deps, &email);
     let email_count = match deps
         .store
-        .count_in_window(&format!("email#{}", digest(email.as_str())), window_end)
+        .count_in_window(&format!("{email_key}#ip#{}", digest(&ip)), window_end)
         .await
     {
         Ok(count) => count,
@@ -147,7 +153,7 @@ async fn request_link(
     };
     if email_count > LINKS_PER_EMAIL_PER_HOUR {
         tracing::warn!(email = %email, email_count, outcome = "rate_limited", limit = "email", "restore link requested");
-        return Answer::Limited(limited_page(deps, LIMITED_EMAIL));
+        return Answer::Limited(limited_page(deps, LIMITED_EMAIL, now));
     }
     let has_pro = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
@@ -159,6 +165,21 @@ async fn request_link(
     if !has_pro {
         tracing::info!(email = %email, outcome = "not_pro", "restore link requested");
         return neutral();
+    }
+    match deps
+        .store
+        .count_in_window(&format!("{email_key}#sent"), window_end)
+        .await
+    {
+        Ok(sent) if sent <= EMAILS_PER_ADDRESS_PER_HOUR => {}
+        Ok(sent) => {
+            tracing::warn!(email = %email, sent, outcome = "rate_limited", limit = "emails_sent", "restore: this address was sent enough links this hour; nothing sent");
+            return neutral();
+        }
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "restore: could not count the email; nothing sent");
+            return neutral();
+        }
     }
     match deps
         .store
@@ -195,6 +216,19 @@ async fn request_link(
         tracing::error!(email = %email, error = %error, "restore: could not store the token; nothing sent");
         return neutral();
     }
+    // This link replaces the address's earlier open one.
+    if let Err(error) = deps
+        .store
+        .set_latest_restore(
+            &format!("{email_key}#latest"),
+            &digest(&token),
+            now + TOKEN_LIFETIME_SECONDS,
+        )
+        .await
+    {
+        tracing::error!(email = %email, error = %error, "restore: could not record the open link; nothing sent");
+        return neutral();
+    }
     let origin = deps.config.site_url.origin();
     let link = format!("{origin}/upgrade/restore?token={token}");
     let site = origin.split("://").nth(1).unwrap_or(origin);
@@ -219,23 +253,28 @@ async fn request_link(
     neutral()
 }
 
-const LIMITED_EMAIL: &str = "Too many sign-in links were asked for this address in the last \
-    hour. Links already sent still work: check your inbox (and spam folder), or try again later.";
+const LIMITED_EMAIL: &str = "Too many sign-in links were asked for this address from your \
+    network in the last hour. The latest link sent still works: check your inbox (and spam \
+    folder), or try again in";
 const LIMITED_IP: &str = "Too many sign-in links were asked for from your network in the last \
-    hour. Links already sent still work: check your inbox (and spam folder), or try again later.";
+    hour. The latest link sent still works: check your inbox (and spam folder), or try again in";
 
 /// The answer over a limit: the same for every address, so it reveals nothing about
 /// purchases.
-fn limited_page(deps: &SuccessDeps, text: &str) -> Response<Body> {
+/// `Retry-After` and the text give the true wait: until the hour's window ends.
+fn limited_page(deps: &SuccessDeps, text: &str, now: i64) -> Response<Body> {
+    let retry = pages::until_window_end(now, 3600);
+    let text = format!("{text} {}.", pages::wait_in_words(retry));
     let mut response = pages::restore_form(
         deps,
         StatusCode::TOO_MANY_REQUESTS,
-        Some(FormMessage::Error(text)),
+        Some(FormMessage::Error(&text)),
     );
-    response.headers_mut().insert(
-        lambda_http::http::header::RETRY_AFTER,
-        lambda_http::http::HeaderValue::from_static("3600"),
-    );
+    if let Ok(value) = lambda_http::http::HeaderValue::from_str(&retry.to_string()) {
+        response
+            .headers_mut()
+            .insert(lambda_http::http::header::RETRY_AFTER, value);
+    }
     response
 }
 
@@ -254,6 +293,22 @@ async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
             return invalid_link(deps);
         }
     };
+    // A later link for the address replaced this one.
+    match deps
+        .store
+        .latest_restore(&format!("{}#latest", email_counter(deps, &email)))
+        .await
+    {
+        Ok(Some(latest)) if latest == digest(token) => {}
+        Ok(_) => {
+            tracing::info!(email = %email, outcome = "replaced", "restore link redeemed");
+            return invalid_link(deps);
+        }
+        Err(error) => {
+            tracing::error!(email = %email, error = %error, "restore: could not read the open link");
+            return invalid_link(deps);
+        }
+    }
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement,
         Err(error) => {
@@ -288,6 +343,10 @@ fn valid_token(token: &str) -> bool {
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
+    crate::budget::email_counter(deps, email)
 }
 
 fn digest(text: &str) -> String {

@@ -57,10 +57,11 @@ struct Visit {
     prefetch: bool,
     binding: Vec<String>,
     reported_status: String,
+    client_ip: String,
 }
 
 impl Visit {
-    fn read(request: &Request) -> Option<Self> {
+    fn read(deps: &SuccessDeps, request: &Request) -> Option<Self> {
         let reference = match query_param(request, "payment_id") {
             Some(id) => valid_id(&id).then_some(Reference::Payment(id))?,
             None => query_param(request, "subscription_id")
@@ -76,6 +77,7 @@ impl Visit {
             prefetch: llmxt_http::is_prefetch(request),
             binding: crate::checkout::presented_refs(request),
             reported_status: query_param(request, "status").unwrap_or_default(),
+            client_ip: crate::client::client_ip(deps, request),
         })
     }
 }
@@ -172,16 +174,37 @@ fn decide(
 /// Handles `GET /upgrade/success` received at `now` (unix seconds): read the visit, redeem
 /// its claim (confirming through Dodo's API when nothing is stored), decide, render.
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return ApiError::MethodNotAllowed("GET, HEAD").into_response();
-    }
-    if deps.config.allow_unverified {
+    // A POST is the answer to "Switch to the account that just paid?" ([`switch_prompt`]).
+    let switching = match *request.method() {
+        Method::GET | Method::HEAD => false,
+        Method::POST => true,
+        _ => return ApiError::MethodNotAllowed("GET, HEAD, POST").into_response(),
+    };
+    if deps.config.allow_unverified && !switching {
         return dev_mode_grant(deps, &request, now).await;
     }
-    let Some(visit) = Visit::read(&request) else {
+    let Some(visit) = Visit::read(deps, &request) else {
         tracing::info!(outcome = "invalid_link", "success redirect");
         return invalid_link(deps);
     };
+    if switching && !crate::client::same_origin_form(deps, &request) {
+        tracing::warn!(
+            outcome = "cross_site_refused",
+            "success: cross-site switch refused"
+        );
+        return switch_prompt(deps, &visit, StatusCode::FORBIDDEN);
+    }
+    if !switching
+        && !visit.prefetch
+        && another_email_would_be_replaced(deps, &request, &visit, now).await
+    {
+        tracing::info!(
+            outcome = "switch_prompt",
+            reference = visit.reference.query(),
+            "success redirect"
+        );
+        return switch_prompt(deps, &visit, StatusCode::OK);
+    }
     let claim = if visit.prefetch {
         None
     } else {
@@ -189,6 +212,76 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     };
     let outcome = decide(&visit, claim, deps.config.plans.default_plan());
     render(deps, &request, &visit, outcome, now)
+}
+
+/// Login CSRF: a cross-site navigation to someone else's success link must not silently
+/// replace this browser's sign-in with theirs. Whether this visit would: the browser holds a
+/// valid cookie of another email (and none of the purchase's), and the purchase's checkout was
+/// not started in this browser (its binding is not among the browser's). Reads the payment
+/// only when a cookie is held.
+async fn another_email_would_be_replaced(
+    deps: &SuccessDeps,
+    request: &Request,
+    visit: &Visit,
+    now: i64,
+) -> bool {
+    let (held, _) = presented_tokens(request, &deps.cookies, now);
+    if held.is_empty() {
+        return false;
+    }
+    let payment_id = match &visit.reference {
+        Reference::Payment(id) => Some(id.clone()),
+        Reference::Subscription(id) => deps
+            .store
+            .claim_payment_for_subscription(id)
+            .await
+            .ok()
+            .flatten(),
+    };
+    let Some(payment_id) = payment_id else {
+        return false;
+    };
+    let Ok(Some(payment)) = deps.store.get_payment(&payment_id).await else {
+        return false;
+    };
+    let Some(email) = payment.email.as_ref() else {
+        return false;
+    };
+    let bound_here = payment
+        .checkout_ref
+        .as_ref()
+        .is_some_and(|reference| visit.binding.contains(reference));
+    let claim_open = payment.claim_redeemed_at.is_none()
+        && payment.claim_expires_at.is_some_and(|until| until > now);
+    !bound_here
+        && claim_open
+        && held
+            .iter()
+            .all(|presented| presented.token.claims.email != email.as_str())
+}
+
+/// "Switch to the account that just paid?": the claim stays open until the buyer confirms
+/// with a same-origin POST of the same link.
+fn switch_prompt(deps: &SuccessDeps, visit: &Visit, status: StatusCode) -> Response<Body> {
+    let action = format!("/upgrade/success?{}", visit.reference.query());
+    Page::new("Switch to the account that just paid?")
+        .text(
+            "This browser is signed in with another email address than the purchase this link \
+             is for. Switch this browser to the purchase only if you just paid. If you did not \
+             open this link yourself, stay signed in as you are.",
+        )
+        .primary_post(
+            "switch",
+            &action,
+            &[("switch", "1")],
+            "Switch to this purchase",
+        )
+        .link(
+            "stay",
+            deps.config.site_url.as_str(),
+            "Stay signed in as I am",
+        )
+        .respond(deps, status)
 }
 
 /// Renders the outcome, once.
@@ -308,12 +401,12 @@ async fn confirm_through_api(
         return None;
     }
     let api = deps.dodo.as_deref()?;
-    // A subscription costs three calls: it, the list of its payments, and the first of them.
-    let (id, calls) = match lookup {
-        Lookup::Payment(id) => (id, 1),
-        Lookup::Subscription(id) => (id, 3),
+    // The first call is charged here; a subscription's two further calls (the list of its
+    // payments, the first of them) only when they are made.
+    let id = match lookup {
+        Lookup::Payment(id) | Lookup::Subscription(id) => id,
     };
-    if !budget::may_look_up(deps, id, calls, now).await {
+    if !budget::may_look_up(deps, id, &visit.client_ip, now).await {
         return None;
     }
     let confirm = Confirm {
@@ -327,7 +420,11 @@ async fn confirm_through_api(
     };
     let confirmation = match lookup {
         Lookup::Payment(id) => confirm.payment(id).await,
-        Lookup::Subscription(id) => confirm.subscription(id).await,
+        Lookup::Subscription(id) => {
+            confirm
+                .subscription(id, &budget::LookupBudget { deps, now })
+                .await
+        }
     };
     match confirmation {
         Confirmation::Applied(payment_id) => Some(payment_id),
@@ -352,7 +449,7 @@ fn purchase_cookie(
 ) -> Response<Body> {
     let claimed = Session::purchase(grant_key, now);
     let ranking = deps.config.plans.ranking();
-    let (held, _) = presented_tokens(request, deps.cookies.signer(), now);
+    let (held, _) = presented_tokens(request, &deps.cookies, now);
     let (session, plan) = held
         .iter()
         .filter(|presented| presented.token.claims.email == email.as_str())

@@ -84,42 +84,68 @@ fn pending(response: &Response<Body>) {
     assert!(html.contains("Confirming your payment"), "{html}");
 }
 
-fn busy(response: &Response<Body>) {
+/// A busy page whose `Retry-After` is `retry_seconds` and whose text states the same wait.
+fn busy_for(response: &Response<Body>, retry_seconds: i64, in_words: &str) {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        response.headers()["retry-after"].to_str().unwrap(),
+        retry_seconds.to_string()
+    );
+    let html = response_text(response);
     assert!(
-        response_text(response).contains("try again in a minute"),
-        "{}",
-        response_text(response)
+        html.contains(&format!("try again in {in_words}.")),
+        "{html}"
     );
     assert!(response.headers().get("set-cookie").is_none());
     assert!(response.headers().get("location").is_none());
 }
 
+/// Busy on the per-IP hourly limit, at `NOW` (the start of an hour, 1_800_000_000 = 500_000 h).
+fn busy(response: &Response<Body>) {
+    busy_for(response, 3600, "60 minutes");
+}
+
 #[tokio::test]
 async fn anonymous_requests_make_at_most_the_budgeted_api_calls() {
     let (deps, dodo) = setup(&[("DODO_API_CALLS_PER_MINUTE", "5")]).await;
+    // Twenty success links with made-up ids from twenty addresses spend the look-up budget...
+    for n in 0..20 {
+        let request = Visit {
+            path: "/upgrade/success",
+            query: format!("payment_id=pay_random{n}"),
+            headers: vec![],
+            cookies: vec![],
+            source_ip: &format!("198.51.100.{n}"),
+        };
+        pending(&visit(&deps, request, NOW + 1).await);
+    }
+    assert_eq!(dodo.take_requests().len(), 5, "the look-up budget");
+    // ...and checkout has its own: ten buyers, five sessions, then busy until the minute ends.
     let mut answers = Vec::new();
     for n in 0..10 {
-        // Ten checkouts from ten addresses and twenty success links with made-up ids.
-        answers.push(checkout(&deps, &format!("198.51.100.{n}"), vec![]).await);
-        for m in 0..2 {
-            let query = format!("payment_id=pay_random{n}x{m}");
-            pending(&success(&deps, query, NOW + 1).await);
-        }
+        answers.push(checkout(&deps, &format!("203.0.113.{n}"), vec![]).await);
     }
-    let calls = dodo.take_requests();
-    assert_eq!(calls.len(), 5, "{calls:?}");
+    assert_eq!(dodo.take_requests().len(), 5, "the checkout budget");
     let created = answers
         .iter()
         .filter(|r| r.status() == StatusCode::SEE_OTHER)
         .count();
+    assert_eq!(created, 5);
     assert_eq!(created, dodo.checkouts().len());
     for answer in answers
         .iter()
         .filter(|r| r.status() != StatusCode::SEE_OTHER)
     {
-        busy(answer);
+        busy_for(answer, 60, "60 seconds");
     }
+    let later = Visit {
+        path: "/upgrade/checkout",
+        query: "product=pdt_test".to_owned(),
+        headers: vec![],
+        cookies: vec![],
+        source_ip: "203.0.113.99",
+    };
+    busy_for(&visit(&deps, later, NOW + 45).await, 15, "15 seconds");
     assert_eq!(
         record_sizes(&deps.store).await,
         (0, 0),
@@ -127,7 +153,6 @@ async fn anonymous_requests_make_at_most_the_budgeted_api_calls() {
     );
 
     // The next minute has a fresh budget.
-    checkout(&deps, "198.51.100.50", vec![]).await;
     let next = Visit {
         path: "/upgrade/checkout",
         query: "product=pdt_test".to_owned(),
@@ -137,6 +162,54 @@ async fn anonymous_requests_make_at_most_the_budgeted_api_calls() {
     };
     assert_eq!(
         visit(&deps, next, NOW + 60).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn one_client_cannot_spend_the_look_ups_and_a_404_costs_one_call() {
+    let (deps, dodo) = setup(&[("DODO_API_CALLS_PER_MINUTE", "3")]).await;
+    // Three subscriptions Dodo does not know: one call each (a 404 ends the look-up), so all
+    // three fit in a budget of three.
+    for n in 0..3 {
+        let request = Visit {
+            path: "/upgrade/success",
+            query: format!("subscription_id=sub_random{n}"),
+            headers: vec![],
+            cookies: vec![],
+            source_ip: &format!("198.51.100.{n}"),
+        };
+        pending(&visit(&deps, request, NOW).await);
+    }
+    assert_eq!(
+        dodo.take_requests(),
+        [
+            "GET /subscriptions/sub_random0",
+            "GET /subscriptions/sub_random1",
+            "GET /subscriptions/sub_random2"
+        ]
+    );
+
+    // One client address gets at most LOOKUPS_PER_HOUR_PER_IP look-ups an hour, spread over
+    // minutes so that the site-wide budget is not what stops it.
+    let (deps, dodo) = setup(&[]).await;
+    let limit = success_redirect::budget::LOOKUPS_PER_HOUR_PER_IP;
+    for n in 0..(limit + 5) {
+        let request = Visit {
+            path: "/upgrade/success",
+            query: format!("payment_id=pay_spray{n}"),
+            headers: vec![],
+            cookies: vec![],
+            source_ip: "198.51.100.200",
+        };
+        pending(&visit(&deps, request, NOW + n * 60).await);
+    }
+    assert_eq!(dodo.take_requests().len(), usize::try_from(limit).unwrap());
+    // Another buyer still gets a look-up, and checkout is untouched.
+    pending(&success(&deps, "payment_id=pay_other".to_owned(), NOW + 3000).await);
+    assert_eq!(dodo.take_requests(), ["GET /payments/pay_other"]);
+    assert_eq!(
+        checkout(&deps, "198.51.100.200", vec![]).await.status(),
         StatusCode::SEE_OTHER
     );
 }
@@ -337,7 +410,11 @@ async fn the_lines_the_alarms_count_are_logged() {
         checkout(&deps, "198.51.100.1", vec![]).await.status(),
         StatusCode::BAD_GATEWAY
     );
-    busy(&checkout(&deps, "198.51.100.2", vec![]).await);
+    busy_for(
+        &checkout(&deps, "198.51.100.2", vec![]).await,
+        60,
+        "60 seconds",
+    );
     let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()

@@ -350,7 +350,7 @@ async fn redirects_only_ever_go_to_the_site() {
 async fn other_methods_are_405() {
     let (deps, _) = setup().await;
     let event = ApiGatewayEvent {
-        method: "POST",
+        method: "PUT",
         path: "/upgrade/success",
         query: "payment_id=pay_test",
         headers: vec![],

@@ -248,9 +248,23 @@ fn limited(response: &Response<Body>, whose: &str) -> String {
     assert!(
         html.contains(&format!(
             "Too many sign-in links were asked for {whose} in the last hour"
-        )) && html.contains("Links already sent still work"),
+        )) && html.contains("The latest link sent still works"),
         "{html}"
     );
+    // The true wait, in the page and in Retry-After: until the hour's window ends.
+    let retry: i64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry));
+    let minutes = (retry + 59) / 60;
+    let words = if retry < 90 {
+        format!("{retry} second")
+    } else {
+        format!("{minutes} minute")
+    };
+    assert!(html.contains(&format!("try again in {words}")), "{html}");
     assert!(response.headers().get("set-cookie").is_none());
     html
 }
@@ -269,8 +283,14 @@ async fn three_links_an_hour_per_email_and_twenty_requests_per_source_ip() {
     }
     // The fourth request for an address says so, the same whether or not it has a purchase.
     assert_eq!(
-        limited(&ask_for_link(&deps, &buyer).await, "this address"),
-        limited(&ask_for_link(&deps, &stranger).await, "this address")
+        limited(
+            &ask_for_link(&deps, &buyer).await,
+            "this address from your network"
+        ),
+        limited(
+            &ask_for_link(&deps, &stranger).await,
+            "this address from your network"
+        )
     );
     assert_eq!(
         sent_emails(&buyer).await.len(),
@@ -698,4 +718,74 @@ async fn answers_that_depend_on_a_purchase_wait_for_the_floor_and_limits_do_not(
         .await,
     );
     assert!(started.elapsed() < deps.restore_floor);
+}
+
+async fn ask_from(deps: &SuccessDeps, email: &str, source_ip: &str) -> Response<Body> {
+    let body = format!("email={}", email.replace('@', "%40"));
+    let mut event: serde_json::Value =
+        serde_json::from_str(&event("POST", "", vec![], Some(body))).unwrap();
+    event["requestContext"]["http"]["sourceIp"] = serde_json::json!(source_ip);
+    handle(deps, request_from_event(&event.to_string()), now()).await
+}
+
+/// Issue 34, item 5: requests are counted per (address, client IP), so one network cannot
+/// lock a buyer out; emails sent per address are capped instead; a new link replaces the
+/// address's earlier open one.
+#[tokio::test]
+async fn one_network_cannot_lock_a_buyer_out_and_a_new_link_replaces_the_old() {
+    let deps = deps().await;
+    let buyer = address("lockout");
+    buy(&deps, &buyer, "pay_lockout").await;
+    // Three requests from an attacker's address, then it is limited, for that address only.
+    for _ in 0..3 {
+        neutral(&ask_from(&deps, &buyer, "198.51.100.66").await);
+    }
+    limited(
+        &ask_from(&deps, &buyer, "198.51.100.66").await,
+        "this address from your network",
+    );
+    assert_eq!(sent_emails(&buyer).await.len(), 3);
+    let third = token_sent_to(&buyer).await;
+    // The buyer, from another network, is not refused; no fourth email goes out this hour
+    // (emails sent per address are capped), and the latest link sent still works.
+    neutral(&ask_from(&deps, &buyer, "203.0.113.7").await);
+    assert_eq!(
+        sent_emails(&buyer).await.len(),
+        success_redirect::restore::EMAILS_PER_ADDRESS_PER_HOUR as usize
+    );
+    let response = press_button(&deps, &third, now()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // A new request replaces the earlier open link.
+    let other = address("replaced");
+    buy(&deps, &other, "pay_replaced").await;
+    neutral(&ask_from(&deps, &other, "203.0.113.8").await);
+    let first = token_sent_to(&other).await;
+    neutral(&ask_from(&deps, &other, "203.0.113.8").await);
+    let second = token_sent_to(&other).await;
+    assert_ne!(first, second);
+    let response = press_button(&deps, &first, now()).await;
+    assert_ne!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the first link was replaced"
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+    let response = press_button(&deps, &second, now()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // Issue 34, item 6: no per-address key is a bare hash of the address.
+    use sha2::Digest;
+    let payments = deps.store.config().payments_table.clone();
+    let table = llmxt_testkit::table_snapshot(&deps.store, &payments)
+        .await
+        .join("\n");
+    for address in [&buyer, &other] {
+        let bare = llmxt_domain::crypto::hex_encode(&sha2::Sha256::digest(address.as_bytes()));
+        assert!(!table.contains(&bare), "{table}");
+    }
+    assert!(
+        table.contains("limit#email#"),
+        "the keyed counters are there"
+    );
 }
