@@ -56,7 +56,9 @@ impl LocalApi {
             path if path.starts_with("/upgrade/") => {
                 success_redirect::handle(&self.success, request, now).await
             }
-            "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
+            "/api/entitlement" | "/api/entitlement/keys" => {
+                entitlement::handle(&self.entitlement, request, now).await
+            }
             "/" => static_file("text/html; charset=utf-8", &self.home),
             "/app.js" => static_file("text/javascript; charset=utf-8", HOME_SCRIPT),
             _ => {
