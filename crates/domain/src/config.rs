@@ -422,9 +422,20 @@ impl CookieConfig {
 /// stale window) and `PLAN_FEATURES`.
 pub fn pass_config_from_env(env: &Env) -> Result<Option<crate::pass::PassConfig>, ConfigError> {
     use crate::pass::{self, PassKeys, PublicKey};
-    let Some(private) = env.optional("PASS_SIGNING_KEY") else {
-        return Ok(None);
-    };
+    // Every setting is checked even without a key, so a deployment that sets them is told of
+    // a bad value before the key is added.
+    let ttl_seconds = env.seconds(
+        "PASS_TTL_SECONDS",
+        pass::DEFAULT_TTL_SECONDS,
+        pass::MIN_TTL_SECONDS,
+        pass::MAX_TTL_SECONDS,
+    )?;
+    let stale_seconds = env.seconds(
+        "PASS_STALE_SECONDS",
+        pass::DEFAULT_STALE_SECONDS,
+        0,
+        400 * 86_400,
+    )?;
     let previous = match env.optional("PASS_VERIFY_KEYS_PREVIOUS") {
         Some(text) => PublicKey::all_from_pem(&text).map_err(|_| {
             ConfigError::new(
@@ -434,6 +445,10 @@ pub fn pass_config_from_env(env: &Env) -> Result<Option<crate::pass::PassConfig>
         })?,
         None => Vec::new(),
     };
+    let features = plan_features_from_env(env)?;
+    let Some(private) = env.optional("PASS_SIGNING_KEY") else {
+        return Ok(None);
+    };
     let keys = PassKeys::from_pem(&private, previous).map_err(|_| {
         ConfigError::new(
             "PASS_SIGNING_KEY",
@@ -442,19 +457,9 @@ pub fn pass_config_from_env(env: &Env) -> Result<Option<crate::pass::PassConfig>
     })?;
     Ok(Some(pass::PassConfig {
         keys,
-        ttl_seconds: env.seconds(
-            "PASS_TTL_SECONDS",
-            pass::DEFAULT_TTL_SECONDS,
-            pass::MIN_TTL_SECONDS,
-            pass::MAX_TTL_SECONDS,
-        )?,
-        stale_seconds: env.seconds(
-            "PASS_STALE_SECONDS",
-            pass::DEFAULT_STALE_SECONDS,
-            0,
-            400 * 86_400,
-        )?,
-        features: plan_features_from_env(env)?,
+        ttl_seconds,
+        stale_seconds,
+        features,
     }))
 }
 
