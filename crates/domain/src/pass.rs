@@ -7,8 +7,10 @@
 //!   `Jwk::thumbprint` is not used: in 10.3 it leaves the quotes off `"crv"` for OKP keys.
 //! - Keys ([`PassKeys`]): `PASS_SIGNING_KEY` signs; it and `PASS_VERIFY_KEYS_PREVIOUS` are
 //!   published ([`PassKeys::jwks`]), the current key first.
-//! - [`PassIssuer`] issues every pass: the token, and its `Set-Cookie` (`__Host-llmxt_pass`, or
-//!   `llmxt_pass` with `Domain=` when `COOKIE_DOMAIN` is set, as the Pro cookie).
+//! - [`PassIssuer`] issues every pass: the token, and its `Set-Cookie` `__Host-llmxt_pass`,
+//!   host-only even when `COOKIE_DOMAIN` widens the Pro cookie: verifiers read that name alone
+//!   (a sibling subdomain cannot plant it), and a site that asks the API from its server passes
+//!   the cookie on under its own host.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -18,12 +20,8 @@ use sha2::Digest;
 
 use crate::access::PlanFeatures;
 
-/// Name of the pass cookie when host-only (`COOKIE_DOMAIN` unset).
+/// Name of the pass cookie (always host-only).
 pub const PASS_COOKIE_NAME: &str = "__Host-llmxt_pass";
-
-/// Name of the pass cookie when `COOKIE_DOMAIN` widens it (a `__Host-` cookie cannot carry
-/// `Domain=`).
-pub const DOMAIN_PASS_COOKIE_NAME: &str = "llmxt_pass";
 
 /// The header's `typ`: no other token of the API is a pass.
 pub const PASS_TYPE: &str = "llmxt-pass+jwt";
@@ -280,7 +278,7 @@ pub struct PassClaims {
     /// Fresh until, unix seconds: `iat + PASS_TTL_SECONDS`.
     pub exp: i64,
     /// Until when a Pro pass may stand in while the API cannot be reached; absent when there
-    /// is no stale window (`PASS_STALE_SECONDS=0`, or a pass issued while failing open).
+    /// is no stale window (`PASS_STALE_SECONDS=0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_until: Option<i64>,
     /// Whether the answer gave Pro.
@@ -318,9 +316,6 @@ pub struct PassContent<'a> {
     pub billing_state: Option<&'a str>,
     /// Its `source`.
     pub source: &'a str,
-    /// Whether the pass may stand in for the API while it cannot be reached: only for an
-    /// answer the database gave.
-    pub stale_window: bool,
 }
 
 /// A pass ready to send.
@@ -350,17 +345,14 @@ pub struct PassConfig {
 pub struct PassIssuer {
     config: PassConfig,
     audience: String,
-    domain: Option<String>,
 }
 
 impl PassIssuer {
-    /// Passes for `audience` (the site origin), as cookies named after `domain`
-    /// (`COOKIE_DOMAIN`).
-    pub fn new(config: PassConfig, audience: impl Into<String>, domain: Option<String>) -> Self {
+    /// Passes for `audience` (the site origin).
+    pub fn new(config: PassConfig, audience: impl Into<String>) -> Self {
         Self {
             config,
             audience: audience.into(),
-            domain,
         }
     }
 
@@ -379,19 +371,10 @@ impl PassIssuer {
         self.config.features.of(plan)
     }
 
-    /// The name passes are set under.
-    pub fn cookie_name(&self) -> &'static str {
-        if self.domain.is_some() {
-            DOMAIN_PASS_COOKIE_NAME
-        } else {
-            PASS_COOKIE_NAME
-        }
-    }
-
     /// The claims of a pass stating `content`, issued at `now`.
     pub fn claims(&self, content: &PassContent<'_>, now: i64) -> PassClaims {
-        let stale_until = (content.stale_window && self.config.stale_seconds > 0)
-            .then(|| now.saturating_add(self.config.stale_seconds));
+        let stale_until =
+            (self.config.stale_seconds > 0).then(|| now.saturating_add(self.config.stale_seconds));
         PassClaims {
             iss: self.audience.clone(),
             aud: self.audience.clone(),
@@ -428,15 +411,9 @@ impl PassIssuer {
     /// there is none.
     fn set_cookie(&self, token: &str) -> String {
         let max_age = self.config.stale_seconds.max(self.config.ttl_seconds);
-        let mut cookie = format!(
-            "{}={token}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax",
-            self.cookie_name()
-        );
-        if let Some(domain) = &self.domain {
-            cookie.push_str("; Domain=");
-            cookie.push_str(domain);
-        }
-        cookie
+        format!(
+            "{PASS_COOKIE_NAME}={token}; Max-Age={max_age}; Path=/; HttpOnly; Secure; SameSite=Lax"
+        )
     }
 }
 
@@ -514,7 +491,6 @@ mod tests {
                 features,
             },
             SITE,
-            None,
         )
     }
 
@@ -527,7 +503,6 @@ mod tests {
             scope: Some("account"),
             billing_state: Some("active"),
             source: "database",
-            stale_window: true,
         }
     }
 
@@ -637,9 +612,9 @@ mod tests {
     }
 
     #[test]
-    fn no_stale_window_when_disabled_or_failing_open() {
+    fn no_stale_window_when_disabled() {
         let keys = PassKeys::from_pem(&rfc_pem(), vec![]).expect("key");
-        let never = issuer(keys.clone(), 0);
+        let never = issuer(keys, 0);
         let claims = never.claims(&content(&[]), NOW);
         assert_eq!(claims.stale_until, None);
         let issued = never.issue(&content(&[]), NOW).expect("issued");
@@ -651,15 +626,6 @@ mod tests {
         let payload = issued.token.split('.').nth(1).expect("claims");
         let json = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("utf8");
         assert!(!json.contains("stale_until"), "{json}");
-        let fail_open = PassContent {
-            stale_window: false,
-            source: "cookie",
-            ..content(&[])
-        };
-        assert_eq!(
-            issuer(keys, 86_400).claims(&fail_open, NOW).stale_until,
-            None
-        );
     }
 
     #[test]
@@ -691,22 +657,6 @@ mod tests {
         let keys = PassKeys::from_pem(&rfc_pem(), vec![]).expect("key");
         let many: Vec<String> = (0..20).map(|i| format!("feature-{i}")).collect();
         assert_eq!(issuer(keys, 86_400).issue(&content(&many), NOW), None);
-    }
-
-    #[test]
-    fn the_domain_cookie_is_named_like_the_pro_cookie() {
-        let keys = PassKeys::from_pem(&rfc_pem(), vec![]).expect("key");
-        let mut wide = issuer(keys, 86_400);
-        wide.domain = Some("example.com".to_owned());
-        let issued = wide.issue(&content(&[]), NOW).expect("issued");
-        assert!(
-            issued.set_cookie.starts_with("llmxt_pass=")
-                && issued
-                    .set_cookie
-                    .ends_with("; SameSite=Lax; Domain=example.com"),
-            "{}",
-            issued.set_cookie
-        );
     }
 
     #[test]

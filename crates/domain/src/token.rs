@@ -409,7 +409,7 @@ impl CookieIssuer {
             passes: config
                 .pass
                 .clone()
-                .map(|pass| PassIssuer::new(pass, config.audience.clone(), config.domain.clone())),
+                .map(|pass| PassIssuer::new(pass, config.audience.clone())),
         }
     }
 
@@ -475,7 +475,6 @@ impl CookieIssuer {
                 scope: Some(session.scope.as_str()),
                 billing_state: None,
                 source: "database",
-                stale_window: true,
             };
             passes.issue(&content, now)
         });

@@ -2,12 +2,12 @@
 //! server-to-server request) has Pro. The database decides; only when it is unreachable or
 //! slower than its budget does a validly signed, unexpired cookie answer alone.
 //!
-//! With `PASS_SIGNING_KEY`, every answer for a valid cookie or an email carries an edge pass
-//! stating it (`"pass"`, and for a cookie the pass cookie too), and `GET
+//! With `PASS_SIGNING_KEY`, every answer the database gave for a valid cookie or an email
+//! carries an edge pass stating it (`"pass"`, and for a cookie the pass cookie too), and `GET
 //! /api/entitlement/keys` publishes the keys that verify it. Only the long-lived cookie earns a
-//! pass (a pass cookie is never read here). An answer that fails open on the cookie gets a
-//! pass without a stale window: it says no more than the next answer would until the database
-//! is back, and cannot stand in for the API when it is down.
+//! pass (a pass cookie is never read here). An answer that fails open on the cookie carries no
+//! pass: a pass only ever states what the database said, so the site keeps asking, and a
+//! refund still ends access within the TTL once the database answers again.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -453,8 +453,10 @@ fn body(deps: &EntitlementDeps, shown: Shown<'_>, now: i64, pass_to: PassTo<'_>)
         PassTo::Json(email) => (Some(email), false),
         PassTo::Cookie(email) => (Some(email), true),
     };
+    // Only the database's word is signed: a fail-open answer (the cookie's word) gets no pass.
     let pass = email
         .zip(deps.cookies.passes())
+        .filter(|_| shown.source == Source::Database)
         .and_then(|(email, passes)| {
             let content = PassContent {
                 email: email.as_str(),
@@ -464,8 +466,6 @@ fn body(deps: &EntitlementDeps, shown: Shown<'_>, now: i64, pass_to: PassTo<'_>)
                 scope: shown.scope,
                 billing_state: shown.billing.map(|billing| billing.state.as_str()),
                 source: shown.source.as_str(),
-                // Only the database's word may stand in while the API is down.
-                stale_window: shown.source == Source::Database,
             };
             passes.issue(&content, now)
         });
