@@ -104,7 +104,7 @@ export function proMiddleware(options: ProMiddlewareOptions) {
     if (pass?.fresh) return decide("pass", pass.entitlement.pro ? NextResponse.next() : redirect());
     try {
       const answer = await client().entitlement({ cookie }, { timeoutMs });
-      return decide("origin", answer.pro ? nextWithCookies(request, answer) : redirect(), answer);
+      return decide("origin", answer.pro ? NextResponse.next() : redirect(), answer);
     } catch (error) {
       console.error("@llmxt/pro: entitlement check failed:", error);
     }
@@ -120,24 +120,6 @@ export function proMiddleware(options: ProMiddlewareOptions) {
           }),
     );
   };
-}
-
-/**
- * `NextResponse.next()` whose request, the one the page renders, carries the cookies the answer
- * just set (the new pass, a refreshed cookie): `getEntitlement` in the page then decides from
- * the new pass instead of asking the API a second time.
- */
-function nextWithCookies(request: NextRequest, answer: EntitlementAnswer): NextResponse {
-  const pairs = answer.setCookie.map((cookie) => cookie.split(";", 1)[0].trim()).filter((pair) => /^[^=\s]+=\S/.test(pair));
-  if (!pairs.length) return NextResponse.next();
-  const names = new Set(pairs.map((pair) => pair.slice(0, pair.indexOf("="))));
-  const kept = (request.headers.get("cookie") ?? "")
-    .split(";")
-    .map((part) => part.trim())
-    .filter((part) => part && !names.has(part.split("=", 1)[0].trim()));
-  const headers = new Headers(request.headers);
-  headers.set("cookie", [...kept, ...pairs].join("; "));
-  return NextResponse.next({ request: { headers } });
 }
 
 /** Anything carrying request headers: a `Request`, `await headers()` of `next/headers`, … */
