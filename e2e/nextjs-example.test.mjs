@@ -4,15 +4,19 @@
 // middleware, a refund closes it again, and the emailed sign-in link works through the rewrites.
 // The site's own parts: notices after ?upgrade=…, a page margin on a phone, one host (a visit on
 // another host is sent to NEXT_PUBLIC_SITE_URL's), its own page when the API is down, and
-// `next start` (package.json's script) on loopback only.
+// `next start` (package.json's script) on loopback only. With the API's edge pass on
+// (PASS_SIGNING_KEY): most page views decide without a call, a refund still ends access within
+// the pass's TTL, a stale pass stands in while the API is down, and a retired key's passes
+// verify while it is published.
 // Needs LLMXT_TEST_DYNAMODB_ENDPOINT, LLMXT_TEST_SES_ENDPOINT, the debug binaries and
 // `npm ci` in clients/js and examples/nextjs (scripts/test.sh provides all of them).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, sign } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 import { root, bin, freePort, portIsFree, waitForServer, deliverEvent, accountToken, stop, listenAddresses } from "./lib.mjs";
 
@@ -344,6 +348,9 @@ test("a visit on another host is sent to NEXT_PUBLIC_SITE_URL's host first, path
 test("with the API down, /upgrade/* shows the site's own page (502) with a way home", async () => {
   await stop(api);
   const context = await browser.newContext();
+  // A visitor with a Pro cookie: without one, the home page decides "not Pro" with no call.
+  const value = accountToken({ email: `site-down-${suffix}@example.com`, aud: site, key: env.ENTITLEMENT_SECRET, daysAgo: 0 });
+  await context.addCookies([{ name: "llmxt_pro", value, url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
   const page = await context.newPage();
   try {
     for (const path of ["/upgrade/billing", "/upgrade/restore", "/upgrade/success?payment_id=pay_x&status=succeeded"]) {
@@ -364,5 +371,153 @@ test("with the API down, /upgrade/* shows the site's own page (502) with a way h
     await context.close();
     api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
     await waitForServer(`http://127.0.0.1:${env.PORT}/`, "local-api (again)");
+  }
+});
+
+// The edge pass. local-api runs again with a signing key and a retired key still published;
+// its log counts the checks (one "entitlement by cookie" line each).
+const passKeys = { current: generateKeyPairSync("ed25519"), retired: generateKeyPairSync("ed25519") };
+let checks = 0;
+
+async function restartApi(extra) {
+  await stop(api);
+  api = spawn(bin("local-api"), [], {
+    env: {
+      ...env,
+      RUST_LOG: "info",
+      // The longest database budget: on a loaded machine a slower DynamoDB Local would make
+      // answers fail open, and those carry no pass.
+      ENTITLEMENT_DB_BUDGET_MS: "900",
+      PASS_SIGNING_KEY: passKeys.current.privateKey.export({ type: "pkcs8", format: "pem" }),
+      PASS_VERIFY_KEYS_PREVIOUS: passKeys.retired.publicKey.export({ type: "spki", format: "pem" }),
+      ...extra,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  // One line per check: answered by the database, or by the cookie when the database is slow.
+  createInterface({ input: api.stdout }).on("line", (line) => {
+    if (/entitlement by cookie|failing open on a valid cookie/.test(line)) checks += 1;
+  });
+  await waitForServer(`http://127.0.0.1:${env.PORT}/`, "local-api (with passes)");
+}
+
+const passCookie = (cookies) => cookies.find((c) => c.name === "__Host-llmxt_pass");
+
+/** Opens /pro; returns the middleware's decision, asserting the Pro content or the redirect. */
+async function viewPro(page, { pro }) {
+  const response = await page.goto(`${site}/pro`);
+  if (pro) {
+    assert.equal(page.url(), `${site}/pro`);
+    assert.match(await page.textContent("#pro-content"), /Welcome to the Pro area \(professional\)/);
+  }
+  const first = response.request().redirectedFrom() ?? response.request();
+  return (await first.response()).headers()["x-llmxt-decision"];
+}
+
+/** A browser holding a fresh account cookie of a buyer who paid `paymentId`. */
+async function buyerContext(name) {
+  const email = `site-${name}-${suffix}@example.com`;
+  await deliver("payment.succeeded.cli-generator.json", `pay_site_${name}_${process.pid}`, email);
+  const context = await browser.newContext();
+  const value = accountToken({ email, aud: site, key: env.ENTITLEMENT_SECRET, daysAgo: 0 });
+  await context.addCookies([{ name: "llmxt_pro", value, url: site, httpOnly: true, secure: true, sameSite: "Lax" }]);
+  return { context, email, page: await context.newPage() };
+}
+
+test("with passes, 20 gated page views cost at most 2 checks at the API", async () => {
+  await restartApi({});
+  const { context, page } = await buyerContext("pass20");
+  checks = 0;
+  const decisions = [];
+  for (let i = 0; i < 20; i++) decisions.push(await viewPro(page, { pro: true }));
+  assert.ok(checks <= 2, `${checks} checks for 20 views (${decisions.join(" ")})`);
+  assert.equal(decisions[0], "origin");
+  assert.deepEqual(decisions.slice(1), Array(19).fill("pass"));
+  const pass = passCookie(await context.cookies());
+  assert.ok(pass?.httpOnly && pass.secure && pass.sameSite === "Lax", JSON.stringify(pass));
+  console.log(`# edge pass: ${checks} checks at local-api for 20 gated page views`);
+  await context.close();
+});
+
+test("after a refund, /pro is refused within PASS_TTL_SECONDS + 5 s (TTL 5)", async () => {
+  await restartApi({ PASS_TTL_SECONDS: "5" });
+  const email = `site-pass-refund-${suffix}@example.com`;
+  const paymentId = `pay_site_pass_refund_${process.pid}`;
+  await deliver("payment.succeeded.cli-generator.json", paymentId, email);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/success?payment_id=${paymentId}&status=succeeded`);
+  assert.ok(passCookie(await context.cookies()), "the success redirect set the pass");
+  assert.equal(await viewPro(page, { pro: true }), "pass");
+  await deliver("refund.succeeded.cli-generator.json", paymentId, email);
+  const refunded = Date.now();
+  let refusedAfter;
+  const seen = [];
+  while (Date.now() - refunded < 15_000) {
+    seen.push(await viewPro(page, { pro: false }));
+    if (page.url() === `${site}/?upgrade=required`) {
+      refusedAfter = (Date.now() - refunded) / 1000;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  // TTL 5 + the verifier's 5 s leeway, plus up to 1 s because both sides count whole seconds
+  // (a pass is fresh through the whole second exp + leeway).
+  assert.ok(refusedAfter !== undefined && refusedAfter <= 11, `refused after ${refusedAfter ?? "more than 15"} s: ${seen.join(" ")}`);
+  console.log(`# edge pass: refund to refused in ${refusedAfter.toFixed(1)} s (TTL 5 s)`);
+  await context.close();
+});
+
+test("a retired key's pass verifies while published; an unknown key's does not", async () => {
+  const { x } = passKeys.retired.publicKey.export({ format: "jwk" });
+  const kid = createHash("sha256").update(JSON.stringify({ crv: "Ed25519", kty: "OKP", x })).digest("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: site, aud: site, sub: `site-retired-${suffix}@example.com`, iat: now, exp: now + 60, pro: true, plan: "professional", source: "database" };
+  const forge = (privateKey, keyId) => {
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const input = `${part({ alg: "EdDSA", kid: keyId, typ: "llmxt-pass+jwt" })}.${part(claims)}`;
+    return `${input}.${sign(null, Buffer.from(input), privateKey).toString("base64url")}`;
+  };
+  const stranger = generateKeyPairSync("ed25519").privateKey;
+  for (const [value, pro] of [
+    [forge(passKeys.retired.privateKey, kid), true],
+    [forge(stranger, kid), false],
+    [forge(createPrivateKey(passKeys.retired.privateKey.export({ type: "pkcs8", format: "pem" })), "not-published"), false],
+  ]) {
+    const context = await browser.newContext();
+    // A __Host- cookie is only accepted for an https URL; it is the same host-only cookie.
+    await context.addCookies([{ name: "__Host-llmxt_pass", value, url: site.replace("http:", "https:"), httpOnly: true, secure: true, sameSite: "Lax" }]);
+    const page = await context.newPage();
+    const decision = await viewPro(page, { pro });
+    if (pro) assert.equal(decision, "pass");
+    else assert.equal(page.url(), `${site}/?upgrade=required`);
+    await context.close();
+  }
+});
+
+test("local-api stopped: a stale Pro pass is still served, a Pro cookie alone gets 503, no cookie the redirect", async () => {
+  const { context, page } = await buyerContext("pass-stale");
+  assert.equal(await viewPro(page, { pro: true }), "origin");
+  const issued = passCookie(await context.cookies());
+  assert.ok(issued, "a pass came with the check");
+  // Past its TTL (5 s) and the verifier's leeway (5 s): no longer fresh, still within stale_until.
+  await new Promise((r) => setTimeout(r, 11_000));
+  const { context: cookieOnly, page: cookieOnlyPage } = await buyerContext("pass-none");
+  await stop(api);
+  try {
+    assert.equal(await viewPro(page, { pro: true }), "stale");
+    const response = await cookieOnlyPage.goto(`${site}/pro`);
+    assert.equal(response.status(), 503);
+    assert.equal(response.headers()["x-llmxt-decision"], "unavailable");
+    assert.doesNotMatch(await cookieOnlyPage.textContent("body"), /need Pro|buy/i);
+    const stranger = await browser.newContext();
+    const strangerPage = await stranger.newPage();
+    assert.equal(await viewPro(strangerPage, { pro: false }), "none");
+    assert.equal(strangerPage.url(), `${site}/?upgrade=required`);
+    await stranger.close();
+  } finally {
+    await context.close();
+    await cookieOnly.close();
+    await restartApi({});
   }
 });

@@ -18,6 +18,8 @@ SAMPLE_PARAMETERS = {
     "EntitlementSecret": "sample-entitlement-secret-0123456789abcdef",
     "HmacSecret": "sample-hmac-secret-0123456789abcdef012345",
     "SiteUrl": "https://pro.example.com",
+    # So that the functions' check reads and validates the pass key (line breaks as \n).
+    "PassSigningKey": "-----BEGIN PRIVATE KEY-----\\nMC4CAQAwBQYDK2VwBCIEIEihHyKrmXCyFgpiSOQfSk+dAIWnM7MKG2puz2q39wz3\\n-----END PRIVATE KEY-----",
 }
 
 FUNCTIONS = {
@@ -201,7 +203,7 @@ def test_each_function_gets_only_what_it_uses(template, logical):
 
 def test_secrets_are_noecho_and_prod_refuses_dev_mode(template):
     parameters = template["Parameters"]
-    for name in ("DodoWebhookSecret", "EntitlementSecret", "HmacSecret", "DodoApiKey"):
+    for name in ("DodoWebhookSecret", "EntitlementSecret", "HmacSecret", "DodoApiKey", "PassSigningKey"):
         assert parameters[name].get("NoEcho") is True, name
     rule = template["Rules"]["ProdRefusesDevMode"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
@@ -234,6 +236,7 @@ def test_routes(template):
         "/upgrade/{proxy+}": "SuccessRedirectFunction",
         "/api/entitlement": "EntitlementFunction",
         "/api/usage/{action}": "EntitlementFunction",
+        "/api/entitlement/keys": "EntitlementFunction",
     }
 
 

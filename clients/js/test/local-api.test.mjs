@@ -6,8 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
 import net from "node:net";
-import { createClient, EntitlementError } from "../dist/index.js";
+import { createClient, EntitlementError, verifyPass, PASS_COOKIE } from "../dist/index.js";
 import { bin, freePort, waitForServer, deliverEvent, accountToken, stop } from "../../../e2e/lib.mjs";
 
 const endpoint = process.env.LLMXT_TEST_DYNAMODB_ENDPOINT;
@@ -47,6 +48,9 @@ before(async () => {
     DODO_PAYMENTS_BASE_URL: `http://127.0.0.1:${dodoPort}`,
     DODO_LOCAL_PORT: String(dodoPort),
     DODO_LOCAL_WEBHOOK_URL: `http://127.0.0.1:${port}/api/webhooks/dodo`,
+    // The API issues edge passes: a key made here, so the passes below prove both sides agree.
+    PASS_SIGNING_KEY: generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }),
+    PLAN_FEATURES: "professional=export,api",
     RUST_LOG: "warn",
   };
   execFileSync(bin("llmxt-admin"), ["create-tables"], { env, stdio: "inherit" });
@@ -117,6 +121,44 @@ test("a refund ends Pro for the cookie too", async () => {
   const after = await client.entitlement({ cookie });
   assert.equal(after.pro, false);
   assert.deepEqual(after.setCookie.filter((c) => /llmxt_pro=[^;]/.test(c)), [], "no fresh cookie when not Pro");
+});
+
+test("the API's passes verify with verifyPass against its key set", async () => {
+  const client = createClient({ apiUrl: api, hmacSecret });
+  const keysUrl = `${api}/api/entitlement/keys`;
+  const keys = await fetch(keysUrl);
+  assert.equal(keys.status, 200, "the key set needs no signature");
+  assert.equal(keys.headers.get("cache-control"), "public, max-age=300");
+  const answer = await client.entitlement({ cookie: `llmxt_pro=${accountCookie("paid@example.com", 0)}` });
+  assert.equal(typeof answer.pass, "string");
+  assert.ok(answer.pass.length <= 600, `${answer.pass.length} bytes`);
+  const cookie = answer.setCookie.find((c) => c.startsWith(`${PASS_COOKIE}=`));
+  assert.ok(cookie?.startsWith(`${PASS_COOKIE}=${answer.pass};`), `the pass cookie: ${JSON.stringify(answer.setCookie)}`);
+  assert.match(cookie, /; Max-Age=86400; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+  const verified = await verifyPass(answer.pass, { keysUrl, audience: api });
+  assert.ok(verified, "verifyPass accepts the API's pass");
+  assert.equal(verified.fresh, true);
+  assert.deepEqual(
+    { pro: verified.entitlement.pro, plan: verified.entitlement.plan, features: verified.entitlement.features, scope: verified.entitlement.scope },
+    { pro: true, plan: "professional", features: ["api", "export"], scope: "account" },
+  );
+  assert.equal(verified.claims.sub, "paid@example.com");
+  assert.equal(verified.claims.exp - verified.claims.iat, 60);
+  assert.equal(verified.claims.stale_until - verified.claims.iat, 86400);
+  // Past its TTL and the leeway it is stale (it says Pro), past stale_until it is spent.
+  assert.equal((await verifyPass(answer.pass, { keysUrl, audience: api, now: verified.claims.exp + 6 }))?.stale, true);
+  assert.equal(await verifyPass(answer.pass, { keysUrl, audience: api, now: verified.claims.stale_until + 1 }), null);
+  assert.equal(await verifyPass(answer.pass, { keysUrl, audience: "https://other.example" }), null);
+  // A visitor without Pro gets a pass saying so; a check by email gets one in the JSON only.
+  const none = await client.entitlement({ cookie: `llmxt_pro=${accountCookie("nobody@example.com", 0)}` });
+  assert.equal((await verifyPass(none.pass, { keysUrl, audience: api }))?.entitlement.pro, false);
+  const byEmail = await client.entitlement({ email: "paid@example.com" });
+  assert.equal((await verifyPass(byEmail.pass, { keysUrl, audience: api }))?.entitlement.pro, true);
+  assert.deepEqual(byEmail.setCookie, []);
+  // A pass never earns a pass.
+  const passOnly = await client.entitlement({ cookie: `${PASS_COOKIE}=${answer.pass}` });
+  assert.equal(passOnly.pro, false);
+  assert.equal(passOnly.pass, undefined);
 });
 
 test("a wrong secret rejects with EntitlementError status 401", async () => {

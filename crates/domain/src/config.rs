@@ -415,6 +415,8 @@ pub struct CookieConfig {
     /// `COOKIE_OLD_NAME_UNTIL` (RFC 3339, default [`DEFAULT_OLD_NAME_UNTIL`]): until when a
     /// cookie under the other name than the one issued is still read (unix seconds).
     pub old_name_until: i64,
+    /// `PASS_*`: the edge pass issued beside the cookie; `None` without `PASS_SIGNING_KEY`.
+    pub pass: Option<crate::pass::PassConfig>,
 }
 
 /// Default of `COOKIE_OLD_NAME_UNTIL`: three months after cookies moved to
@@ -460,6 +462,7 @@ impl CookieConfig {
             )?,
             domain,
             old_name_until: old_name_until(env)?,
+            pass: pass_config_from_env(env)?,
         })
     }
 }
@@ -474,6 +477,53 @@ fn old_name_until(env: &Env) -> Result<i64, ConfigError> {
             "must be an RFC 3339 date and time, e.g. 2027-03-01T00:00:00Z",
         )
     })
+}
+
+/// The edge pass settings: `PASS_SIGNING_KEY` (Ed25519, PKCS#8 PEM; unset: no pass),
+/// `PASS_VERIFY_KEYS_PREVIOUS` (retired public keys, PEM, still published),
+/// `PASS_TTL_SECONDS` (default 60, 5–3600), `PASS_STALE_SECONDS` (default a day, 0 = no
+/// stale window) and `PLAN_FEATURES`.
+pub fn pass_config_from_env(env: &Env) -> Result<Option<crate::pass::PassConfig>, ConfigError> {
+    use crate::pass::{self, PassKeys, PublicKey};
+    // Every setting is checked even without a key, so a deployment that sets them is told of
+    // a bad value before the key is added.
+    let ttl_seconds = env.seconds(
+        "PASS_TTL_SECONDS",
+        pass::DEFAULT_TTL_SECONDS,
+        pass::MIN_TTL_SECONDS,
+        pass::MAX_TTL_SECONDS,
+    )?;
+    let stale_seconds = env.seconds(
+        "PASS_STALE_SECONDS",
+        pass::DEFAULT_STALE_SECONDS,
+        0,
+        400 * 86_400,
+    )?;
+    let previous = match env.optional("PASS_VERIFY_KEYS_PREVIOUS") {
+        Some(text) => PublicKey::all_from_pem(&text).map_err(|_| {
+            ConfigError::new(
+                "PASS_VERIFY_KEYS_PREVIOUS",
+                "must hold Ed25519 public keys in PEM (`openssl pkey -in old.pem -pubout`)",
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let features = plan_features_from_env(env)?;
+    let Some(private) = env.optional("PASS_SIGNING_KEY") else {
+        return Ok(None);
+    };
+    let keys = PassKeys::from_pem(&private, previous).map_err(|_| {
+        ConfigError::new(
+            "PASS_SIGNING_KEY",
+            "must be an Ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`)",
+        )
+    })?;
+    Ok(Some(pass::PassConfig {
+        keys,
+        ttl_seconds,
+        stale_seconds,
+        features,
+    }))
 }
 
 /// `NEXT_PUBLIC_SITE_URL`: the only place buyers are redirected to.
@@ -771,5 +821,60 @@ mod tests {
         let error = plan_change_proration_from_env(&env(&[("PLAN_CHANGE_PRORATION", "later")]))
             .expect_err("unknown mode");
         assert_eq!(error.variable, "PLAN_CHANGE_PRORATION");
+    }
+
+    #[test]
+    fn pass_settings_are_optional_bounded_and_checked_at_start() {
+        const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIIexPclLmn4fZgHqFF8GFERwlb8/IKwYrJkxURyEjlDg\n-----END PRIVATE KEY-----";
+        const PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----";
+        let base = [
+            ("ENTITLEMENT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("NEXT_PUBLIC_SITE_URL", "https://pro.example.com"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            CookieConfig::from_env(&env(&pairs))
+        };
+        assert!(with(&[]).expect("valid").pass.is_none(), "unset: no pass");
+        let pass = with(&[("PASS_SIGNING_KEY", KEY)])
+            .expect("valid")
+            .pass
+            .expect("configured");
+        assert_eq!((pass.ttl_seconds, pass.stale_seconds), (60, 86_400));
+        assert_eq!(pass.keys.jwks().keys.len(), 1);
+        let rotated = with(&[
+            ("PASS_SIGNING_KEY", KEY),
+            ("PASS_VERIFY_KEYS_PREVIOUS", PUBLIC),
+            ("PASS_TTL_SECONDS", "5"),
+            ("PASS_STALE_SECONDS", "0"),
+        ])
+        .expect("valid")
+        .pass
+        .expect("configured");
+        assert_eq!((rotated.ttl_seconds, rotated.stale_seconds), (5, 0));
+        assert_eq!(
+            rotated.keys.jwks().keys[1].x,
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        );
+        for (name, value, variable) in [
+            ("PASS_SIGNING_KEY", "hunter2", "PASS_SIGNING_KEY"),
+            ("PASS_SIGNING_KEY", PUBLIC, "PASS_SIGNING_KEY"),
+            (
+                "PASS_VERIFY_KEYS_PREVIOUS",
+                KEY,
+                "PASS_VERIFY_KEYS_PREVIOUS",
+            ),
+            ("PASS_TTL_SECONDS", "4", "PASS_TTL_SECONDS"),
+            ("PASS_TTL_SECONDS", "3601", "PASS_TTL_SECONDS"),
+            ("PASS_STALE_SECONDS", "-1", "PASS_STALE_SECONDS"),
+        ] {
+            let mut extra = vec![("PASS_SIGNING_KEY", KEY)];
+            extra.retain(|(n, _)| *n != name);
+            extra.push((name, value));
+            let error = with(&extra).expect_err(value);
+            assert_eq!(error.variable, variable, "{name}={value}");
+            assert!(!error.to_string().contains("MC4C"), "no key in the message");
+        }
     }
 }

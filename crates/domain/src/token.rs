@@ -24,19 +24,22 @@
 //!   with `Domain=` when `COOKIE_DOMAIN` is set; both names are always read.
 //!
 //! jsonwebtoken's crypto comes from a provider installed once per process; ours
-//! ([`HS256_ONLY`]) signs and verifies HS256 with the `hmac`/`sha2` crates the binaries already
-//! carry and refuses every other algorithm. docs/benchmarks.md has the measurement behind the
-//! choice (its `rust_crypto` feature links RSA, ECDSA and EdDSA code we never accept).
+//! ([`JWT_CRYPTO`]) signs and verifies HS256 with the `hmac`/`sha2` crates the binaries already
+//! carry, EdDSA (the edge pass, [`crate::pass`]) with `ed25519-dalek`, and refuses every other
+//! algorithm. Each use pins its own algorithm in its `Validation`: a cookie is HS256 only, a
+//! pass EdDSA only. docs/benchmarks.md has the measurement behind the choice (its
+//! `rust_crypto` feature links RSA and ECDSA code we never accept).
 
 use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::config::CookieConfig;
 use crate::crypto::HmacSha256;
 use crate::email::Email;
+use crate::pass::{IssuedPass, PassContent, PassIssuer};
 use crate::secret::Secret;
 
 /// Name of the cookie that carries the token when it is host-only (`COOKIE_DOMAIN` unset).
@@ -238,8 +241,7 @@ impl Clone for TokenSigner {
 impl TokenSigner {
     /// `keys`: the first signs, all verify (at least one). `audience`: the site's origin.
     pub fn new(keys: Vec<Secret>, audience: impl Into<String>) -> Self {
-        // Installing twice is refused by jsonwebtoken and harmless: ours is the only provider.
-        let _ = HS256_ONLY.install_default();
+        install_jwt_crypto();
         let audience = audience.into();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[audience.as_str()]);
@@ -371,11 +373,22 @@ pub struct IssuedCookie {
     pub token: String,
     /// The whole `Set-Cookie` header value.
     pub set_cookie: String,
+    /// The edge pass issued with a new cookie, when passes are configured.
+    pub pass: Option<IssuedPass>,
+}
+
+impl IssuedCookie {
+    /// Every `Set-Cookie` value to send: the cookie, then its pass.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.set_cookie.as_str())
+            .chain(self.pass.iter().map(|pass| pass.set_cookie.as_str()))
+    }
 }
 
 /// Issues every entitlement cookie: `HttpOnly; Secure; SameSite=Lax; Path=/`, `Max-Age` equal
 /// to the token's lifetime (`COOKIE_MAX_AGE_SECONDS`, capped at the session's end), named
-/// `__Host-llmxt_pro`, or `llmxt_pro` with `Domain` when `COOKIE_DOMAIN` is set.
+/// `__Host-llmxt_pro`, or `llmxt_pro` with `Domain` when `COOKIE_DOMAIN` is set. With
+/// `PASS_SIGNING_KEY`, a new cookie comes with its edge pass ([`crate::pass`]).
 #[derive(Debug, Clone)]
 pub struct CookieIssuer {
     signer: TokenSigner,
@@ -383,6 +396,7 @@ pub struct CookieIssuer {
     session_max_seconds: i64,
     domain: Option<String>,
     old_name_until: i64,
+    passes: Option<PassIssuer>,
 }
 
 impl CookieIssuer {
@@ -394,6 +408,10 @@ impl CookieIssuer {
             session_max_seconds: config.session_max_seconds,
             domain: config.domain.clone(),
             old_name_until: config.old_name_until,
+            passes: config
+                .pass
+                .clone()
+                .map(|pass| PassIssuer::new(pass, config.audience.clone())),
         }
     }
 
@@ -403,6 +421,11 @@ impl CookieIssuer {
     /// (`issued_name_present`), so a planted old-name cookie never beats or joins the buyer's.
     pub fn reads(&self, name: &str, issued_name_present: bool, now: i64) -> bool {
         name == self.name() || (!issued_name_present && now < self.old_name_until)
+    }
+
+    /// The pass issuer, when passes are configured.
+    pub fn passes(&self) -> Option<&PassIssuer> {
+        self.passes.as_ref()
     }
 
     /// The name cookies are issued under.
@@ -450,7 +473,26 @@ impl CookieIssuer {
         }
         let token = self.signer.issue_session(email, plan, session, now, exp);
         let set_cookie = self.set_cookie(self.name(), &token, exp - now);
-        Some(IssuedCookie { token, set_cookie })
+        // A new cookie is issued once its grant was just checked in the database: its pass
+        // says Pro on this plan, with the plan's features; the first origin check adds the
+        // billing state.
+        let pass = self.passes.as_ref().and_then(|passes| {
+            let content = PassContent {
+                email: email.as_str(),
+                pro: true,
+                plan: Some(plan),
+                features: passes.features_of(plan),
+                scope: Some(session.scope.as_str()),
+                billing_state: None,
+                source: "database",
+            };
+            passes.issue(&content, now)
+        });
+        Some(IssuedCookie {
+            token,
+            set_cookie,
+            pass,
+        })
     }
 
     /// The same claims signed again with the current key under the current name, expiring
@@ -461,7 +503,11 @@ impl CookieIssuer {
         }
         let token = self.signer.encode(claims);
         let set_cookie = self.set_cookie(self.name(), &token, claims.exp - now);
-        Some(IssuedCookie { token, set_cookie })
+        Some(IssuedCookie {
+            token,
+            set_cookie,
+            pass: None,
+        })
     }
 
     /// `Set-Cookie` value that deletes the cookie called `name` (one of [`COOKIE_NAMES`]).
@@ -482,22 +528,25 @@ impl CookieIssuer {
     }
 }
 
-/// jsonwebtoken's crypto provider for this project: HS256 through `hmac`/`sha2`, every
-/// other algorithm refused.
-pub static HS256_ONLY: CryptoProvider = CryptoProvider {
-    signer_factory: hs256_signer,
-    verifier_factory: hs256_verifier,
+/// jsonwebtoken's crypto provider for this project: HS256 through `hmac`/`sha2`, EdDSA
+/// (Ed25519) through `ed25519-dalek`, every other algorithm refused.
+pub static JWT_CRYPTO: CryptoProvider = CryptoProvider {
+    signer_factory: signer_for,
+    verifier_factory: verifier_for,
     jwk_utils: JwkUtils::new_unimplemented(),
 };
+
+/// Installs [`JWT_CRYPTO`] as the process's provider (a second call is refused by
+/// jsonwebtoken and harmless: ours is the only provider).
+pub(crate) fn install_jwt_crypto() {
+    let _ = JWT_CRYPTO.install_default();
+}
 
 struct Hs256(HmacSha256);
 
 impl Hs256 {
-    fn new(algorithm: &Algorithm, secret: &[u8]) -> jsonwebtoken::errors::Result<Self> {
+    fn new(secret: &[u8]) -> jsonwebtoken::errors::Result<Self> {
         use hmac::Mac;
-        if *algorithm != Algorithm::HS256 {
-            return Err(ErrorKind::InvalidAlgorithm.into());
-        }
         HmacSha256::new_from_slice(secret)
             .map(Self)
             .map_err(|_| ErrorKind::InvalidKeyFormat.into())
@@ -536,18 +585,74 @@ impl JwtVerifier for Hs256 {
     }
 }
 
-fn hs256_signer(
+/// Signs with an Ed25519 key given as PKCS#8 DER (`EncodingKey::from_ed_der`).
+struct Ed25519Signer(ed25519_dalek::SigningKey);
+
+impl signature::Signer<Vec<u8>> for Ed25519Signer {
+    fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        Ok(ed25519_dalek::Signer::sign(&self.0, message)
+            .to_bytes()
+            .to_vec())
+    }
+}
+
+impl JwtSigner for Ed25519Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
+}
+
+/// Verifies with an Ed25519 public key given as its 32 raw bytes
+/// (`DecodingKey::from_ed_components`).
+struct Ed25519Verifier(ed25519_dalek::VerifyingKey);
+
+impl signature::Verifier<Vec<u8>> for Ed25519Verifier {
+    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        let signature = ed25519_dalek::Signature::from_slice(signature)?;
+        // Strict: refuses the malleable and small-order edge cases plain `verify` lets through.
+        self.0.verify_strict(message, &signature)
+    }
+}
+
+impl JwtVerifier for Ed25519Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
+}
+
+fn signer_for(
     algorithm: &Algorithm,
     key: &EncodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
-    Ok(Box::new(Hs256::new(algorithm, key.try_get_hmac_secret()?)?))
+    match algorithm {
+        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret()?)?)),
+        Algorithm::EdDSA if key.family() == AlgorithmFamily::Ed => {
+            use ed25519_dalek::pkcs8::DecodePrivateKey;
+            let signing = ed25519_dalek::SigningKey::from_pkcs8_der(key.inner())
+                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Ok(Box::new(Ed25519Signer(signing)))
+        }
+        Algorithm::EdDSA => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
 }
 
-fn hs256_verifier(
+fn verifier_for(
     algorithm: &Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    Ok(Box::new(Hs256::new(algorithm, key.try_get_hmac_secret()?)?))
+    match algorithm {
+        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret()?)?)),
+        Algorithm::EdDSA if key.family() == AlgorithmFamily::Ed => {
+            let bytes =
+                <[u8; 32]>::try_from(key.as_bytes()).map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            let verifying = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Ok(Box::new(Ed25519Verifier(verifying)))
+        }
+        Algorithm::EdDSA => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
 }
 
 #[cfg(test)]
@@ -744,6 +849,7 @@ mod tests {
             session_max_seconds: 10 * 3600,
             domain: domain.map(str::to_owned),
             old_name_until: NOW + 86_400,
+            pass: None,
         }
     }
 

@@ -1,6 +1,13 @@
 //! `GET /api/entitlement`: answers whether a visitor (by cookie) or an email (by a signed
 //! server-to-server request) has Pro. The database decides; only when it is unreachable or
 //! slower than its budget does a validly signed, unexpired cookie answer alone.
+//!
+//! With `PASS_SIGNING_KEY`, every answer the database gave for a valid cookie or an email
+//! carries an edge pass stating it (`"pass"`, and for a cookie the pass cookie too), and `GET
+//! /api/entitlement/keys` publishes the keys that verify it. Only the long-lived cookie earns a
+//! pass (a pass cookie is never read here). An answer that fails open on the cookie carries no
+//! pass: a pass only ever states what the database said, so the site keeps asking, and a
+//! refund still ends access within the TTL once the database answers again.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -13,6 +20,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use llmxt_domain::access::{Billing, access_summary};
 use llmxt_domain::email::Email;
+use llmxt_domain::pass::{KEYS_CACHE_CONTROL, PassContent};
 use llmxt_domain::records::{Entitlement, status};
 use llmxt_domain::request_signature::{self, SIGNATURE_HEADER, SignedRequest, TIMESTAMP_HEADER};
 use llmxt_domain::time::format_rfc3339;
@@ -113,6 +121,9 @@ async fn answer(
             "a GET or HEAD request must not have a body",
         ));
     }
+    if is_keys_path(request) {
+        return key_set(deps);
+    }
     let email_query = query_param(request, "email");
     if email_query.is_some() || deps.config.require_signature {
         verify_signature(deps, request, now)?;
@@ -123,8 +134,13 @@ async fn answer(
         return match lookup(deps, &email).await {
             Ok(entitlement) => {
                 tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
-                let response =
-                    from_database(deps, entitlement.as_ref(), Scope::Account.as_str(), now);
+                let response = from_database(
+                    deps,
+                    entitlement.as_ref(),
+                    Scope::Account.as_str(),
+                    now,
+                    PassTo::Json(&email),
+                );
                 Ok(with_usage(deps, response, &email, entitlement.as_ref(), now).await)
             }
             Err(error) => {
@@ -139,7 +155,7 @@ async fn answer(
     // invalid one is cleared only when no valid one came with it.
     let (valid, rejected) = presented_tokens(request, &deps.cookies, now);
     if valid.is_empty() {
-        let mut response = not_pro(None, Source::Cookie);
+        let mut response = not_pro(deps, None, Source::Cookie, now, PassTo::Nobody);
         for (name, reason) in rejected {
             tracing::info!(reason = %reason, "entitlement cookie rejected and cleared");
             add_set_cookie(response.headers_mut(), &deps.cookies.cleared(name));
@@ -165,7 +181,7 @@ async fn answer(
                     continue;
                 };
                 tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
-                return Ok(from_cookie(deps, &presented.token.claims));
+                return Ok(from_cookie(deps, &presented.token.claims, &email, now));
             }
             Err(error) => {
                 tracing::error!(email = %email, error = %error, cause = cause(&error), "database refused the lookup (misconfiguration?): failing closed");
@@ -188,7 +204,7 @@ async fn answer(
         Some((presented, email, seen)) => {
             answer_cookie(deps, presented, &email, seen.as_ref(), now)
         }
-        None => not_pro(None, Source::Cookie),
+        None => not_pro(deps, None, Source::Cookie, now, PassTo::Nobody),
     })
 }
 
@@ -221,6 +237,32 @@ async fn with_usage(
     Response::from_parts(parts, Body::from(fields.to_string()))
 }
 
+/// `GET /api/entitlement/keys`, also under a stage prefix.
+fn is_keys_path(request: &Request) -> bool {
+    use lambda_http::RequestExt;
+    let raw = request.raw_http_path();
+    let path = if raw.is_empty() {
+        request.uri().path()
+    } else {
+        raw
+    };
+    path.trim_end_matches('/')
+        .ends_with("/api/entitlement/keys")
+}
+
+/// The key set that verifies passes (public, cacheable for five minutes); 404 when passes are
+/// not configured.
+fn key_set(deps: &EntitlementDeps) -> Result<Response<Body>, ApiError> {
+    let passes = deps.cookies.passes().ok_or(ApiError::NotFound)?;
+    let document = serde_json::to_value(passes.keys().jwks()).map_err(|_| ApiError::Internal)?;
+    let mut response = json_response(StatusCode::OK, &document);
+    response.headers_mut().insert(
+        "cache-control",
+        lambda_http::http::HeaderValue::from_static(KEYS_CACHE_CONTROL),
+    );
+    Ok(response)
+}
+
 /// Most distinct emails one check reads (one read each) when cookies of several are sent.
 const MAX_EMAILS_PER_CHECK: usize = 3;
 
@@ -235,7 +277,7 @@ fn answer_cookie(
 ) -> Response<Body> {
     let claims = &presented.token.claims;
     let scope = claims.scope();
-    let mut response = from_database(deps, seen, scope.as_str(), now);
+    let mut response = from_database(deps, seen, scope.as_str(), now, PassTo::Cookie(email));
     let best = seen.and_then(|e| e.best_grant(now, &deps.config.ranking));
     let renamed = presented.name != deps.cookies.name();
     let fresh = best.and_then(|grant| match claims.session() {
@@ -326,9 +368,10 @@ fn from_database(
     entitlement: Option<&Entitlement>,
     scope: &'static str,
     now: i64,
+    pass_to: PassTo<'_>,
 ) -> Response<Body> {
     let Some(entitlement) = entitlement else {
-        return not_pro(Some(scope), Source::Database);
+        return not_pro(deps, Some(scope), Source::Database, now, pass_to);
     };
     let shown = Shown {
         scope: Some(scope),
@@ -341,8 +384,8 @@ fn from_database(
         &deps.config.ranking,
         &deps.config.features,
     );
-    match summary.shown {
-        Some(grant) => body(Shown {
+    let shown = match summary.shown {
+        Some(grant) => Shown {
             pro: summary.pro,
             plan: Some(&grant.plan),
             state: Some(&grant.status),
@@ -350,13 +393,19 @@ fn from_database(
             features: &summary.features,
             billing: summary.billing.as_ref(),
             ..shown
-        }),
-        None => body(shown),
-    }
+        },
+        None => shown,
+    };
+    body(deps, shown, now, pass_to)
 }
 
-fn from_cookie(deps: &EntitlementDeps, claims: &EntitlementClaims) -> Response<Body> {
-    body(Shown {
+fn from_cookie(
+    deps: &EntitlementDeps,
+    claims: &EntitlementClaims,
+    email: &Email,
+    now: i64,
+) -> Response<Body> {
+    let shown = Shown {
         pro: true,
         plan: Some(&claims.plan),
         state: Some(status::ACTIVE),
@@ -365,15 +414,34 @@ fn from_cookie(deps: &EntitlementDeps, claims: &EntitlementClaims) -> Response<B
         scope: Some(claims.scope().as_str()),
         source: Source::Cookie,
         ..Shown::default()
-    })
+    };
+    body(deps, shown, now, PassTo::Cookie(email))
 }
 
-fn not_pro(scope: Option<&'static str>, source: Source) -> Response<Body> {
-    body(Shown {
+fn not_pro(
+    deps: &EntitlementDeps,
+    scope: Option<&'static str>,
+    source: Source,
+    now: i64,
+    pass_to: PassTo<'_>,
+) -> Response<Body> {
+    let shown = Shown {
         scope,
         source,
         ..Shown::default()
-    })
+    };
+    body(deps, shown, now, pass_to)
+}
+
+/// Who an answer's pass is for, and how it is sent.
+#[derive(Debug, Clone, Copy)]
+enum PassTo<'a> {
+    /// Nobody: no valid cookie came.
+    Nobody,
+    /// A check by email: `"pass"` in the JSON only (it is about that email, not the visitor).
+    Json(&'a Email),
+    /// A visitor's valid cookie: `"pass"` in the JSON and the pass cookie.
+    Cookie(&'a Email),
 }
 
 /// What an answer shows.
@@ -423,20 +491,45 @@ fn billing_json(billing: &Billing) -> Value {
     fields
 }
 
-fn body(shown: Shown<'_>) -> Response<Body> {
-    let mut response = json_response(
-        StatusCode::OK,
-        &json!({
-            "pro": shown.pro,
-            "plan": shown.plan,
-            "status": shown.state,
-            "expires_at": shown.expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
-            "features": shown.features,
-            "billing": shown.billing.map_or(Value::Null, billing_json),
-            "scope": shown.scope,
-            "source": shown.source.as_str(),
-        }),
-    );
+fn body(deps: &EntitlementDeps, shown: Shown<'_>, now: i64, pass_to: PassTo<'_>) -> Response<Body> {
+    let (email, as_cookie) = match pass_to {
+        PassTo::Nobody => (None, false),
+        PassTo::Json(email) => (Some(email), false),
+        PassTo::Cookie(email) => (Some(email), true),
+    };
+    // Only the database's word is signed: a fail-open answer (the cookie's word) gets no pass.
+    let pass = email
+        .zip(deps.cookies.passes())
+        .filter(|_| shown.source == Source::Database)
+        .and_then(|(email, passes)| {
+            let content = PassContent {
+                email: email.as_str(),
+                pro: shown.pro,
+                plan: shown.plan,
+                features: shown.features,
+                scope: shown.scope,
+                billing_state: shown.billing.map(|billing| billing.state.as_str()),
+                source: shown.source.as_str(),
+            };
+            passes.issue(&content, now)
+        });
+    let mut fields = json!({
+        "pro": shown.pro,
+        "plan": shown.plan,
+        "status": shown.state,
+        "expires_at": shown.expires_at.map(format_rfc3339).map_or(Value::Null, Value::from),
+        "features": shown.features,
+        "billing": shown.billing.map_or(Value::Null, billing_json),
+        "scope": shown.scope,
+        "source": shown.source.as_str(),
+    });
+    if let Some(pass) = &pass {
+        fields["pass"] = Value::from(pass.token.as_str());
+    }
+    let mut response = json_response(StatusCode::OK, &fields);
+    if let Some(pass) = pass.as_ref().filter(|_| as_cookie) {
+        add_set_cookie(response.headers_mut(), &pass.set_cookie);
+    }
     response.headers_mut().insert(
         "vary",
         lambda_http::http::HeaderValue::from_static("cookie"),

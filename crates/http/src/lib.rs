@@ -6,7 +6,7 @@ use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATI
 use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use llmxt_domain::config::ConfigError;
-use llmxt_domain::token::{CookieIssuer, TokenError, VerifiedToken};
+use llmxt_domain::token::{CookieIssuer, IssuedCookie, TokenError, VerifiedToken};
 use serde_json::{Value, json};
 
 /// Every error a function answers with, mapped to its status in [`ApiError::status`].
@@ -150,6 +150,14 @@ pub fn redirect(location: &str, set_cookie: Option<&str>) -> Response<Body> {
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     if let Some(cookie) = set_cookie {
         add_set_cookie(headers, cookie);
+    }
+    response
+}
+
+/// `response` setting an issued cookie: the cookie, and its edge pass when one came with it.
+pub fn with_cookie(mut response: Response<Body>, cookie: Option<&IssuedCookie>) -> Response<Body> {
+    for set_cookie in cookie.into_iter().flat_map(IssuedCookie::set_cookies) {
+        add_set_cookie(response.headers_mut(), set_cookie);
     }
     response
 }

@@ -59,7 +59,9 @@ impl LocalApi {
             path if path.starts_with("/upgrade/") => {
                 success_redirect::handle(&self.success, request, now).await
             }
-            "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
+            "/api/entitlement" | "/api/entitlement/keys" => {
+                entitlement::handle(&self.entitlement, request, now).await
+            }
             path if entitlement::usage::is_usage_path(path) => {
                 entitlement::handle(&self.entitlement, request, now).await
             }

@@ -28,7 +28,7 @@ use lambda_http::{Body, Request, Response};
 use llmxt_domain::crypto::hex_encode;
 use llmxt_domain::email::Email;
 use llmxt_domain::token::Session;
-use llmxt_http::{ApiError, body_bytes, query_param, see_other};
+use llmxt_http::{ApiError, body_bytes, query_param, see_other, with_cookie};
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
@@ -331,9 +331,9 @@ async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
         return invalid_link(deps);
     };
     tracing::info!(email = %email, outcome = "restored", "restore link redeemed");
-    see_other(
-        &deps.config.site_url.with_upgrade_outcome("restored"),
-        Some(&cookie.set_cookie),
+    with_cookie(
+        see_other(&deps.config.site_url.with_upgrade_outcome("restored"), None),
+        Some(&cookie),
     )
 }
 

@@ -8,7 +8,9 @@ use lambda_http::{Body, Request, Response};
 use llmxt_domain::email::Email;
 use llmxt_domain::records::{Entitlement, Grant, MANUAL_GRANT_PREFIX, source, status};
 use llmxt_domain::token::Session;
-use llmxt_http::{ApiError, json_response, presented_tokens, query_param, redirect, wants_json};
+use llmxt_http::{
+    ApiError, json_response, presented_tokens, query_param, redirect, wants_json, with_cookie,
+};
 use llmxt_store::store::{ClaimOutcome, StoreError};
 use serde_json::json;
 
@@ -477,9 +479,9 @@ fn purchase_cookie(
         .cookies
         .issue(email, plan, &session, now)
         .or_else(|| deps.cookies.issue(email, plan, &claimed, now));
-    redirect(
-        &deps.config.site_url.with_upgrade_outcome("success"),
-        cookie.as_ref().map(|cookie| cookie.set_cookie.as_str()),
+    with_cookie(
+        redirect(&deps.config.site_url.with_upgrade_outcome("success"), None),
+        cookie.as_ref(),
     )
 }
 
@@ -608,8 +610,8 @@ async fn dev_mode_grant(deps: &SuccessDeps, request: &Request, now: i64) -> Resp
     let cookie = deps
         .cookies
         .issue(&email, &plan, &Session::account(now), now);
-    redirect(
-        &deps.config.site_url.with_upgrade_outcome("success"),
-        cookie.as_ref().map(|cookie| cookie.set_cookie.as_str()),
+    with_cookie(
+        redirect(&deps.config.site_url.with_upgrade_outcome("success"), None),
+        cookie.as_ref(),
     )
 }

@@ -26,6 +26,13 @@ pub const TEST_WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TEST_ENTITLEMENT_SECRET: &str = "test-entitlement-secret-0123456789abcdef";
 /// The documented test server-to-server secret.
 pub const TEST_HMAC_SECRET: &str = "test-hmac-secret-0123456789abcdef0123";
+/// The documented test pass signing key (`openssl genpkey -algorithm ed25519`).
+pub const TEST_PASS_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEihHyKrmXCyFgpiSOQfSk+dAIWnM7MKG2puz2q39wz3\n-----END PRIVATE KEY-----\n";
+/// A retired test pass key: the private half, to sign passes from before a rotation.
+pub const TEST_PASS_RETIRED_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKZ3Ab776SBJq+vwjchCPSWnnoVLYN7FSesCOJJhI9AN\n-----END PRIVATE KEY-----\n";
+/// The public half of [`TEST_PASS_RETIRED_KEY`] (`openssl pkey -pubout`), as
+/// `PASS_VERIFY_KEYS_PREVIOUS` holds it.
+pub const TEST_PASS_RETIRED_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAPRhwo4KQv+Tmdv5KsmaEFe+nr/wfe7AZsn6t1jLCcuE=\n-----END PUBLIC KEY-----\n";
 
 /// Serves HTTP/1 on `listener` in the background, each request answered by
 /// `answer(state, request)`: the one accept loop of the test servers (Runtime API, Dodo).
@@ -481,6 +488,10 @@ pub fn sample_events_at(t: i64) -> Vec<(&'static str, serde_json::Value)> {
                 vec![],
                 vec![format!("__Host-llmxt_pro={cookie}")],
             ),
+        ),
+        (
+            "entitlement-keys.json",
+            get("/api/entitlement/keys", "", vec![], vec![]),
         ),
         (
             "entitlement-email-signed.json",
