@@ -15,6 +15,7 @@ pub mod pages;
 pub mod plan;
 pub mod restore;
 pub mod success;
+pub mod words;
 
 pub use success::{DEV_MODE_EMAIL, MAX_ATTEMPTS, RETRY_SECONDS};
 

@@ -216,6 +216,8 @@ fn stylesheet(brand: Rgb) -> String {
          .alert,.notice{{padding:.75rem 1rem;border-radius:6px;border-left:4px solid}}\
          .alert{{color:var(--alert-fg);background:var(--alert-bg);border-color:var(--alert-fg);font-weight:650}}\
          .notice{{border-color:var(--link);background:var(--page)}}\
+         .summary{{display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem;margin:0 0 1rem}}\
+         .summary dt{{color:var(--muted)}}.summary dd{{margin:0;font-weight:650}}\
          footer{{color:var(--muted);font-size:.95rem;padding-bottom:2rem}}\
          footer p{{margin:.25rem 0}}",
         light = LIGHT.variables(brand),

@@ -224,8 +224,9 @@ impl DodoStandIn {
         );
         subscription["previous_billing_date"] = json!(llmxt_domain::time::format_rfc3339(now));
         subscription["created_at"] = json!(llmxt_domain::time::format_rfc3339(now));
-        subscription["customer"]["customer_id"] =
-            json!(format!("cus_{}", email.split('@').next().unwrap_or("x")));
+        let customer_id = format!("cus_{}", email.split('@').next().unwrap_or("x"));
+        subscription["payment_method_id"] = json!(format!("pm_{customer_id}"));
+        subscription["customer"]["customer_id"] = json!(customer_id);
         subscription["recurring_pre_tax_amount"] = json!(self.price(product));
         subscription["trial_period_days"] = json!(0);
         subscription["scheduled_change"] = Value::Null;
@@ -590,6 +591,9 @@ impl DodoStandIn {
             ("POST", ["subscriptions", id, "change-plan"]) => {
                 self.change_plan(id, &body, true).await
             }
+            ("GET", ["customers", customer_id, "payment-methods"]) => {
+                ok(self.payment_methods(customer_id))
+            }
             ("POST", ["customers", customer_id, "customer-portal", "session"]) => {
                 let Some(return_url) = params.get("return_url") else {
                     return error(
@@ -612,6 +616,43 @@ impl DodoStandIn {
             }
             _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
         }
+    }
+
+    /// `GET /customers/{id}/payment-methods`, to the SDK's
+    /// `CustomerRetrievePaymentMethodsResponse`: one saved Visa card ending 4242 for each
+    /// `payment_method_id` of the customer's subscriptions.
+    fn payment_methods(&self, customer_id: &str) -> Value {
+        let state = self.state.lock().unwrap();
+        let mut ids: Vec<&str> = state
+            .subscriptions
+            .values()
+            .filter(|s| s["customer"]["customer_id"].as_str() == Some(customer_id))
+            .filter_map(|s| s["payment_method_id"].as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let items: Vec<Value> = ids
+            .into_iter()
+            .map(|id| {
+                json!({
+                    "payment_method": "card",
+                    "payment_method_id": id,
+                    "card": {
+                        "card_holder_name": null,
+                        "card_issuing_country": "US",
+                        "card_network": "VISA",
+                        "card_type": "CREDIT",
+                        "expiry_month": "12",
+                        "expiry_year": "2030",
+                        "last4_digits": "4242",
+                    },
+                    "last_used_at": null,
+                    "payment_method_type": "credit",
+                    "recurring_enabled": true,
+                })
+            })
+            .collect();
+        json!({ "items": items })
     }
 
     fn create_checkout(&self, body: &[u8]) -> Response<Full<Bytes>> {
