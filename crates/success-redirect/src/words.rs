@@ -25,6 +25,25 @@ pub const SIGN_IN_TO_CHANGE_TITLE: &str = "Sign in to change your plan";
 /// `/upgrade/plan` without a sign-in: the text.
 pub const SIGN_IN_TO_CHANGE_TEXT: &str = "This browser is not signed in. Get a sign-in link by email, then open this page again to change your plan.";
 
+/// A declined or failed payment: the heading.
+pub const FAILED_TITLE: &str = "Your payment did not go through";
+/// A declined or failed payment: the text.
+pub const FAILED_TEXT: &str = "The payment was declined or failed, so nothing was charged and no access was given. You can try again, with the same card or another one.";
+/// A cancelled checkout: the heading.
+pub const CANCELLED_TITLE: &str = "The payment was cancelled";
+/// A cancelled checkout: the text.
+pub const CANCELLED_TEXT: &str = "The checkout was cancelled before the payment was made, so nothing was charged. You can start again whenever you like.";
+/// A refunded or reversed payment: the heading.
+pub const REFUNDED_TITLE: &str = "This payment was refunded";
+/// A refunded or reversed payment: the text.
+pub const REFUNDED_TEXT: &str = "The payment was refunded or reversed by the bank, so it no longer gives access. If you did not expect this, reply to your receipt email or contact the site's support.";
+/// The primary action after a failed or cancelled payment.
+pub const TRY_AGAIN: &str = "Try again";
+/// The secondary action after a failed or cancelled payment.
+pub const PAID_SIGN_IN: &str = "I was charged: get a sign-in link";
+/// The action that goes back to the site.
+pub const GO_TO_SITE: &str = "Go to the site";
+
 /// `amount` (in the currency's smallest unit) with the currency's symbol and minor units:
 /// `$20.00`, `€20.00`, `¥2,000`, `-$5.00`. A dollar other than the US one is told apart by
 /// its country (`CA$20.00`); a code `iso_currency` does not know is written after the
