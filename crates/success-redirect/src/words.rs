@@ -44,6 +44,16 @@ pub const PAID_SIGN_IN: &str = "I was charged: get a sign-in link";
 /// The action that goes back to the site.
 pub const GO_TO_SITE: &str = "Go to the site";
 
+/// A used sign-in link opened again in the browser it signed in: the heading.
+pub const SIGNED_IN_TITLE: &str = "You're signed in";
+
+/// A used sign-in link opened again in the browser it signed in: the text (plain text).
+pub fn signed_in_text(email: &str) -> String {
+    format!(
+        "This sign-in link has already been used, in this browser: you are signed in here as {email}. There is nothing more to do."
+    )
+}
+
 /// `amount` (in the currency's smallest unit) with the currency's symbol and minor units:
 /// `$20.00`, `€20.00`, `¥2,000`, `-$5.00`. A dollar other than the US one is told apart by
 /// its country (`CA$20.00`); a code `iso_currency` does not know is written after the
