@@ -723,7 +723,8 @@ impl DodoStandIn {
                  <form method=\"post\" action=\"/checkout/{session_id}/pay\">\
                  <label>Email <input name=\"email\" type=\"email\" value=\"{}\" required></label>\
                  <p><button name=\"webhook\" value=\"send\">Pay</button> \
-                 <button name=\"webhook\" value=\"lose\">Pay, but lose the webhook</button></p></form>",
+                 <button name=\"webhook\" value=\"lose\">Pay, but lose the webhook</button> \
+                 <button name=\"webhook\" value=\"decline\">Decline the card</button></p></form>",
                 escape(&product),
                 escape(email)
             ));
@@ -743,6 +744,20 @@ impl DodoStandIn {
         let metadata = session["metadata"].clone();
         let return_url = session["return_url"].as_str().unwrap_or("/").to_owned();
         let separator = if return_url.contains('?') { '&' } else { '?' };
+        if form.get("webhook").map(String::as_str) == Some("decline") {
+            // A declined card: a failed payment, `payment.failed`, back with `status=failed`.
+            let payment_id = self.next_id("pay");
+            let payment = payment_object(&payment_id, &email, "failed", &product, None, |p| {
+                p["checkout_session_id"] = json!(session_id);
+                p["error_code"] = json!("CARD_DECLINED");
+                p["error_message"] = json!("The card was declined");
+            });
+            self.add_payment(payment.clone());
+            self.send_webhook("payment.failed", &payment).await;
+            return see_other(&format!(
+                "{return_url}{separator}payment_id={payment_id}&status=failed"
+            ));
+        }
         let sells_subscription = self
             .state
             .lock()
