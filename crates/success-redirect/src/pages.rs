@@ -202,7 +202,7 @@ fn stylesheet(brand: Rgb) -> String {
          h1{{font-size:1.5rem;line-height:1.25;margin:0 0 1rem}}\
          p{{margin:0 0 1rem}}\
          a{{color:var(--link);text-underline-offset:.15em}}\
-         p a{{display:inline-block;min-height:24px;line-height:24px}}\
+         p a,li a{{display:inline-block;min-height:24px;line-height:24px}}\
          .actions{{display:flex;flex-wrap:wrap;align-items:center;gap:.75rem 1.25rem;margin-top:1.5rem}}\
          .actions a,footer a{{display:inline-flex;align-items:center;min-height:24px;min-width:24px}}\
          .actions .button,button{{display:inline-flex;align-items:center;justify-content:center;min-height:44px;\
