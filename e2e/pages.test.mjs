@@ -77,7 +77,8 @@ before(async () => {
     HMAC_SECRET: "pages-hmac-secret-0123456789abcdef012345",
     REQUIRE_HMAC_SIGNATURE: "false",
     NEXT_PUBLIC_SITE_URL: site,
-    PRODUCT_PLANS: "pdt_test=professional,pdt_sub=professional,pdt_ent=enterprise",
+    PRODUCT_PLANS: "pdt_test=professional,pdt_sub=professional,pdt_ent=enterprise,pdt_down=professional",
+    DODO_LOCAL_UNAVAILABLE_PRODUCTS: "pdt_down",
     PLAN_NAMES: "professional=Pro,enterprise=Business",
     DODO_LOCAL_SUBSCRIPTION_PRODUCTS: "pdt_sub,pdt_ent",
     DODO_LOCAL_PRICES: "pdt_sub=1000,pdt_ent=3000",
@@ -160,6 +161,21 @@ function states() {
     { name: "plan-current", path: "/upgrade/plan?product=pdt_sub", h1: /You are on this plan/, buyer: { product: "pdt_sub" } },
     { name: "plan-choose", path: "/upgrade/plan?product=pdt_ent", h1: /Which subscription/, buyer: { product: "pdt_sub", twice: true } },
     { name: "plan-lifetime", path: "/upgrade/plan?product=pdt_ent", h1: /Your access is for life/, cookies: () => mintedCookie("gift@example.com") },
+    { name: "checkout-provider-down", path: "/upgrade/checkout?product=pdt_down", h1: /The checkout could not be opened/, status: 502 },
+    {
+      name: "checkout-busy",
+      path: "/upgrade/checkout?product=pdt_down",
+      h1: /Checkout is busy/,
+      status: 429,
+      before: async (page) => {
+        // Spend this browser's checkouts for the hour (CHECKOUTS_PER_HOUR_PER_IP, 20).
+        for (let i = 0; i < 30; i++) {
+          const answer = await page.goto(`${site}/upgrade/checkout?product=pdt_down`);
+          if (answer.status() === 429) return;
+        }
+        assert.fail("checkout never got busy");
+      },
+    },
     { name: "unknown-product", path: "/upgrade/checkout?product=pdt_unknown", h1: /Unknown product/ },
     { name: "not-found", path: "/upgrade/no-such-page", h1: /Page not found/ },
   ];
@@ -250,7 +266,9 @@ test("every page state is branded, accessible in both schemes at both widths, an
     }
     await page.setViewportSize(WIDTHS[0]);
     await page.emulateMedia({ colorScheme: "light" });
+    if (state.before) await state.before(page);
     const response = await page.goto(`${site}${state.path}`);
+    if (state.status) assert.equal(response.status(), state.status, state.name);
     if (state.steps) await state.steps(page);
     const html = state.steps ? await page.content() : await response.text();
     sizes[state.name] = Buffer.byteLength(html);

@@ -45,6 +45,7 @@ struct State {
     counter: u64,
     run: String,
     subscription_products: Vec<String>,
+    unavailable_products: Vec<String>,
     prices: BTreeMap<String, i64>,
     payment_link_for_changes: bool,
     plan_changes: Vec<(String, Value)>,
@@ -156,6 +157,12 @@ impl DodoStandIn {
     /// Products the hosted checkout sells as monthly subscriptions (others are one-time).
     pub fn set_subscription_products(&self, products: &[&str]) {
         self.state.lock().unwrap().subscription_products =
+            products.iter().map(|p| (*p).to_owned()).collect();
+    }
+
+    /// Checkout sessions for these products fail with a 500, as when Dodo is down.
+    pub fn set_unavailable_products(&self, products: &[&str]) {
+        self.state.lock().unwrap().unavailable_products =
             products.iter().map(|p| (*p).to_owned()).collect();
     }
 
@@ -671,6 +678,19 @@ impl DodoStandIn {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "INVALID_REQUEST",
                 "product_cart is required",
+            );
+        }
+        let unavailable = {
+            let state = self.state.lock().unwrap();
+            request["product_cart"][0]["product_id"]
+                .as_str()
+                .is_some_and(|p| state.unavailable_products.iter().any(|u| u == p))
+        };
+        if unavailable {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the stand-in plays a provider outage for this product",
             );
         }
         let session_id = self.next_id("cks");
