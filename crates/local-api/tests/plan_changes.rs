@@ -552,6 +552,10 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
     let html = response_text(&page);
     assert!(html.contains("Which subscription?"), "{html}");
     assert!(html.contains(&first) && html.contains(&second), "{html}");
+    assert!(
+        html.contains(&format!(">Pro (subscription {first})</a>")),
+        "by display name: {html}"
+    );
 
     let payment = llmxt_testkit::dodo::payment_object(
         "pay_lifetime_1",
@@ -581,7 +585,8 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
     let html = response_text(&offer);
     assert_eq!(offer.status(), 200);
     assert!(
-        html.contains("href=\"/upgrade/checkout?product=pdt_ent\""),
+        html.contains("href=\"/upgrade/checkout?product=pdt_ent\">Buy Business</a>"),
         "{html}"
     );
+    assert!(html.contains("To get Business, buy it as a new purchase."), "{html}");
 }

@@ -408,11 +408,15 @@ fn choose_page(deps: &SuccessDeps, product: &str, grants: &[&Grant]) -> Response
 fn lifetime_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
     let checkout = format!("/upgrade/checkout?product={}", encode(product));
     let site = escape_html(deps.config.site_url.as_str());
-    Page::new("Your access is for life")
+    let plans = &deps.config.plans;
+    let name = plans.display_name(plans.plan_for(Some(product)));
+    Page::new(words::LIFETIME_TITLE)
         .html(&format!(
-            "<p>You bought lifetime access, which has no plan to change. To get this plan, buy it as a new purchase.</p>\
-             <p><a id=\"checkout\" href=\"{}\">Buy this plan</a> · <a href=\"{site}\">Back to the site</a></p>",
-            escape_html(&checkout)
+            "<p>{}</p><p><a id=\"checkout\" href=\"{}\">{}</a> · <a href=\"{site}\">{}</a></p>",
+            escape_html(&words::lifetime_text(&name)),
+            escape_html(&checkout),
+            escape_html(&words::buy_plan(&name)),
+            words::BACK_TO_SITE,
         ))
         .respond(deps, StatusCode::OK)
 }

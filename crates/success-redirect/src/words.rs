@@ -210,6 +210,23 @@ pub fn already_have_text(email: &str, plan: &str) -> String {
     )
 }
 
+/// A lifetime buyer on the plan-change page: the heading.
+pub const LIFETIME_TITLE: &str = "Your access is for life";
+/// The link back to the site inside a page's text.
+pub const BACK_TO_SITE: &str = "Back to the site";
+
+/// A lifetime buyer on the plan-change page: the text (plain text).
+pub fn lifetime_text(plan: &str) -> String {
+    format!(
+        "You bought lifetime access, which has no plan to change. To get {plan}, buy it as a new purchase."
+    )
+}
+
+/// A lifetime buyer on the plan-change page: the checkout link (plain text).
+pub fn buy_plan(plan: &str) -> String {
+    format!("Buy {plan}")
+}
+
 /// One subscription in the "Which subscription?" list (plain text).
 pub fn subscription_choice(plan: &str, subscription_id: &str) -> String {
     format!("{plan} (subscription {subscription_id})")
