@@ -588,5 +588,8 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
         html.contains("href=\"/upgrade/checkout?product=pdt_ent\">Buy Business</a>"),
         "{html}"
     );
-    assert!(html.contains("To get Business, buy it as a new purchase."), "{html}");
+    assert!(
+        html.contains("To get Business, buy it as a new purchase."),
+        "{html}"
+    );
 }

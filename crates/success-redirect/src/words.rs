@@ -54,7 +54,7 @@ pub fn signed_in_text(email: &str) -> String {
     )
 }
 
-/// `amount` (in the currency's smallest unit) with the currency's symbol and minor units:
+/// Plain text: `amount` (in the currency's smallest unit) with the currency's symbol and minor units:
 /// `$20.00`, `€20.00`, `¥2,000`, `-$5.00`. A dollar other than the US one is told apart by
 /// its country (`CA$20.00`); a code `iso_currency` does not know is written after the
 /// amount, with two decimals (`20.00 XYZ`).
@@ -87,7 +87,7 @@ pub fn money(amount: i64, currency: &str) -> String {
             };
             format!("{sign}{symbol}{number}")
         }
-        None => format!("{sign}{number} {}", escape_html(&code)),
+        None => format!("{sign}{number} {code}"),
     }
 }
 
@@ -247,7 +247,11 @@ mod tests {
         assert_eq!(money(2000, "CAD"), "CA$20.00");
         assert_eq!(money(1234, "KWD"), "د.ك1.234");
         assert_eq!(money(2000, "XYZ"), "20.00 XYZ");
-        assert_eq!(money(2000, "<b>"), "20.00 &lt;B&gt;");
+        assert_eq!(
+            money(2000, "<b>"),
+            "20.00 <B>",
+            "plain text: escaped where it is used"
+        );
         assert_eq!(money(i64::MIN, "USD"), "-$92,233,720,368,547,758.08");
     }
 
