@@ -42,7 +42,14 @@ EXPECTED_ACCESS = {
         ("dynamodb:UpdateItem", "PaymentsTable"),
         ("dynamodb:GetItem", "EntitlementsTable"),
     },
-    "EntitlementFunction": {("dynamodb:GetItem", "EntitlementsTable")},
+    # The usage API (POST /api/usage/*) reads the entitlement and usage items in one batch and
+    # writes usage items (in the payments table) by one conditional UpdateItem.
+    "EntitlementFunction": {
+        ("dynamodb:GetItem", "EntitlementsTable"),
+        ("dynamodb:BatchGetItem", "EntitlementsTable"),
+        ("dynamodb:BatchGetItem", "PaymentsTable"),
+        ("dynamodb:UpdateItem", "PaymentsTable"),
+    },
 }
 DEV_MODE_ACCESS = {("dynamodb:GetItem", "EntitlementsTable"), ("dynamodb:PutItem", "EntitlementsTable")}
 # With DodoApiKey set, the success page applies what the API says through the ledger.
@@ -226,6 +233,7 @@ def test_routes(template):
         "/upgrade/plan": "SuccessRedirectFunction",
         "/upgrade/{proxy+}": "SuccessRedirectFunction",
         "/api/entitlement": "EntitlementFunction",
+        "/api/usage/{action}": "EntitlementFunction",
     }
 
 

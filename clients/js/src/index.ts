@@ -4,6 +4,8 @@
  * Next.js middleware on the edge runtime and other edge runtimes.
  */
 export * from "./pass.js";
+export * from "./usage.js";
+import { usageClient, type UsageClient } from "./usage.js";
 
 /** `billing.state` of an answer. */
 export type BillingState =
@@ -45,6 +47,8 @@ export interface Entitlement {
   /** What the plan(s) giving access unlock (`PLAN_FEATURES`). */
   features: string[];
   billing: Billing | null;
+  /** Per meter, for a plan with limits (`PLAN_LIMITS`). */
+  usage?: Record<string, { limit: number | null; used: number; reserved: number; remaining: number | null; credits: number; resets_at: string }>;
   /** The edge pass issued with this answer (also set as the `__Host-llmxt_pass` cookie), if any. */
   pass?: string;
 }
@@ -81,6 +85,8 @@ export interface Client {
   /** `timeoutMs` overrides the client's for this call. */
   entitlement(query: EntitlementQuery, options?: { timeoutMs?: number }): Promise<EntitlementAnswer>;
   checkoutUrl(options: CheckoutOptions): Promise<string>;
+  /** Usage limits: reserve, commit, release, consume, withUsage (docs/usage.md). */
+  readonly usage: UsageClient;
 }
 
 /** Why an entitlement check failed: `timeout`, `network` or `status` (a non-2xx answer). */
@@ -201,6 +207,7 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
       features: body.features ?? [],
       billing: body.billing ?? null,
       ...(typeof body.pass === "string" ? { pass: body.pass } : {}),
+      ...(body.usage ? { usage: body.usage } : {}),
       setCookie: setCookiesOf(response.headers),
     };
   }
@@ -216,5 +223,10 @@ export function createClient({ apiUrl, hmacSecret, timeoutMs = 5000 }: ClientOpt
     return `${base}/upgrade/checkout?${params}`;
   }
 
-  return { apiUrl: base, entitlement, checkoutUrl };
+  const usage = usageClient(
+    base,
+    (timestamp, path, body) => signRequest(hmacSecret, timestamp, "POST", path, body),
+    timeoutMs,
+  );
+  return { apiUrl: base, entitlement, checkoutUrl, usage };
 }

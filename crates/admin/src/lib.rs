@@ -698,6 +698,9 @@ fn billing_json(billing: &llmxt_domain::access::Billing) -> Value {
     })
 }
 
+use llmxt_store::usage::UsageItem;
+use std::collections::BTreeMap;
+
 async fn show(
     store: &Store,
     email: &Email,
@@ -708,6 +711,7 @@ async fn show(
 ) -> Result<(), AdminError> {
     let entitlement = store.get_entitlement(email).await?;
     let payments = store.payments_for_email(email).await?;
+    let usage = store.usage_of(email).await?;
     let receipt = match privacy_key {
         Some(key) => store.get_erasure_receipt(&key.pseudonym(email)).await?,
         None => None,
@@ -739,6 +743,7 @@ async fn show(
             "billing": summary.billing.as_ref().map(billing_json),
             "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
             "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
+            "usage": usage_json(&usage, now),
             "erasure_receipt": receipt.as_ref().map(receipt_json),
         });
         return writeln!(out, "{value:#}").map_err(io);
@@ -811,8 +816,66 @@ async fn show(
             }
         }
     }
+    print_usage(&usage, now, out)?;
     writeln!(out, "  payments: {}", payments.len()).map_err(io)?;
     print_payment_lines(&payments, out)
+}
+
+/// `usage:` lines of `show`: each meter's periods, with the allowance the last reserve saw.
+fn print_usage(
+    usage: &BTreeMap<String, UsageItem>,
+    now: i64,
+    out: &mut dyn Write,
+) -> Result<(), AdminError> {
+    if usage.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "  usage:").map_err(io)?;
+    for (meter, item) in usage {
+        for (bucket, balance) in item.periods(now) {
+            let amount = |v: Option<i64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
+            writeln!(
+                out,
+                "    {meter:<12} used {:<10} reserved {:<8} limit {:<10} remaining {:<10} resets {}  (grant {})",
+                balance.used,
+                balance.reserved,
+                amount(balance.limit),
+                amount(balance.remaining),
+                format_rfc3339(bucket.resets_at),
+                bucket.grant,
+            )
+            .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Usage for `show --json` and `export`: per meter, every stored period.
+fn usage_json(usage: &BTreeMap<String, UsageItem>, now: i64) -> Value {
+    let meters: serde_json::Map<String, Value> = usage
+        .iter()
+        .map(|(meter, item)| {
+            let periods: Vec<Value> = item
+                .periods(now)
+                .into_iter()
+                .map(|(bucket, balance)| {
+                    json!({
+                        "grant": bucket.grant,
+                        "resets_at": format_rfc3339(bucket.resets_at),
+                        "limit": balance.limit,
+                        "used": balance.used,
+                        "reserved": balance.reserved,
+                        "remaining": balance.remaining,
+                    })
+                })
+                .collect();
+            (
+                meter.clone(),
+                json!({ "periods": periods, "holds": item.holds.len() }),
+            )
+        })
+        .collect();
+    Value::Object(meters)
 }
 
 fn print_receipt(receipt: &ErasureReceipt, out: &mut dyn Write) -> Result<(), AdminError> {
@@ -870,6 +933,7 @@ async fn export(
 ) -> Result<(), AdminError> {
     let pseudonym = privacy_key.map(|key| key.pseudonym(email));
     let found = store.find_by_email(email, pseudonym.as_deref()).await?;
+    let usage = store.usage_of(email).await?;
     let now = now();
     let mut not_included = vec![
         "Dodo Payments' own records of this customer (ask Dodo: see docs/privacy.md)",
@@ -892,6 +956,8 @@ async fn export(
             "count": r.count,
             "deleted_by_ttl_after": r.ttl.map(format_rfc3339),
         })).collect::<Vec<_>>(),
+        "usage": usage_json(&usage, now),
+        "credits": {},
         "erasure_receipt": found.receipt.as_ref().map(receipt_json),
         "not_included": not_included,
     });
@@ -910,6 +976,15 @@ async fn forget(
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
     let pseudonym = key.pseudonym(email);
+    let usage = store.usage_of(email).await?;
+    let meters: Vec<&str> = usage.keys().map(String::as_str).collect();
+    if !meters.is_empty() {
+        if !dry_run {
+            store.delete_usage(email, &meters).await?;
+        }
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        writeln!(out, "usage: {verb} the counters of {}", meters.join(", ")).map_err(io)?;
+    }
     for _ in 0..5 {
         let found = store.find_by_email(email, Some(&pseudonym)).await?;
         let plan = plan_erasure(&found, &pseudonym, request);

@@ -6,6 +6,7 @@
 //!   llmxt-bench rss   --bin-dir DIR [--invocations N]         peak RSS over N invocations
 //!   llmxt-bench load  --bin-dir DIR [--seconds S] [--in-flight N]  throughput through local-api
 //!   llmxt-bench restore [--iterations N]                      restore answer time, buyer vs not
+//!   llmxt-bench usage --bin-dir DIR [--seconds S] [--in-flight N]  reserve/commit latency
 //!
 //! warm, rss, load and restore need DynamoDB Local at LLMXT_TEST_DYNAMODB_ENDPOINT; restore
 //! also the SES emulator at LLMXT_TEST_SES_ENDPOINT.
@@ -13,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod measure;
+mod usage;
 
 #[tokio::main]
 async fn main() {
@@ -33,6 +35,14 @@ async fn main() {
         Some("instructions") => measure::instructions(&bin_dir),
         Some("warm") => measure::warm(number("--iterations", 300)).await,
         Some("rss") => measure::rss(&bin_dir, number("--invocations", 1000)).await,
+        Some("usage") => {
+            usage::usage(
+                &bin_dir,
+                number("--seconds", 10) as u64,
+                number("--in-flight", 16),
+            )
+            .await
+        }
         Some("restore") => measure::restore(number("--iterations", 200)).await,
         Some("load") => {
             measure::load(
@@ -44,7 +54,7 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: llmxt-bench init|instructions|warm|rss|load|restore [options] (see the source's header)"
+                "usage: llmxt-bench init|instructions|warm|rss|load|restore|usage [options] (see the source's header)"
             );
             std::process::exit(2);
         }

@@ -33,11 +33,11 @@ const FUNCTIONS: [(&str, &str); 5] = [
     ("entitlement", "entitlement"),
 ];
 
-fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
+pub(crate) fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
     samples.sort();
     let rank = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
     samples[rank.min(samples.len() - 1)]

@@ -456,7 +456,7 @@ pub fn plan_change_proration_from_env(env: &Env) -> Result<String, ConfigError> 
     }
 }
 
-fn is_token(text: &str) -> bool {
+pub(crate) fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
             .chars()

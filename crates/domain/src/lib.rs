@@ -18,4 +18,5 @@ pub mod request_signature;
 pub mod secret;
 pub mod time;
 pub mod token;
+pub mod usage;
 pub mod webhook_signature;

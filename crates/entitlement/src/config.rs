@@ -5,6 +5,7 @@ use llmxt_domain::config::{
 };
 use llmxt_domain::records::PlanRanking;
 use llmxt_domain::secret::Secret;
+use llmxt_domain::usage::PlanLimits;
 use llmxt_store::config::StoreConfig;
 
 /// Configuration of `GET /api/entitlement`.
@@ -23,6 +24,11 @@ pub struct EntitlementConfig {
     pub ranking: PlanRanking,
     /// `PLAN_FEATURES`: what each plan unlocks.
     pub features: llmxt_domain::access::PlanFeatures,
+    /// `USAGE_DB_TIMEOUT_MS` (default 3000): how long each database round trip of a usage
+    /// request may take before it answers `503` (it never falls back to the cookie).
+    pub usage_timeout_ms: u64,
+    /// `PLAN_LIMITS`: each plan's meters and allowances (docs/usage.md).
+    pub limits: PlanLimits,
     /// Tables.
     pub store: StoreConfig,
 }
@@ -46,6 +52,14 @@ impl EntitlementConfig {
             db_budget_ms: u64::try_from(db_budget_ms).unwrap_or(400),
             ranking: plan_ranking_from_env(env)?,
             features: plan_features_from_env(env)?,
+            limits: PlanLimits::from_env(env)?,
+            usage_timeout_ms: u64::try_from(env.seconds(
+                "USAGE_DB_TIMEOUT_MS",
+                3_000,
+                100,
+                60_000,
+            )?)
+            .unwrap_or(3_000),
             store: StoreConfig::from_env(env)?,
         })
     }

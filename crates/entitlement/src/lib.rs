@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct EntitlementDeps {
     pub store: Store,
     /// Verifies cookies, and issues the refreshed ones.
     pub cookies: CookieIssuer,
+    /// The tables again, through a client as patient as `USAGE_DB_TIMEOUT_MS` (usage requests
+    /// never fall back to the cookie, and a retried usage write is idempotent).
+    pub usage_store: Store,
 }
 
 impl EntitlementDeps {
@@ -40,6 +44,7 @@ impl EntitlementDeps {
         let cookies = CookieIssuer::new(&config.cookie);
         Self {
             config,
+            usage_store: store.clone(),
             store,
             cookies,
         }
@@ -49,7 +54,12 @@ impl EntitlementDeps {
     pub async fn connect(config: EntitlementConfig) -> Self {
         let profile = ClientProfile::within(budget(&config));
         let store = Store::connect(&config.store, profile).await;
-        Self::new(config, store)
+        let usage_profile = ClientProfile::within(Duration::from_millis(config.usage_timeout_ms));
+        let usage_store = Store::connect(&config.store, usage_profile).await;
+        Self {
+            usage_store,
+            ..Self::new(config, store)
+        }
     }
 }
 
@@ -75,6 +85,9 @@ impl Source {
 
 /// Handles one request received at `now` (unix seconds).
 pub async fn handle(deps: &EntitlementDeps, request: Request, now: i64) -> Response<Body> {
+    if usage::is_usage_path(request.uri().path()) {
+        return usage::handle(deps, request, now).await;
+    }
     match answer(deps, &request, now).await {
         Ok(response) => response,
         Err(error) => {
@@ -110,12 +123,9 @@ async fn answer(
         return match lookup(deps, &email).await {
             Ok(entitlement) => {
                 tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
-                Ok(from_database(
-                    deps,
-                    entitlement.as_ref(),
-                    Scope::Account.as_str(),
-                    now,
-                ))
+                let response =
+                    from_database(deps, entitlement.as_ref(), Scope::Account.as_str(), now);
+                Ok(with_usage(deps, response, &email, entitlement.as_ref(), now).await)
             }
             Err(error) => {
                 tracing::error!(email = %email, error = %error, cause = cause(&error), "entitlement by email: database failed, failing closed");
@@ -168,7 +178,8 @@ async fn answer(
                 .as_ref()
                 .map(|e| e.within_scope(scope.grant_keys(), now, &deps.config.ranking));
             if is_pro(seen.as_ref(), now) {
-                return Ok(answer_cookie(deps, presented, &email, seen.as_ref(), now));
+                let response = answer_cookie(deps, presented, &email, seen.as_ref(), now);
+                return Ok(with_usage(deps, response, &email, seen.as_ref(), now).await);
             }
             first_answer.get_or_insert((presented, email.clone(), seen));
         }
@@ -179,6 +190,35 @@ async fn answer(
         }
         None => not_pro(None, Source::Cookie),
     })
+}
+
+/// Adds `usage` to a database answer whose shown grant's plan has limits (one more batched
+/// read); a plan without limits costs nothing more. Usage that cannot be read is left out of
+/// the answer rather than failing it.
+async fn with_usage(
+    deps: &EntitlementDeps,
+    response: Response<Body>,
+    email: &Email,
+    seen: Option<&Entitlement>,
+    now: i64,
+) -> Response<Body> {
+    let Some(grant) = seen.and_then(|e| e.best_grant(now, &deps.config.ranking)) else {
+        return response;
+    };
+    let usage = match usage::usage_summary(deps, email, grant, now).await {
+        Ok(Some(usage)) => usage,
+        Ok(None) => return response,
+        Err(error) => {
+            tracing::warn!(email = %email, error = %error, "usage could not be read; answered without it");
+            return response;
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let mut fields: Value = serde_json::from_slice(body.as_ref()).unwrap_or_default();
+    if let Some(object) = fields.as_object_mut() {
+        object.insert("usage".to_owned(), usage);
+    }
+    Response::from_parts(parts, Body::from(fields.to_string()))
 }
 
 /// Most distinct emails one check reads (one read each) when cookies of several are sent.

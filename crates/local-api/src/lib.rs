@@ -57,6 +57,9 @@ impl LocalApi {
                 success_redirect::handle(&self.success, request, now).await
             }
             "/api/entitlement" => entitlement::handle(&self.entitlement, request, now).await,
+            path if entitlement::usage::is_usage_path(path) => {
+                entitlement::handle(&self.entitlement, request, now).await
+            }
             "/" => static_file("text/html; charset=utf-8", &self.home),
             "/app.js" => static_file("text/javascript; charset=utf-8", HOME_SCRIPT),
             _ => {

@@ -11,3 +11,4 @@ pub mod item;
 pub mod ledger;
 pub mod operator;
 pub mod store;
+pub mod usage;

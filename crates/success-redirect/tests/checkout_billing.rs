@@ -80,6 +80,15 @@ fn header(response: &Response<Body>, name: &str) -> String {
         .unwrap_or_default()
 }
 
+fn set_cookies(response: &Response<Body>) -> Vec<&str> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn checkout_creates_a_session_bound_to_this_browser() {
     let (deps, dodo) = setup().await;
@@ -254,12 +263,7 @@ async fn only_the_checkout_browser_redeems_a_bound_claim() {
         header(&response, "location"),
         format!("{SITE}/?upgrade=success")
     );
-    let set_cookies: Vec<&str> = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let set_cookies = set_cookies(&response);
     assert!(
         set_cookies[0].starts_with("__Host-llmxt_pro="),
         "{set_cookies:?}"
@@ -290,12 +294,7 @@ async fn the_checkout_cookie_is_cleared_once_its_only_purchase_is_redeemed() {
         vec![format!("{CHECKOUT_COOKIE}={nonce}")],
     )
     .await;
-    let set_cookies: Vec<&str> = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    let set_cookies = set_cookies(&response);
     assert!(
         set_cookies[0].starts_with("__Host-llmxt_pro="),
         "{set_cookies:?}"
