@@ -48,6 +48,7 @@ before(async () => {
     NEXT_PUBLIC_SITE_URL: site,
     PRODUCT_PLANS: "pdt_test=professional,pdt_test_enterprise=enterprise,pdt_test_sub=professional",
     PLAN_FEATURES: "professional=export,api;enterprise=export,api,sso",
+    PLAN_NAMES: "professional=Pro,enterprise=Business",
     DODO_LOCAL_SUBSCRIPTION_PRODUCTS: "pdt_test_enterprise,pdt_test_sub",
     DODO_LOCAL_PRICES: "pdt_test_sub=1000,pdt_test_enterprise=3000",
     RESTORE_EMAIL_FROM: "access@example.com",
@@ -196,6 +197,13 @@ test("a buyer restores Pro on a new device with the emailed link", async () => {
   assert.equal(await proStatus(page), "Pro (professional)");
   const cookie = (await device.cookies()).find((c) => c.name === "__Host-llmxt_pro");
   assert.equal(cookie.httpOnly, true);
+  // The same link opened again in this browser: signed in, not "invalid or expired".
+  await page.goto(link);
+  assert.equal(await page.textContent("h1"), "You're signed in");
+  assert.equal(await page.locator("#alert").count(), 0);
+  await page.click("#home");
+  await page.waitForURL(`${site}/`);
+  assert.equal(await proStatus(page), "Pro (professional)");
   await device.close();
 });
 
@@ -244,12 +252,43 @@ test("a subscriber clicks Change plan → Confirm and is on the new plan", async
   assert.match(await page.textContent("#details"), /features: api, export; billing: active, renews /);
   await page.click("#change-plan");
   await page.waitForURL(`${site}/upgrade/plan?product=pdt_test_enterprise`);
-  assert.equal(await page.textContent("#new-plan"), "enterprise");
-  assert.equal(await page.textContent("#charged-now"), "20.00 USD");
+  assert.equal(await page.textContent("#current-plan"), "Pro");
+  assert.equal(await page.textContent("#new-plan"), "Business");
+  assert.equal(await page.textContent("#charged-now"), "$20.00");
+  assert.match(await page.textContent("#recurring"), /^\$30\.00 a month from \d{1,2} [A-Z][a-z]+ \d{4}$/);
+  assert.match(await page.getAttribute("#renews", "datetime"), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.equal(await page.textContent("#card"), "Visa ending in 4242");
+  assert.equal(await page.textContent("#confirm"), "Pay $20.00 and switch");
+  // Cancel goes back to the site and changes nothing.
+  await page.click("#cancel");
+  await page.waitForURL(`${site}/`);
+  assert.equal(await proStatus(page), "Pro (professional)");
+  await page.goBack();
+  await page.waitForURL(`${site}/upgrade/plan?product=pdt_test_enterprise`);
   await page.click("#confirm");
   await page.waitForURL(`${site}/?upgrade=plan_changed`, { timeout: 20_000 });
   assert.equal(await proStatus(page), "Pro (enterprise)");
   assert.match(await page.textContent("#details"), /features: api, export, sso/);
+  await context.close();
+});
+
+test("a declined card says so and Try again opens a new checkout of the same product", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${site}/upgrade/checkout?product=pdt_test`);
+  await page.waitForURL(`${dodoUrl}/checkout/**`);
+  await page.fill("input[name=email]", `declined-${suffix}@example.com`);
+  await page.click("button[value=decline]");
+  await page.waitForURL(/\/upgrade\/success\?payment_id=.*status=failed/);
+  assert.equal(await page.textContent("h1"), "Your payment did not go through");
+  assert.equal(await page.textContent("#try-again"), "Try again");
+  await page.click("#try-again");
+  await page.waitForURL(`${dodoUrl}/checkout/**`);
+  assert.match(await page.textContent("code"), /^pdt_test$/);
+  await page.fill("input[name=email]", `declined-${suffix}@example.com`);
+  await page.click("button[value=send]");
+  await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  assert.equal(await proStatus(page), "Pro (professional)");
   await context.close();
 });
 

@@ -77,11 +77,16 @@ before(async () => {
     HMAC_SECRET: "pages-hmac-secret-0123456789abcdef012345",
     REQUIRE_HMAC_SIGNATURE: "false",
     NEXT_PUBLIC_SITE_URL: site,
-    PRODUCT_PLANS: "pdt_test=professional",
+    PRODUCT_PLANS: "pdt_test=professional,pdt_sub=professional,pdt_ent=enterprise,pdt_down=professional",
+    DODO_LOCAL_UNAVAILABLE_PRODUCTS: "pdt_down",
+    PLAN_NAMES: "professional=Pro,enterprise=Business",
+    DODO_LOCAL_SUBSCRIPTION_PRODUCTS: "pdt_sub,pdt_ent",
+    DODO_LOCAL_PRICES: "pdt_sub=1000,pdt_ent=3000",
     RESTORE_EMAIL_FROM: "access@example.com",
     DODO_PAYMENTS_API_KEY: "pages-dodo-api-key",
     DODO_PAYMENTS_BASE_URL: dodoUrl,
     DODO_LOCAL_PORT: String(dodoPort),
+    NEXT_PUBLIC_CHECKOUT_URL: `${site}/upgrade/checkout?product=pdt_test`,
     DODO_LOCAL_WEBHOOK_URL: `http://127.0.0.1:${port}/api/webhooks/dodo`,
     SES_ENDPOINT: sesEndpoint,
     BRAND_NAME: BRAND.name,
@@ -117,6 +122,8 @@ function states() {
     { name: "link-used", path: "/upgrade/success?payment_id=pay_pages_used&status=succeeded", h1: /already used/ },
     { name: "other-browser", path: "/upgrade/success?payment_id=pay_pages_bound&status=succeeded", h1: /another browser/ },
     { name: "payment-failed", path: "/upgrade/success?payment_id=pay_pages_failed&status=failed", h1: /did not go through/ },
+    { name: "payment-cancelled", path: "/upgrade/success?payment_id=pay_pages_cancelled&status=cancelled", h1: /The payment was cancelled/ },
+    { name: "payment-refunded", path: "/upgrade/success?payment_id=pay_pages_refunded&status=succeeded", h1: /This payment was refunded/ },
     { name: "invalid-link", path: "/upgrade/success", h1: /not valid/ },
     { name: "restore-form", path: "/upgrade/restore", h1: /Restore access/, dark: true },
     {
@@ -133,10 +140,58 @@ function states() {
     { name: "restore-link-expired", path: "/upgrade/restore?token=expired", h1: /Restore access/, alert: /invalid or has expired/, dark: true },
     { name: "billing-signed-out", path: "/upgrade/billing", h1: /Sign in to manage billing/ },
     { name: "billing-no-account", path: "/upgrade/billing", h1: /No billing account/, cookies: () => mintedCookie("gift@example.com") },
-    { name: "already-have-plan", path: "/upgrade/checkout?product=pdt_test", h1: /You already have professional/, cookies: () => mintedCookie("gift@example.com") },
+    { name: "already-have-plan", path: "/upgrade/checkout?product=pdt_test", h1: /You already have Pro/, cookies: () => mintedCookie("gift@example.com") },
+    {
+      name: "too-many-sign-in-links",
+      path: "/upgrade/restore",
+      h1: /Restore access/,
+      alert: /Too many sign-in links/,
+      steps: async (page) => {
+        for (let i = 0; i < 4; i++) {
+          await page.fill("#email", "limited@example.com");
+          await page.click("#send");
+          await page.locator("#notice, #alert").first().waitFor();
+        }
+        await page.locator("#alert").waitFor();
+      },
+    },
+    { name: "plan-signed-out", path: "/upgrade/plan?product=pdt_ent", h1: /Sign in to change your plan/ },
+    { name: "plan-upgrade", path: "/upgrade/plan?product=pdt_ent", h1: /Change your plan/, buyer: { product: "pdt_sub" }, dark: true },
+    { name: "plan-downgrade", path: "/upgrade/plan?product=pdt_sub", h1: /Change your plan/, buyer: { product: "pdt_ent" } },
+    { name: "plan-current", path: "/upgrade/plan?product=pdt_sub", h1: /You are on this plan/, buyer: { product: "pdt_sub" } },
+    { name: "plan-choose", path: "/upgrade/plan?product=pdt_ent", h1: /Which subscription/, buyer: { product: "pdt_sub", twice: true } },
+    { name: "plan-lifetime", path: "/upgrade/plan?product=pdt_ent", h1: /Your access is for life/, cookies: () => mintedCookie("gift@example.com") },
+    { name: "checkout-provider-down", path: "/upgrade/checkout?product=pdt_down", h1: /The checkout could not be opened/, status: 502 },
+    {
+      name: "checkout-busy",
+      path: "/upgrade/checkout?product=pdt_down",
+      h1: /Checkout is busy/,
+      status: 429,
+      before: async (page) => {
+        // Spend this browser's checkouts for the hour (CHECKOUTS_PER_HOUR_PER_IP, 20).
+        for (let i = 0; i < 30; i++) {
+          const answer = await page.goto(`${site}/upgrade/checkout?product=pdt_down`);
+          if (answer.status() === 429) return;
+        }
+        assert.fail("checkout never got busy");
+      },
+    },
     { name: "unknown-product", path: "/upgrade/checkout?product=pdt_unknown", h1: /Unknown product/ },
     { name: "not-found", path: "/upgrade/no-such-page", h1: /Page not found/ },
   ];
+}
+
+// Buys a subscription to `product` in the stand-in's hosted checkout, in this browser (twice
+// for two subscriptions of one email).
+async function subscribe(page, name, { product, twice }) {
+  const email = `${name}-${suffix}@example.com`;
+  for (let i = 0; i < (twice ? 2 : 1); i++) {
+    await page.goto(`${site}/upgrade/checkout?product=${product}${i ? "&anyway=1" : ""}`);
+    await page.waitForURL(/\/checkout\//);
+    await page.fill("input[name=email]", email);
+    await page.click("button[value=send]");
+    await page.waitForURL(`${site}/?upgrade=success`, { timeout: 20_000 });
+  }
 }
 
 async function axeViolations(page) {
@@ -171,6 +226,8 @@ test("every page state is branded, accessible in both schemes at both widths, an
   });
   admin("grant", "gift@example.com", "--plan", "professional", "--reason", "gallery");
   await deliverPayment("pay_pages_restore", "gallery@example.com");
+  await deliverPayment("pay_pages_refunded", "refunded@example.com");
+  await deliverEvent({ url: `${site}/api/webhooks/dodo`, env }, "refund.succeeded.cli-generator.json", "pay_pages_refunded", "refunded@example.com");
 
   const context = await browser.newContext({ viewport: WIDTHS[0] });
   let logoRequests = 0;
@@ -190,7 +247,9 @@ test("every page state is branded, accessible in both schemes at both widths, an
   page.on("console", (message) => {
     if (/Content Security Policy/i.test(message.text())) cspErrors.push(message.text());
   });
+  let buying = false;
   page.on("request", (request) => {
+    if (buying) return;
     const origin = new URL(request.url()).origin;
     if (origin !== site && origin !== new URL(BRAND.logo).origin) otherOrigins.add(origin);
   });
@@ -200,9 +259,16 @@ test("every page state is branded, accessible in both schemes at both widths, an
   for (const state of states()) {
     await context.clearCookies();
     if (state.cookies) await context.addCookies(state.cookies());
+    if (state.buyer) {
+      buying = true; // the stand-in's hosted checkout is another origin
+      await subscribe(page, state.name, state.buyer);
+      buying = false;
+    }
     await page.setViewportSize(WIDTHS[0]);
     await page.emulateMedia({ colorScheme: "light" });
+    if (state.before) await state.before(page);
     const response = await page.goto(`${site}${state.path}`);
+    if (state.status) assert.equal(response.status(), state.status, state.name);
     if (state.steps) await state.steps(page);
     const html = state.steps ? await page.content() : await response.text();
     sizes[state.name] = Buffer.byteLength(html);

@@ -305,6 +305,9 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let plans = ShownPlans {
                 ranking: llmxt_domain::config::plan_ranking_from_env(env)?,
                 features: llmxt_domain::config::plan_features_from_env(env)?,
+                names: llmxt_domain::config::PlanNames::parse(
+                    &env.optional("PLAN_NAMES").unwrap_or_default(),
+                )?,
             };
             show(
                 &store,
@@ -662,6 +665,15 @@ fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
 struct ShownPlans {
     ranking: llmxt_domain::records::PlanRanking,
     features: llmxt_domain::access::PlanFeatures,
+    /// `PLAN_NAMES`: what buyers read, shown beside each id.
+    names: llmxt_domain::config::PlanNames,
+}
+
+impl ShownPlans {
+    /// `professional ("Pro")`: the id, and the name buyers read.
+    fn label(&self, plan: &str) -> String {
+        format!("{plan} (\"{}\")", self.names.display(plan))
+    }
 }
 
 /// `billing: active, renews …, scheduled: professional on …`.
@@ -752,7 +764,7 @@ async fn show(
                 "  entitlement: {} — {} plan {}, until {}, source {}{}{}",
                 if e.is_pro(now) { "PRO" } else { "not pro" },
                 e.status,
-                e.plan,
+                plans.label(&e.plan),
                 e.expires_at.map_or("no end".to_owned(), format_rfc3339),
                 e.source,
                 e.payment_id
@@ -784,7 +796,7 @@ async fn show(
                         .as_ref()
                         .map(|r| format!(", reason: {r}"))
                         .unwrap_or_default(),
-                    grant.plan,
+                    plans.label(&grant.plan),
                     billing_line(&llmxt_domain::access::Billing::of(grant, now)),
                 )
                 .map_err(io)?;

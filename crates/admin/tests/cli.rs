@@ -55,15 +55,19 @@ async fn show_json(env: &Env, email: &str) -> Value {
 #[tokio::test]
 async fn show_lists_the_entitlement_history_and_payments() {
     let store = fresh_store().await;
-    let env = env_for(&store, &[]);
+    let env = env_for(&store, &[("PLAN_NAMES", "professional=Pro")]);
     deliver(&store, "msg_1", &paid("pay_1")).await;
     let text = admin(&env, &["show", "John.Doe@Example.com"])
         .await
         .unwrap();
     assert!(
         text.contains(
-            "entitlement: PRO — active plan professional, until no end, source payment (pay_1)"
+            "entitlement: PRO — active plan professional (\"Pro\"), until no end, source payment (pay_1)"
         ),
+        "{text}"
+    );
+    assert!(
+        text.contains("; professional (\"Pro\") plan, billing:"),
         "{text}"
     );
     assert!(

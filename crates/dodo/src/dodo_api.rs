@@ -279,6 +279,29 @@ pub struct PlanChangePreview {
     pub new_product_id: Option<String>,
     /// `new_plan.next_billing_date`, unix seconds.
     pub next_billing_date: Option<i64>,
+    /// `new_plan.recurring_pre_tax_amount`: what each period costs after the change, in the
+    /// smallest unit of `new_plan.currency`.
+    pub recurring_amount: Option<i64>,
+    /// `new_plan.currency`.
+    pub recurring_currency: Option<String>,
+    /// `new_plan.payment_frequency_interval` (`Day`, `Week`, `Month`, `Year`).
+    pub interval: Option<String>,
+    /// `new_plan.payment_frequency_count`: how many intervals one period lasts.
+    pub interval_count: Option<i64>,
+    /// `new_plan.payment_method_id`: the card the subscription is charged to.
+    pub payment_method_id: Option<String>,
+    /// `new_plan.customer.customer_id`.
+    pub customer_id: Option<String>,
+}
+
+/// A saved card as Dodo's `GET /customers/{id}/payment-methods` describes it
+/// (`items[].card`): its network and last four digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardOnFile {
+    /// `card.card_network`, e.g. `VISA`.
+    pub network: String,
+    /// `card.last4_digits`.
+    pub last_four: String,
 }
 
 impl PlanChangePreview {
@@ -292,11 +315,19 @@ impl PlanChangePreview {
                 .as_str()
                 .and_then(llmxt_domain::time::parse_rfc3339_seconds)
         };
+        let new_plan = &answer["new_plan"];
+        let text = |value: &Value| value.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
         Ok(Self {
             charged_now,
             currency: summary["currency"].as_str().unwrap_or_default().to_owned(),
             new_product_id: answer["new_plan"]["product_id"].as_str().map(str::to_owned),
             next_billing_date: date(&answer["new_plan"]["next_billing_date"]),
+            recurring_amount: new_plan["recurring_pre_tax_amount"].as_i64(),
+            recurring_currency: text(&new_plan["currency"]),
+            interval: text(&new_plan["payment_frequency_interval"]),
+            interval_count: new_plan["payment_frequency_count"].as_i64(),
+            payment_method_id: text(&new_plan["payment_method_id"]),
+            customer_id: text(&new_plan["customer"]["customer_id"]),
         })
     }
 }
@@ -334,6 +365,37 @@ impl DodoApi {
             .call(reqwest::Method::POST, &path, &[], Some(&body))
             .await?;
         PlanChangePreview::from_answer(&answer)
+    }
+
+    /// `GET /customers/{id}/payment-methods`: the saved card `payment_method_id` names, when
+    /// Dodo lists one with a network and last four digits.
+    pub async fn card_on_file(
+        &self,
+        customer_id: &str,
+        payment_method_id: &str,
+    ) -> Result<Option<CardOnFile>, DodoApiError> {
+        let path = format!("/customers/{customer_id}/payment-methods");
+        let answer = self.call(reqwest::Method::GET, &path, &[], None).await?;
+        let answer: dodopayments::models::CustomerRetrievePaymentMethodsResponse =
+            serde_json::from_value(answer).map_err(|_| {
+                DodoApiError::Unavailable("unreadable payment-methods answer".to_owned())
+            })?;
+        Ok(answer
+            .items
+            .iter()
+            .find(|item| item["payment_method_id"].as_str() == Some(payment_method_id))
+            .and_then(|item| {
+                let card = &item["card"];
+                let network = card["card_network"].as_str()?.trim();
+                let last_four = card["last4_digits"].as_str()?.trim();
+                (!network.is_empty()
+                    && last_four.len() == 4
+                    && last_four.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| CardOnFile {
+                    network: network.to_owned(),
+                    last_four: last_four.to_owned(),
+                })
+            }))
     }
 
     /// `POST /subscriptions/{id}/change-plan`. A `payment_link` in the answer means the buyer

@@ -219,6 +219,60 @@ pub struct PlanCatalog {
     by_product: HashMap<String, String>,
     default_plan: String,
     ranking: PlanRanking,
+    names: PlanNames,
+}
+
+/// What buyers read for each plan id (`PLAN_NAMES`, e.g. `professional=Pro,enterprise=Business`).
+/// Pages and emails show these; the API, the cookie and the tables keep the ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanNames {
+    by_plan: HashMap<String, String>,
+}
+
+impl PlanNames {
+    /// Parses `plan=Display name,plan=Display name`; an empty list is allowed.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut by_plan = HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parsed = entry
+                .split_once('=')
+                .map(|(plan, name)| (plan.trim(), name.trim()))
+                .filter(|(plan, name)| {
+                    is_token(plan)
+                        && !name.is_empty()
+                        && name.chars().count() <= 40
+                        && !name.chars().any(char::is_control)
+                });
+            let Some((plan, name)) = parsed else {
+                return Err(ConfigError::new(
+                    "PLAN_NAMES",
+                    format!(
+                        "has a malformed entry {entry:?}; expected plan=Name,plan=Name (names up to 40 characters)"
+                    ),
+                ));
+            };
+            if by_plan.insert(plan.to_owned(), name.to_owned()).is_some() {
+                return Err(ConfigError::new(
+                    "PLAN_NAMES",
+                    format!("names plan {plan:?} twice"),
+                ));
+            }
+        }
+        Ok(Self { by_plan })
+    }
+
+    /// The name buyers read for `plan`: the configured one, else the id with its first letter
+    /// in capitals (`professional` → `Professional`).
+    pub fn display(&self, plan: &str) -> String {
+        if let Some(name) = self.by_plan.get(plan) {
+            return name.clone();
+        }
+        let mut chars = plan.chars();
+        chars
+            .next()
+            .map(|first| first.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl PlanCatalog {
@@ -262,10 +316,12 @@ impl PlanCatalog {
             by_product,
             default_plan: default_plan.to_owned(),
             ranking: PlanRanking::standard(),
+            names: PlanNames::default(),
         })
     }
 
-    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`) and `PLAN_RANKING`.
+    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`), `PLAN_RANKING` and
+    /// `PLAN_NAMES`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default_plan = env
             .optional("DEFAULT_PLAN")
@@ -274,7 +330,20 @@ impl PlanCatalog {
             &env.optional("PRODUCT_PLANS").unwrap_or_default(),
             &default_plan,
         )?;
-        Ok(catalog.with_ranking(plan_ranking_from_env(env)?))
+        let names = PlanNames::parse(&env.optional("PLAN_NAMES").unwrap_or_default())?;
+        Ok(catalog
+            .with_ranking(plan_ranking_from_env(env)?)
+            .with_names(names))
+    }
+
+    /// The same catalog with these display names.
+    pub fn with_names(self, names: PlanNames) -> Self {
+        Self { names, ..self }
+    }
+
+    /// The name buyers read for a plan id ([`PlanNames::display`]).
+    pub fn display_name(&self, plan: &str) -> String {
+        self.names.display(plan)
     }
 
     /// The same catalog with another order of plans.
@@ -652,6 +721,35 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn plan_names_default_to_the_capitalised_id_and_refuse_malformed_lists() {
+        let names =
+            PlanNames::parse("professional=Pro, enterprise = Business plus").expect("valid");
+        assert_eq!(names.display("professional"), "Pro");
+        assert_eq!(names.display("enterprise"), "Business plus");
+        assert_eq!(names.display("starter"), "Starter");
+        assert_eq!(PlanNames::default().display("émigré"), "Émigré");
+        for bad in [
+            "professional",
+            "=Pro",
+            "pro plan=Pro",
+            "a=Pro,a=Max",
+            "a=",
+            "a=\u{7}",
+        ] {
+            let error = PlanNames::parse(bad).expect_err(bad);
+            assert_eq!(error.variable, "PLAN_NAMES", "{bad}");
+        }
+        let catalog =
+            PlanCatalog::from_env(&Env::from_pairs([("PLAN_NAMES", "enterprise=Business")]))
+                .expect("valid");
+        assert_eq!(catalog.display_name("enterprise"), "Business");
+        assert_eq!(catalog.display_name("professional"), "Professional");
+        let error = PlanCatalog::from_env(&Env::from_pairs([("PLAN_NAMES", "enterprise")]))
+            .expect_err("malformed");
+        assert_eq!(error.variable, "PLAN_NAMES");
     }
 
     #[test]

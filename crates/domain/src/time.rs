@@ -31,6 +31,48 @@ pub fn format_rfc3339(unix_seconds: i64) -> String {
         .unwrap_or_else(|| unix_seconds.to_string())
 }
 
+/// The English month names, January first.
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// Formats unix seconds as a date in words, in UTC: `6 January 2027`.
+pub fn format_date(unix_seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_seconds).map_or_else(
+        |_| unix_seconds.to_string(),
+        |at| {
+            let month = MONTHS[usize::from(u8::from(at.month())) - 1];
+            format!("{} {month} {}", at.day(), at.year())
+        },
+    )
+}
+
+/// Formats unix seconds as a date and time in words, in UTC: `6 January 2027, 00:37 UTC`.
+pub fn format_date_time(unix_seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_seconds).map_or_else(
+        |_| unix_seconds.to_string(),
+        |at| {
+            format!(
+                "{}, {:02}:{:02} UTC",
+                format_date(unix_seconds),
+                at.hour(),
+                at.minute()
+            )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +92,14 @@ mod tests {
             Some(1_768_067_753)
         );
         assert_eq!(parse_rfc3339_seconds("yesterday"), None);
+    }
+
+    #[test]
+    fn formats_dates_in_words() {
+        assert_eq!(format_date(1_799_203_051), "6 January 2027");
+        assert_eq!(format_date(1_768_067_753), "10 January 2026");
+        assert_eq!(format_date_time(1_799_195_851), "6 January 2027, 00:37 UTC");
+        assert_eq!(format_date(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]

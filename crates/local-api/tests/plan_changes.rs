@@ -56,6 +56,7 @@ impl Harness {
             ("DODO_PAYMENTS_API_KEY", TEST_API_KEY),
             ("DODO_PAYMENTS_BASE_URL", dodo.base_url.as_str()),
             ("SUBSCRIPTION_GRACE_SECONDS", "259200"),
+            ("PLAN_NAMES", "professional=Pro,enterprise=Business"),
         ] {
             pairs.push((name.to_owned(), value.to_owned()));
         }
@@ -229,9 +230,41 @@ async fn an_upgrade_shows_dodos_preview_and_changes_the_plan_once_dodo_confirms(
         .await;
     let html = response_text(&page);
     assert_eq!(page.status(), 200, "{html}");
-    assert!(html.contains("id=\"charged-now\">20.00 USD"), "{html}");
-    assert!(html.contains("id=\"new-plan\">enterprise"), "{html}");
-    assert!(html.contains("The new plan starts now"), "{html}");
+    assert!(html.contains("id=\"charged-now\">$20.00<"), "{html}");
+    assert!(
+        html.contains(
+            "<strong id=\"current-plan\">Pro</strong> → <strong id=\"new-plan\">Business</strong>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("Business starts as soon as you confirm."),
+        "{html}"
+    );
+    // The new recurring price, from the next billing date Dodo reports, in words.
+    let renews = h.dodo.subscription(&subscription).unwrap()["next_billing_date"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renews_at = llmxt_domain::time::parse_rfc3339_seconds(&renews).unwrap();
+    assert!(
+        html.contains(&format!(
+            "id=\"recurring\">$30.00 a month from <time id=\"renews\" datetime=\"{}\">{}</time>",
+            llmxt_domain::time::format_rfc3339(renews_at),
+            llmxt_domain::time::format_date(renews_at)
+        )),
+        "{html}"
+    );
+    // The card Dodo has on file for the subscription.
+    assert!(html.contains("id=\"card\">Visa ending in 4242<"), "{html}");
+    assert!(
+        html.contains("<button type=\"submit\" id=\"confirm\">Pay $20.00 and switch</button>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<a id=\"cancel\" href=\"{TEST_SITE}")),
+        "{html}"
+    );
     let (kind, preview) = h.dodo.plan_changes().pop().unwrap();
     assert_eq!(kind, "preview");
     assert_eq!(preview["product_id"], "pdt_ent");
@@ -271,9 +304,24 @@ async fn a_downgrade_is_scheduled_then_applied_at_the_period_end() {
         .get("/upgrade/plan", "product=pdt_pro", Some(&cookie))
         .await;
     let html = response_text(&page);
-    assert!(html.contains("id=\"charged-now\">0.00 USD"), "{html}");
+    assert!(html.contains("id=\"charged-now\">$0.00<"), "{html}");
+    let period_end = llmxt_domain::time::parse_rfc3339_seconds(
+        h.dodo.subscription(&subscription).unwrap()["next_billing_date"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let day = llmxt_domain::time::format_date(period_end);
     assert!(
-        html.contains("Scheduled: the change takes effect on"),
+        html.contains(&format!(
+            "The switch happens on <time id=\"effective\" datetime=\"{}\">{day}</time>",
+            llmxt_domain::time::format_rfc3339(period_end)
+        )),
+        "{html}"
+    );
+    assert!(html.contains("Until then you keep Business"), "{html}");
+    assert!(
+        html.contains(&format!("id=\"confirm\">Switch on {day}</button>")),
         "{html}"
     );
     let confirmed = h.confirm(&cookie, "pdt_pro", &subscription).await;
@@ -387,9 +435,21 @@ async fn the_change_page_refuses_what_the_cookie_does_not_cover() {
     assert_eq!(posted.status(), 403);
     assert!(h.dodo.plan_changes().is_empty());
 
-    // No cookie: to the sign-in page. A cross-site POST with the owner's cookie: refused.
+    // No cookie: a page that says to sign in first. A cross-site POST with the owner's
+    // cookie: refused.
     let anonymous = h.get("/upgrade/plan", "product=pdt_ent", None).await;
-    assert_eq!(location(&anonymous), format!("{TEST_SITE}/upgrade/restore"));
+    let html = response_text(&anonymous);
+    assert_eq!(anonymous.status(), 200, "{html}");
+    assert!(
+        html.contains("<h1>Sign in to change your plan</h1>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "id=\"sign-in\" href=\"{TEST_SITE}/upgrade/restore\""
+        )),
+        "{html}"
+    );
     let cross_site = h
         .request(
             "POST",
@@ -492,6 +552,10 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
     let html = response_text(&page);
     assert!(html.contains("Which subscription?"), "{html}");
     assert!(html.contains(&first) && html.contains(&second), "{html}");
+    assert!(
+        html.contains(&format!(">Pro (subscription {first})</a>")),
+        "by display name: {html}"
+    );
 
     let payment = llmxt_testkit::dodo::payment_object(
         "pay_lifetime_1",
@@ -521,7 +585,11 @@ async fn several_subscriptions_choose_and_lifetime_buyers_get_a_checkout() {
     let html = response_text(&offer);
     assert_eq!(offer.status(), 200);
     assert!(
-        html.contains("href=\"/upgrade/checkout?product=pdt_ent\""),
+        html.contains("href=\"/upgrade/checkout?product=pdt_ent\">Buy Business</a>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("To get Business, buy it as a new purchase."),
         "{html}"
     );
 }

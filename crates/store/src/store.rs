@@ -867,6 +867,30 @@ impl Store {
         }))
     }
 
+    /// The email of a restore-link token that was already used, until a day after its
+    /// expiry; `None` for an unused or unknown one, or later.
+    pub async fn used_restore_token_email(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Email>, StoreError> {
+        let item = self
+            .get(
+                &self.config.payments_table,
+                "payment_id",
+                &format!("{RESTORE_TOKEN_PREFIX}{token_hash}"),
+            )
+            .await?;
+        Ok(item.and_then(|item| {
+            let used = item.contains_key("used_at");
+            let live = matches!(item.get("expires_at"), Some(AttributeValue::N(at)) if at.parse::<i64>().is_ok_and(|at| at > now - 86_400));
+            match item.get("restore_email") {
+                Some(AttributeValue::S(email)) if used && live => Email::parse(email).ok(),
+                _ => None,
+            }
+        }))
+    }
+
     /// Counts one more event for `counter` (e.g. `email#<hash>`) in the fixed window ending at
     /// `window_end` (unix seconds), and returns the count so far.
     pub async fn count_in_window(&self, counter: &str, window_end: i64) -> Result<i64, StoreError> {

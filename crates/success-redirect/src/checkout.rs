@@ -306,14 +306,10 @@ async fn already_has(
     let query = request.uri().query().unwrap_or_default();
     let anyway = format!("?{query}&anyway=1");
     let origin = deps.config.site_url.origin();
+    let name = deps.config.plans.display_name(&grant.plan);
     Some(
-        Page::new(&format!("You already have {}", grant.plan))
-            .text(&format!(
-                "This browser is signed in as {}, which already has the {} plan. \
-                 Buying again would charge you a second time.",
-                email.as_str(),
-                grant.plan
-            ))
+        Page::new(&crate::words::already_have_title(&name))
+            .text(&crate::words::already_have_text(email.as_str(), &name))
             .primary(
                 "billing",
                 &format!("{origin}/upgrade/billing"),

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod plan;
 pub mod restore;
 pub mod success;
+pub mod words;
 
 pub use success::{DEV_MODE_EMAIL, MAX_ATTEMPTS, RETRY_SECONDS};
 
@@ -48,7 +49,13 @@ pub struct SuccessDeps {
     /// Portal links by customer id, for as long as Dodo keeps them valid ([`cache`]).
     pub portal_links: std::sync::Arc<cache::TtlCache<String>>,
     /// Plan-change previews by subscription and product, for a minute ([`cache`]).
-    pub previews: std::sync::Arc<cache::TtlCache<llmxt_dodo::dodo_api::PlanChangePreview>>,
+    /// Each with the card on file it showed.
+    pub previews: std::sync::Arc<
+        cache::TtlCache<(
+            llmxt_dodo::dodo_api::PlanChangePreview,
+            Option<llmxt_dodo::dodo_api::CardOnFile>,
+        )>,
+    >,
 }
 
 /// How long a sign-in link request that passed the limits takes at least: longer than

@@ -202,7 +202,7 @@ fn stylesheet(brand: Rgb) -> String {
          h1{{font-size:1.5rem;line-height:1.25;margin:0 0 1rem}}\
          p{{margin:0 0 1rem}}\
          a{{color:var(--link);text-underline-offset:.15em}}\
-         p a{{display:inline-block;min-height:24px;line-height:24px}}\
+         p a,li a{{display:inline-block;min-height:24px;line-height:24px}}\
          .actions{{display:flex;flex-wrap:wrap;align-items:center;gap:.75rem 1.25rem;margin-top:1.5rem}}\
          .actions a,footer a{{display:inline-flex;align-items:center;min-height:24px;min-width:24px}}\
          .actions .button,button{{display:inline-flex;align-items:center;justify-content:center;min-height:44px;\
@@ -216,6 +216,8 @@ fn stylesheet(brand: Rgb) -> String {
          .alert,.notice{{padding:.75rem 1rem;border-radius:6px;border-left:4px solid}}\
          .alert{{color:var(--alert-fg);background:var(--alert-bg);border-color:var(--alert-fg);font-weight:650}}\
          .notice{{border-color:var(--link);background:var(--page)}}\
+         .summary{{display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem;margin:0 0 1rem}}\
+         .summary dt{{color:var(--muted)}}.summary dd{{margin:0;font-weight:650}}\
          footer{{color:var(--muted);font-size:.95rem;padding-bottom:2rem}}\
          footer p{{margin:.25rem 0}}",
         light = LIGHT.variables(brand),

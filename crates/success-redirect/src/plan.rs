@@ -14,21 +14,22 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use llmxt_dodo::dodo_api::CardOnFile;
 use llmxt_dodo::dodo_api::{DodoApi, apply_api_object, plan_change_request};
 use llmxt_domain::email::Email;
 use llmxt_domain::policy::PolicySettings;
 use llmxt_domain::records::{Entitlement, Grant, source, status};
-use llmxt_domain::time::format_rfc3339;
 use llmxt_domain::token::Scope;
-use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, redirect, see_other};
+use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, see_other};
 
 use crate::SuccessDeps;
 use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
 use crate::pages::{
-    Page, escape_html, message_page, message_with_sign_in, restore_url, several_accounts, too_many,
+    Page, escape_html, message_page, message_with_sign_in, several_accounts, too_many,
     until_window_end, wait_in_words,
 };
 use crate::restore::{field, form_fields};
+use crate::words;
 
 /// Largest form body read.
 pub const MAX_FORM_BYTES: usize = 4096;
@@ -73,7 +74,13 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         let claims = &presented.token.claims;
         Some((Email::parse(&claims.email).ok()?, claims.scope()))
     }) else {
-        return redirect(&restore_url(deps), None);
+        tracing::info!(outcome = "no_cookie", "plan change");
+        return message_with_sign_in(
+            deps,
+            StatusCode::OK,
+            words::SIGN_IN_TO_CHANGE_TITLE,
+            words::SIGN_IN_TO_CHANGE_TEXT,
+        );
     };
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement,
@@ -139,15 +146,13 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         );
     }
     if grant.product_id.as_deref() == Some(product.as_str()) {
-        return message_page(
-            deps,
-            StatusCode::OK,
-            "You are on this plan",
-            &format!(
-                "Your subscription is already on the {} plan.",
-                escape_html(&grant.plan)
-            ),
-        );
+        return Page::new(words::ON_THIS_PLAN_TITLE)
+            .html(&format!(
+                "<p>{}</p>",
+                words::already_on(&escape_html(&deps.config.plans.display_name(&grant.plan)))
+            ))
+            .primary("home", deps.config.site_url.as_str(), "Go to the site")
+            .respond(deps, StatusCode::OK);
     }
     let target_plan = deps.config.plans.plan_for(Some(&product)).to_owned();
     let ranking = deps.config.plans.ranking();
@@ -176,9 +181,17 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 .respond(deps, StatusCode::OK);
         }
         let cache_key = format!("{subscription_id}\n{product}");
-        if let Some(preview) = deps.previews.get(&cache_key, now) {
+        if let Some((preview, card)) = deps.previews.get(&cache_key, now) {
             tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = true, "plan change");
-            return confirm_page(deps, &product, grant, &target_plan, downgrade, &preview);
+            return confirm_page(
+                deps,
+                &product,
+                grant,
+                &target_plan,
+                downgrade,
+                &preview,
+                card.as_ref(),
+            );
         }
         if let Some(busy) = over_budget(deps, &email, 1, now).await {
             return busy;
@@ -186,9 +199,22 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return match api.preview_change_plan(&subscription_id, &change).await {
             Ok(preview) => {
                 tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = false, "plan change");
-                deps.previews
-                    .put(cache_key, preview.clone(), now + PREVIEW_SECONDS, now);
-                confirm_page(deps, &product, grant, &target_plan, downgrade, &preview)
+                let card = card_on_file(api, &preview).await;
+                deps.previews.put(
+                    cache_key,
+                    (preview.clone(), card.clone()),
+                    now + PREVIEW_SECONDS,
+                    now,
+                );
+                confirm_page(
+                    deps,
+                    &product,
+                    grant,
+                    &target_plan,
+                    downgrade,
+                    &preview,
+                    card.as_ref(),
+                )
             }
             Err(error) => {
                 tracing::error!(email = %email, subscription = %subscription_id, error = %error, "plan: Dodo's preview failed");
@@ -323,6 +349,26 @@ fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<B
     ))
 }
 
+/// The card Dodo charges, when it reports one; the page is shown without it otherwise.
+async fn card_on_file(
+    api: &DodoApi,
+    preview: &llmxt_dodo::dodo_api::PlanChangePreview,
+) -> Option<CardOnFile> {
+    let (customer, method) = (
+        preview.customer_id.as_deref()?,
+        preview.payment_method_id.as_deref()?,
+    );
+    match api.card_on_file(customer, method).await {
+        Ok(card) => card,
+        Err(error) => {
+            tracing::warn!(error = %error, "plan: could not read the card on file");
+            None
+        }
+    }
+}
+
+/// The summary a buyer confirms: current → new plan by name, the amount due today, the new
+/// recurring price, the card, and a button naming what happens; Cancel goes back to the site.
 fn confirm_page(
     deps: &SuccessDeps,
     product: &str,
@@ -330,40 +376,77 @@ fn confirm_page(
     target_plan: &str,
     downgrade: bool,
     preview: &llmxt_dodo::dodo_api::PlanChangePreview,
+    card: Option<&CardOnFile>,
 ) -> Response<Body> {
-    let charged = format!(
-        "{} {}",
-        money(preview.charged_now),
-        escape_html(&preview.currency)
+    let plans = &deps.config.plans;
+    let current = escape_html(&plans.display_name(&grant.plan));
+    let new = escape_html(&plans.display_name(target_plan));
+    let charged = words::money(preview.charged_now, &preview.currency);
+    let scheduled = downgrade.then(|| grant.period_end.or(preview.next_billing_date));
+    let mut rows = format!(
+        "<dt>{}</dt><dd id=\"charged-now\">{}</dd>",
+        words::DUE_TODAY,
+        escape_html(&charged)
     );
-    let when = if downgrade {
-        let date = grant
-            .period_end
-            .or(preview.next_billing_date)
-            .map(format_rfc3339)
-            .unwrap_or_else(|| "your next billing date".to_owned());
-        format!(
-            "Scheduled: the change takes effect on <time id=\"effective\">{}</time>, your next billing date. Until then you keep the {} plan.",
-            escape_html(&date),
-            escape_html(&grant.plan)
-        )
-    } else {
-        "<span id=\"effective\">The new plan starts now.</span>".to_owned()
+    // The recurring price is the new plan's only when Dodo's preview already carries it.
+    if !downgrade
+        && preview.new_product_id.as_deref() == Some(product)
+        && let Some(amount) = preview.recurring_amount
+    {
+        let currency = preview
+            .recurring_currency
+            .as_deref()
+            .unwrap_or(&preview.currency);
+        let period = words::period(
+            preview.interval.as_deref().unwrap_or("month"),
+            preview.interval_count.unwrap_or(1),
+        );
+        let from = preview
+            .next_billing_date
+            .map(|at| words::date_html("renews", at));
+        rows.push_str(&format!(
+            "<dt>{}</dt><dd id=\"recurring\">{}</dd>",
+            words::THEN,
+            words::then_price(
+                &escape_html(&words::money(amount, currency)),
+                &period,
+                from.as_deref()
+            )
+        ));
+    }
+    if let Some(card) = card {
+        rows.push_str(&format!(
+            "<dt>{}</dt><dd id=\"card\">{}</dd>",
+            words::CARD,
+            escape_html(&words::card_line(&card.network, &card.last_four))
+        ));
+    }
+    let (when, button) = match scheduled {
+        Some(Some(at)) => (
+            words::scheduled_until(&words::date_html("effective", at), &current),
+            words::change_button(None, Some(&llmxt_domain::time::format_date(at))),
+        ),
+        Some(None) => (
+            words::scheduled_until("your next billing date", &current),
+            "Switch at the next billing date".to_owned(),
+        ),
+        None => (
+            words::starts_now(&new),
+            words::change_button((preview.charged_now > 0).then_some(charged.as_str()), None),
+        ),
     };
-    Page::new("Change plan")
+    Page::new(words::CHANGE_PLAN_TITLE)
         .html(&format!(
-            "<p>From <strong>{}</strong> to <strong id=\"new-plan\">{}</strong>.</p>\
-             <p>Charged now: <strong id=\"charged-now\">{charged}</strong>.</p><p>{when}</p>\
-             <form method=\"post\" action=\"/upgrade/plan\">\
-             <input type=\"hidden\" name=\"product\" value=\"{}\">\
-             <input type=\"hidden\" name=\"subscription\" value=\"{}\">\
-             <button type=\"submit\" id=\"confirm\">Confirm</button></form>",
-            escape_html(&grant.plan),
-            escape_html(target_plan),
-            escape_html(product),
-            escape_html(&grant.key),
+            "<p class=\"change\"><strong id=\"current-plan\">{current}</strong> → <strong id=\"new-plan\">{new}</strong></p>\
+             <dl class=\"summary\">{rows}</dl><p id=\"when\">{when}</p>"
         ))
-        .with_forms()
+        .primary_post(
+            "confirm",
+            "/upgrade/plan",
+            &[("product", product), ("subscription", &grant.key)],
+            &button,
+        )
+        .link("cancel", deps.config.site_url.as_str(), words::CANCEL)
         .respond(deps, StatusCode::OK)
 }
 
@@ -372,11 +455,13 @@ fn choose_page(deps: &SuccessDeps, product: &str, grants: &[&Grant]) -> Response
         .iter()
         .map(|g| {
             format!(
-                "<li><a href=\"/upgrade/plan?product={}&amp;subscription={}\">{} plan ({})</a></li>",
+                "<li><a href=\"/upgrade/plan?product={}&amp;subscription={}\">{}</a></li>",
                 escape_html(&encode(product)),
                 escape_html(&encode(&g.key)),
-                escape_html(&g.plan),
-                escape_html(&g.key)
+                escape_html(&words::subscription_choice(
+                    &deps.config.plans.display_name(&g.plan),
+                    &g.key
+                )),
             )
         })
         .collect();
@@ -390,11 +475,15 @@ fn choose_page(deps: &SuccessDeps, product: &str, grants: &[&Grant]) -> Response
 fn lifetime_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
     let checkout = format!("/upgrade/checkout?product={}", encode(product));
     let site = escape_html(deps.config.site_url.as_str());
-    Page::new("Your access is for life")
+    let plans = &deps.config.plans;
+    let name = plans.display_name(plans.plan_for(Some(product)));
+    Page::new(words::LIFETIME_TITLE)
         .html(&format!(
-            "<p>You bought lifetime access, which has no plan to change. To get this plan, buy it as a new purchase.</p>\
-             <p><a id=\"checkout\" href=\"{}\">Buy this plan</a> · <a href=\"{site}\">Back to the site</a></p>",
-            escape_html(&checkout)
+            "<p>{}</p><p><a id=\"checkout\" href=\"{}\">{}</a> · <a href=\"{site}\">{}</a></p>",
+            escape_html(&words::lifetime_text(&name)),
+            escape_html(&checkout),
+            escape_html(&words::buy_plan(&name)),
+            words::BACK_TO_SITE,
         ))
         .respond(deps, StatusCode::OK)
 }
@@ -406,13 +495,6 @@ fn provider_error(deps: &SuccessDeps) -> Response<Body> {
         "The plan change could not be prepared",
         "Our payment provider did not answer. Nothing was changed; please try again in a moment.",
     )
-}
-
-/// An amount in the smallest currency unit, with two decimals.
-fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", cents / 100, cents % 100)
 }
 
 fn encode(text: &str) -> String {

@@ -54,7 +54,12 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     let arrived = tokio::time::Instant::now();
     match *request.method() {
         Method::GET | Method::HEAD => match query_param(&request, "token") {
-            Some(token) if valid_token(&token) => confirm_page(deps, &token),
+            Some(token) if valid_token(&token) => {
+                match signed_in_again(deps, &request, &token, now).await {
+                    Some(page) => page,
+                    None => confirm_page(deps, &token),
+                }
+            }
             Some(_) => invalid_link(deps),
             None => form_page(deps, StatusCode::OK, None),
         },
@@ -79,6 +84,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             }
             let form = form_fields(body_bytes(&request));
             if let Some(token) = field(&form, "token") {
+                if let Some(page) = signed_in_again(deps, &request, &token, now).await {
+                    return page;
+                }
                 return redeem(deps, &token, now).await;
             }
             match request_link(deps, &request, field(&form, "email"), now).await {
@@ -334,6 +342,52 @@ async fn redeem(deps: &SuccessDeps, token: &str, now: i64) -> Response<Body> {
     with_cookie(
         see_other(&deps.config.site_url.with_upgrade_outcome("restored"), None),
         Some(&cookie),
+    )
+}
+
+/// A used link opened again in the browser it signed in: a valid cookie for the email the
+/// link was sent to. Such a browser is told it is signed in, not that the link is invalid.
+/// Reads the store only when the browser presents a valid cookie.
+async fn signed_in_again(
+    deps: &SuccessDeps,
+    request: &Request,
+    token: &str,
+    now: i64,
+) -> Option<Response<Body>> {
+    if !valid_token(token) {
+        return None;
+    }
+    let (valid, _) = llmxt_http::presented_tokens(request, &deps.cookies, now);
+    if valid.is_empty() {
+        return None;
+    }
+    let email = match deps
+        .store
+        .used_restore_token_email(&digest(token), now)
+        .await
+    {
+        Ok(email) => email?,
+        Err(error) => {
+            tracing::warn!(error = %error, "restore: could not read the used token");
+            return None;
+        }
+    };
+    let same = valid
+        .iter()
+        .any(|presented| Email::parse(&presented.token.claims.email).is_ok_and(|e| e == email));
+    if !same {
+        return None;
+    }
+    tracing::info!(email = %email, outcome = "already_signed_in", "restore link reopened");
+    Some(
+        Page::new(crate::words::SIGNED_IN_TITLE)
+            .text(&crate::words::signed_in_text(email.as_str()))
+            .primary(
+                "home",
+                deps.config.site_url.as_str(),
+                crate::words::GO_TO_SITE,
+            )
+            .respond(deps, StatusCode::OK),
     )
 }
 

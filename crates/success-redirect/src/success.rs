@@ -17,7 +17,7 @@ use serde_json::json;
 use llmxt_dodo::confirm::{Confirm, Confirmation};
 
 use crate::pages::{Page, message_with_sign_in, sign_in_page};
-use crate::{SuccessDeps, budget};
+use crate::{SuccessDeps, budget, words};
 
 /// Seconds between the pending page's automatic retries.
 pub const RETRY_SECONDS: u32 = 2;
@@ -213,6 +213,15 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         Some(redeem(deps, &visit, now).await)
     };
     let outcome = decide(&visit, claim, deps.config.plans.default_plan());
+    if matches!(outcome, Outcome::Unredeemable(Unredeemable::Failed)) {
+        let failure = failure_of(deps, &visit).await;
+        tracing::info!(
+            outcome = failure.as_str(),
+            reference = visit.reference.query(),
+            "success redirect"
+        );
+        return failed_page(deps, &failure);
+    }
     render(deps, &request, &visit, outcome, now)
 }
 
@@ -284,6 +293,92 @@ fn switch_prompt(deps: &SuccessDeps, visit: &Visit, status: StatusCode) -> Respo
             "Stay signed in as I am",
         )
         .respond(deps, status)
+}
+
+/// Why a payment gives no access, and the checkout to try again with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// Declined or failed: try again.
+    Failed { retry: String },
+    /// The buyer or Dodo cancelled before paying: try again.
+    Cancelled { retry: String },
+    /// Refunded, or reversed by the bank.
+    Refunded,
+}
+
+impl Failure {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Failed { .. } => "failed",
+            Self::Cancelled { .. } => "cancelled",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+/// Reads the stored payment (when the visit names one) to tell a failed payment from a
+/// cancelled or refunded one, and to offer a new checkout of the same product.
+async fn failure_of(deps: &SuccessDeps, visit: &Visit) -> Failure {
+    let stored = match &visit.reference {
+        Reference::Payment(id) => deps.store.get_payment(id).await.unwrap_or_else(|error| {
+            tracing::warn!(error = %error, "success redirect: could not read the failed payment");
+            None
+        }),
+        Reference::Subscription(_) => None,
+    };
+    let refunded = stored
+        .as_ref()
+        .is_some_and(|p| p.refund_status.is_some() || p.access_revoked.is_some());
+    if refunded {
+        return Failure::Refunded;
+    }
+    let retry = match stored
+        .as_ref()
+        .and_then(|p| p.product_id.as_deref())
+        .filter(|product| deps.config.plans.lists(product))
+    {
+        Some(product) => format!(
+            "{}/upgrade/checkout?product={}",
+            deps.config.site_url.origin(),
+            form_urlencoded::byte_serialize(product.as_bytes()).collect::<String>()
+        ),
+        None => deps
+            .config
+            .checkout_url
+            .clone()
+            .unwrap_or_else(|| deps.config.site_url.as_str().to_owned()),
+    };
+    let status = stored
+        .as_ref()
+        .map_or(visit.reported_status.as_str(), |p| p.status.as_str());
+    if status == "cancelled" {
+        Failure::Cancelled { retry }
+    } else {
+        Failure::Failed { retry }
+    }
+}
+
+/// A payment that gives no access: its own words; failed and cancelled lead with Try again,
+/// then the sign-in link for a buyer who believes they paid. The footer carries the support
+/// line.
+fn failed_page(deps: &SuccessDeps, failure: &Failure) -> Response<Body> {
+    let (title, text, retry) = match failure {
+        Failure::Failed { retry } => (words::FAILED_TITLE, words::FAILED_TEXT, Some(retry)),
+        Failure::Cancelled { retry } => {
+            (words::CANCELLED_TITLE, words::CANCELLED_TEXT, Some(retry))
+        }
+        Failure::Refunded => (words::REFUNDED_TITLE, words::REFUNDED_TEXT, None),
+    };
+    let page = Page::new(title).text(text);
+    let page = match retry {
+        Some(retry) => page.primary("try-again", retry, words::TRY_AGAIN).link(
+            "sign-in",
+            &crate::pages::restore_url(deps),
+            words::PAID_SIGN_IN,
+        ),
+        None => page.primary("home", deps.config.site_url.as_str(), words::GO_TO_SITE),
+    };
+    page.respond(deps, StatusCode::OK)
 }
 
 /// Renders the outcome, once.
@@ -512,16 +607,7 @@ fn unredeemable(deps: &SuccessDeps, why: Unredeemable) -> Response<Body> {
             "For your security, a purchase link works for a few minutes only. Your purchase is \
              safe: ask for a sign-in link, sent to the email address you paid with.",
         ),
-        Unredeemable::Failed => {
-            return sign_in_page(
-                deps,
-                "This payment did not go through",
-                "The payment failed, was cancelled or was refunded, so it gives no access. If \
-                 you believe you paid, ask for a sign-in link.",
-            )
-            .support(&deps.shell, "If that does not help,")
-            .respond(deps, StatusCode::OK);
-        }
+        Unredeemable::Failed => (words::FAILED_TITLE, words::FAILED_TEXT),
     };
     message_with_sign_in(deps, StatusCode::OK, title, text)
 }

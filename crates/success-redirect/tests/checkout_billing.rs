@@ -442,8 +442,8 @@ async fn a_buyer_who_already_has_the_plan_is_told_before_paying_again() {
         vec![format!("__Host-llmxt_pro={token}")]
     };
     for (email, plan) in [
-        ("same@example.com", "professional"),
-        ("higher@example.com", "enterprise"),
+        ("same@example.com", "Professional"),
+        ("higher@example.com", "Enterprise"),
     ] {
         let response = get(
             &deps,

@@ -271,6 +271,79 @@ async fn a_failed_payment_says_so_and_offers_the_sign_in_link() {
     offers_sign_in(&response, "did not go through");
 }
 
+/// The failure page's primary action: `(id, href, label)`.
+fn primary_action(html: &str) -> (String, String, String) {
+    let start = html.find("<a class=\"button\" id=\"").expect(html);
+    let rest = &html[start + "<a class=\"button\" id=\"".len()..];
+    let (id, rest) = rest.split_once("\" href=\"").unwrap();
+    let (href, rest) = rest.split_once("\">").unwrap();
+    let (label, _) = rest.split_once("</a>").unwrap();
+    (id.to_owned(), href.replace("&amp;", "&"), label.to_owned())
+}
+
+#[tokio::test]
+async fn failed_cancelled_and_refunded_payments_each_say_what_happened() {
+    let (deps, hook) = setup().await;
+    // Declined: Try again opens a new checkout of the stored payment's product.
+    let failed = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["type"] = json!("payment.failed");
+        v["data"]["status"] = json!("failed");
+    });
+    deliver(&hook, "msg_1", &failed).await;
+    let response = visit(&deps, "payment_id=pay_test&status=failed", NOW).await;
+    let html = response_text(&response);
+    assert!(
+        html.contains("<h1>Your payment did not go through</h1>"),
+        "{html}"
+    );
+    assert_eq!(
+        primary_action(&html),
+        (
+            "try-again".to_owned(),
+            format!("{SITE}/upgrade/checkout?product=pdt_test"),
+            "Try again".to_owned()
+        )
+    );
+    assert!(html.contains("id=\"sign-in\""), "{html}");
+
+    // Cancelled, nothing stored: Try again goes to NEXT_PUBLIC_CHECKOUT_URL.
+    let response = visit(&deps, "payment_id=pay_gone&status=cancelled", NOW).await;
+    let html = response_text(&response);
+    assert!(
+        html.contains("<h1>The payment was cancelled</h1>"),
+        "{html}"
+    );
+    assert_eq!(
+        primary_action(&html).1,
+        "https://checkout.example.com/buy/pdt_test"
+    );
+    // Without a checkout URL: the site.
+    let bare = SuccessDeps::new(
+        success_config(&[("NEXT_PUBLIC_CHECKOUT_URL", "")]),
+        deps.store.clone(),
+    );
+    let html = response_text(&visit(&bare, "payment_id=pay_gone2&status=cancelled", NOW).await);
+    assert_eq!(primary_action(&html).1, format!("{SITE}/"));
+
+    // Refunded: its own words, back to the site, no Try again.
+    let paid = dodo_body("payment.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_refunded");
+    });
+    deliver(&hook, "msg_2", &paid).await;
+    let refund = dodo_body("refund.succeeded.cli-generator", |v| {
+        v["data"]["payment_id"] = json!("pay_refunded");
+    });
+    deliver(&hook, "msg_3", &refund).await;
+    let response = visit(&deps, "payment_id=pay_refunded", NOW).await;
+    let html = response_text(&response);
+    assert!(
+        html.contains("<h1>This payment was refunded</h1>"),
+        "{html}"
+    );
+    assert_eq!(primary_action(&html).0, "home");
+    assert!(!html.contains("Try again"), "{html}");
+}
+
 #[tokio::test]
 async fn a_subscription_redirect_finds_its_claim() {
     let (deps, hook) = setup().await;

@@ -208,6 +208,57 @@ async fn a_buyer_on_a_new_device_gets_a_one_time_link_that_signs_in() {
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     assert!(response_text(&again).contains("invalid or has expired"));
     assert!(again.headers().get("set-cookie").is_none());
+
+    // Opened again in the browser it signed in: "You're signed in", by link and by button.
+    let with_cookie = |method: &'static str, cookie: String| {
+        let mut event = ApiGatewayEvent {
+            method,
+            path: "/upgrade/restore",
+            query: Box::leak(format!("token={token}").into_boxed_str()),
+            headers: vec![],
+            cookies: vec![cookie],
+            body: None,
+        };
+        if method == "POST" {
+            event.query = "";
+            event.body = Some(format!("token={token}"));
+            event.headers = vec![
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
+                ("sec-fetch-site", "same-origin".to_owned()),
+            ];
+        }
+        request_from_event(&event.to_json().to_string())
+    };
+    let mine = format!("__Host-llmxt_pro={value}");
+    for method in ["GET", "POST"] {
+        let reopened = handle(&deps, with_cookie(method, mine.clone()), now()).await;
+        let html = response_text(&reopened);
+        assert_eq!(reopened.status(), StatusCode::OK, "{method}: {html}");
+        assert!(html.contains("<h1>You&#39;re signed in</h1>"), "{html}");
+        assert!(
+            html.contains(&format!("id=\"home\" href=\"{SITE}/\">Go to the site</a>")),
+            "{html}"
+        );
+        assert!(!html.contains("invalid"), "{html}");
+        assert!(reopened.headers().get("set-cookie").is_none());
+    }
+    // Someone else's cookie: the link is still just used.
+    let other = token_signer().issue(
+        &llmxt_domain::email::Email::parse("other@example.com").unwrap(),
+        "professional",
+        now(),
+        3600,
+    );
+    let reopened = handle(
+        &deps,
+        with_cookie("POST", format!("__Host-llmxt_pro={other}")),
+        now(),
+    )
+    .await;
+    assert_eq!(reopened.status(), StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

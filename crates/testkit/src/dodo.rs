@@ -45,6 +45,7 @@ struct State {
     counter: u64,
     run: String,
     subscription_products: Vec<String>,
+    unavailable_products: Vec<String>,
     prices: BTreeMap<String, i64>,
     payment_link_for_changes: bool,
     plan_changes: Vec<(String, Value)>,
@@ -159,6 +160,12 @@ impl DodoStandIn {
             products.iter().map(|p| (*p).to_owned()).collect();
     }
 
+    /// Checkout sessions for these products fail with a 500, as when Dodo is down.
+    pub fn set_unavailable_products(&self, products: &[&str]) {
+        self.state.lock().unwrap().unavailable_products =
+            products.iter().map(|p| (*p).to_owned()).collect();
+    }
+
     /// The recurring price of `product`, in cents.
     pub fn set_price(&self, product: &str, cents: i64) {
         self.state
@@ -224,8 +231,9 @@ impl DodoStandIn {
         );
         subscription["previous_billing_date"] = json!(llmxt_domain::time::format_rfc3339(now));
         subscription["created_at"] = json!(llmxt_domain::time::format_rfc3339(now));
-        subscription["customer"]["customer_id"] =
-            json!(format!("cus_{}", email.split('@').next().unwrap_or("x")));
+        let customer_id = format!("cus_{}", email.split('@').next().unwrap_or("x"));
+        subscription["payment_method_id"] = json!(format!("pm_{customer_id}"));
+        subscription["customer"]["customer_id"] = json!(customer_id);
         subscription["recurring_pre_tax_amount"] = json!(self.price(product));
         subscription["trial_period_days"] = json!(0);
         subscription["scheduled_change"] = Value::Null;
@@ -590,6 +598,9 @@ impl DodoStandIn {
             ("POST", ["subscriptions", id, "change-plan"]) => {
                 self.change_plan(id, &body, true).await
             }
+            ("GET", ["customers", customer_id, "payment-methods"]) => {
+                ok(self.payment_methods(customer_id))
+            }
             ("POST", ["customers", customer_id, "customer-portal", "session"]) => {
                 let Some(return_url) = params.get("return_url") else {
                     return error(
@@ -614,6 +625,43 @@ impl DodoStandIn {
         }
     }
 
+    /// `GET /customers/{id}/payment-methods`, to the SDK's
+    /// `CustomerRetrievePaymentMethodsResponse`: one saved Visa card ending 4242 for each
+    /// `payment_method_id` of the customer's subscriptions.
+    fn payment_methods(&self, customer_id: &str) -> Value {
+        let state = self.state.lock().unwrap();
+        let mut ids: Vec<&str> = state
+            .subscriptions
+            .values()
+            .filter(|s| s["customer"]["customer_id"].as_str() == Some(customer_id))
+            .filter_map(|s| s["payment_method_id"].as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let items: Vec<Value> = ids
+            .into_iter()
+            .map(|id| {
+                json!({
+                    "payment_method": "card",
+                    "payment_method_id": id,
+                    "card": {
+                        "card_holder_name": null,
+                        "card_issuing_country": "US",
+                        "card_network": "VISA",
+                        "card_type": "CREDIT",
+                        "expiry_month": "12",
+                        "expiry_year": "2030",
+                        "last4_digits": "4242",
+                    },
+                    "last_used_at": null,
+                    "payment_method_type": "credit",
+                    "recurring_enabled": true,
+                })
+            })
+            .collect();
+        json!({ "items": items })
+    }
+
     fn create_checkout(&self, body: &[u8]) -> Response<Full<Bytes>> {
         let Ok(request) = serde_json::from_slice::<Value>(body) else {
             return error(
@@ -630,6 +678,19 @@ impl DodoStandIn {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "INVALID_REQUEST",
                 "product_cart is required",
+            );
+        }
+        let unavailable = {
+            let state = self.state.lock().unwrap();
+            request["product_cart"][0]["product_id"]
+                .as_str()
+                .is_some_and(|p| state.unavailable_products.iter().any(|u| u == p))
+        };
+        if unavailable {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the stand-in plays a provider outage for this product",
             );
         }
         let session_id = self.next_id("cks");
@@ -682,7 +743,8 @@ impl DodoStandIn {
                  <form method=\"post\" action=\"/checkout/{session_id}/pay\">\
                  <label>Email <input name=\"email\" type=\"email\" value=\"{}\" required></label>\
                  <p><button name=\"webhook\" value=\"send\">Pay</button> \
-                 <button name=\"webhook\" value=\"lose\">Pay, but lose the webhook</button></p></form>",
+                 <button name=\"webhook\" value=\"lose\">Pay, but lose the webhook</button> \
+                 <button name=\"webhook\" value=\"decline\">Decline the card</button></p></form>",
                 escape(&product),
                 escape(email)
             ));
@@ -702,6 +764,20 @@ impl DodoStandIn {
         let metadata = session["metadata"].clone();
         let return_url = session["return_url"].as_str().unwrap_or("/").to_owned();
         let separator = if return_url.contains('?') { '&' } else { '?' };
+        if form.get("webhook").map(String::as_str) == Some("decline") {
+            // A declined card: a failed payment, `payment.failed`, back with `status=failed`.
+            let payment_id = self.next_id("pay");
+            let payment = payment_object(&payment_id, &email, "failed", &product, None, |p| {
+                p["checkout_session_id"] = json!(session_id);
+                p["error_code"] = json!("CARD_DECLINED");
+                p["error_message"] = json!("The card was declined");
+            });
+            self.add_payment(payment.clone());
+            self.send_webhook("payment.failed", &payment).await;
+            return see_other(&format!(
+                "{return_url}{separator}payment_id={payment_id}&status=failed"
+            ));
+        }
         let sells_subscription = self
             .state
             .lock()

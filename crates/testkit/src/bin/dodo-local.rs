@@ -5,7 +5,9 @@
 //! Environment: `DODO_LOCAL_PORT` (8006), `DODO_PAYMENTS_API_KEY`, `DODO_WEBHOOK_SECRET`,
 //! `DODO_LOCAL_WEBHOOK_URL` (where to deliver webhooks), `DODO_LOCAL_SUBSCRIPTION_PRODUCTS`
 //! (products its checkout sells as monthly subscriptions, comma-separated) and
-//! `DODO_LOCAL_PRICES` (`product=cents,…`, for plan-change previews).
+//! `DODO_LOCAL_PRICES` (`product=cents,…`, for plan-change previews) and
+//! `DODO_LOCAL_UNAVAILABLE_PRODUCTS` (products whose checkout sessions fail with a 500, as in
+//! an outage; comma-separated).
 #![forbid(unsafe_code)]
 
 use llmxt_testkit::dodo::{DodoStandIn, StandInOptions};
@@ -40,6 +42,13 @@ async fn main() {
         .filter(|p| !p.is_empty())
         .collect();
     stand_in.set_subscription_products(&products);
+    let unavailable = list("DODO_LOCAL_UNAVAILABLE_PRODUCTS");
+    let unavailable: Vec<&str> = unavailable
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    stand_in.set_unavailable_products(&unavailable);
     for entry in list("DODO_LOCAL_PRICES").split(',') {
         if let Some((product, cents)) = entry.split_once('=') {
             match cents.trim().parse() {
