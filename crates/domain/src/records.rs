@@ -167,7 +167,15 @@ pub mod status {
     pub const EXPIRED: &str = "expired";
     /// Taken away (refund, lost dispute, operator).
     pub const REVOKED: &str = "revoked";
+
+    /// Whether `state` is one of these (anything else gives no Pro).
+    pub fn is_known(state: &str) -> bool {
+        matches!(state, ACTIVE | CANCELLED | EXPIRED | REVOKED)
+    }
 }
+
+/// The plan that never gives Pro, whatever its status (the original system's `free`).
+pub const FREE_PLAN: &str = "free";
 
 /// What granted access.
 pub mod source {
@@ -293,9 +301,12 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`.
+    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`,
+    /// on a paid plan (not empty, not [`FREE_PLAN`]).
     pub fn gives_access(&self, now: i64) -> bool {
         matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
+            && !self.plan.is_empty()
+            && self.plan != FREE_PLAN
             && self.expires_at.is_none_or(|expires| expires > now)
     }
 }
