@@ -137,6 +137,8 @@ pub struct RefundSnapshot {
     pub is_partial: bool,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// `created_at`, unix seconds: the time access is revoked as of.
+    pub created_at: Option<i64>,
 }
 
 impl RefundSnapshot {
@@ -157,6 +159,8 @@ pub struct DisputeSnapshot {
     pub dispute_status: String,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// `created_at`, unix seconds: the time a lost dispute revokes access as of.
+    pub created_at: Option<i64>,
 }
 
 impl DisputeSnapshot {
@@ -296,6 +300,7 @@ fn parse_refund(data: &Map<String, Value>) -> DodoObject {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         email: email(data).0,
+        created_at: text(data.get("created_at")).and_then(|t| parse_rfc3339_seconds(&t)),
     })
 }
 
@@ -310,6 +315,7 @@ fn parse_dispute(data: &Map<String, Value>) -> DodoObject {
         payment_id,
         dispute_status: lower(data.get("dispute_status")).unwrap_or_default(),
         email: email(data).0,
+        created_at: text(data.get("created_at")).and_then(|t| parse_rfc3339_seconds(&t)),
     })
 }
 

@@ -100,6 +100,7 @@ versioned!(
         "dispute_status",
         "dispute_freshness",
         "access_revoked",
+        "access_revoked_at",
         "attention",
         "last_webhook_id",
         "erased_as",
@@ -122,6 +123,7 @@ versioned!(
         "claim_payment_id",
         "revoked_period_end",
         "erased_as",
+        "paid_at",
         "updated_at",
         "version",
     ]
@@ -188,6 +190,7 @@ impl StoredItem for PaymentRecord {
             dispute_status: opt_s(item, "dispute_status"),
             dispute_freshness: opt_s(item, "dispute_freshness").and_then(|f| Freshness::decode(&f)),
             access_revoked: opt_s(item, "access_revoked"),
+            access_revoked_at: opt_time(item, "access_revoked_at"),
             attention: opt_s(item, "attention"),
             last_webhook_id: opt_s(item, "last_webhook_id"),
             erased_as: opt_s(item, "erased_as"),
@@ -247,6 +250,11 @@ impl StoredItem for PaymentRecord {
             self.dispute_freshness.map(Freshness::encode).as_deref(),
         );
         put_s(&mut item, "access_revoked", self.access_revoked.as_deref());
+        put_s(
+            &mut item,
+            "access_revoked_at",
+            self.access_revoked_at.map(format_rfc3339).as_deref(),
+        );
         put_s(&mut item, "attention", self.attention.as_deref());
         put_s(
             &mut item,
@@ -272,6 +280,18 @@ impl StoredItem for SubscriptionRecord {
             claim_payment_id: opt_s(item, "claim_payment_id"),
             revoked_period_end: opt_time(item, "revoked_period_end"),
             erased_as: opt_s(item, "erased_as"),
+            paid_at: match item.get("paid_at") {
+                Some(AttributeValue::L(times)) => times
+                    .iter()
+                    .filter_map(|t| match t {
+                        AttributeValue::N(text) | AttributeValue::S(text) => {
+                            parse_stored_time(text)
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
             updated_at: opt_time(item, "updated_at").unwrap_or(0),
             version: opt_n(item, "version").unwrap_or(0),
         })
@@ -307,6 +327,17 @@ impl StoredItem for SubscriptionRecord {
         );
         put_n(&mut item, "revoked_period_end", self.revoked_period_end);
         put_s(&mut item, "erased_as", self.erased_as.as_deref());
+        if !self.paid_at.is_empty() {
+            item.insert(
+                "paid_at".to_owned(),
+                AttributeValue::L(
+                    self.paid_at
+                        .iter()
+                        .map(|t| AttributeValue::N(t.to_string()))
+                        .collect(),
+                ),
+            );
+        }
         put_s(
             &mut item,
             "updated_at",
@@ -831,6 +862,7 @@ mod tests {
             dispute_status: some(),
             dispute_freshness: Some(Freshness::default()),
             access_revoked: some(),
+            access_revoked_at: Some(1),
             attention: some(),
             last_webhook_id: some(),
             erased_as: some(),
@@ -846,6 +878,7 @@ mod tests {
             claim_payment_id: some(),
             revoked_period_end: Some(1),
             erased_as: some(),
+            paid_at: vec![1],
             updated_at: 1,
             version: 1,
         });
