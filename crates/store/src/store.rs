@@ -205,6 +205,12 @@ pub enum CommitOutcome {
 }
 
 /// Waits before trying again after a conflicting writer or unprocessed keys: 2, 4, … 256 ms.
+/// Waits before retrying a write whose records changed under it (the store's own back-off),
+/// for callers outside the store that retry a [`CommitOutcome::Conflict`].
+pub async fn wait_before_retry(attempt: u32) {
+    back_off(attempt).await;
+}
+
 pub(crate) async fn back_off(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(2 << attempt.min(7))).await;
 }
@@ -350,6 +356,58 @@ impl Store {
             .get(&self.config.entitlements_table, "email", email.as_str())
             .await?;
         Ok(item.as_ref().map(Entitlement::from_item).transpose()?)
+    }
+
+    /// The entitlements of `emails` (those stored), read consistently with `BatchGetItem`,
+    /// 100 keys a request.
+    pub async fn get_entitlements(&self, emails: &[Email]) -> Result<Vec<Entitlement>, StoreError> {
+        let table = &self.config.entitlements_table;
+        let mut found = Vec::new();
+        for chunk in emails.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|email| {
+                    Item::from([(
+                        "email".to_owned(),
+                        AttributeValue::S(email.as_str().to_owned()),
+                    )])
+                })
+                .collect();
+            let batch = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut request = std::collections::HashMap::from([(table.clone(), batch)]);
+            let mut attempt = 0;
+            while !request.is_empty() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default()
+                {
+                    found.push(Entitlement::from_item(&item)?);
+                }
+                request = output.unprocessed_keys.unwrap_or_default();
+                attempt += 1;
+                if !request.is_empty() {
+                    if attempt >= 8 {
+                        return Err(StoreError::Unavailable(
+                            "DynamoDB left keys unprocessed after 8 attempts".to_owned(),
+                        ));
+                    }
+                    back_off(attempt).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Reads every record named in `keys` in one consistent `BatchGetItem` over both tables
