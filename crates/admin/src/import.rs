@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use llmxt_domain::email::Email;
-use llmxt_domain::policy::Changes;
 use llmxt_domain::records::{Entitlement, FREE_PLAN, Grant, PlanRanking, source, status};
 use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
 use llmxt_store::store::{CommitOutcome, Store, StoreError};
@@ -22,11 +21,11 @@ use crate::AdminError;
 /// Key prefix of imported grants.
 pub const IMPORT_GRANT_PREFIX: &str = "import#";
 
-/// Entitlements written per transaction (DynamoDB's limit is 100 items).
-const PER_TRANSACTION: usize = 100;
-/// Transactions in flight at once.
-const IN_FLIGHT: usize = 8;
-/// Attempts of one transaction whose records changed under it.
+/// Buyers read per `BatchGetItem` (DynamoDB's limit is 100 keys).
+const PER_CHUNK: usize = 100;
+/// Chunks in flight at once.
+const IN_FLIGHT: usize = 4;
+/// Attempts for a buyer whose entitlement keeps changing under the import.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// One valid line of the file.
@@ -236,7 +235,7 @@ pub enum Outcome {
     FromDodo,
 }
 
-/// Adds each line's grant (none when `dry_run`), 100 entitlements per transaction; returns
+/// Adds each line's grant (none when `dry_run`), reading 100 entitlements a request; returns
 /// each line's outcome, in the file's order.
 pub async fn import(
     store: &Store,
@@ -252,9 +251,9 @@ pub async fn import(
     }
     let groups: Vec<Vec<&ImportLine>> = by_email.into_values().collect();
     let mut outcomes = Vec::new();
-    for wave in groups.chunks(PER_TRANSACTION * IN_FLIGHT) {
+    for wave in groups.chunks(PER_CHUNK * IN_FLIGHT) {
         let chunks = wave
-            .chunks(PER_TRANSACTION)
+            .chunks(PER_CHUNK)
             .map(|chunk| import_chunk(store, ranking, chunk, by, now, dry_run));
         for result in futures::future::join_all(chunks).await {
             outcomes.extend(result?);
@@ -264,8 +263,9 @@ pub async fn import(
     Ok(outcomes)
 }
 
-/// One transaction's worth of buyers: read their entitlements, add the grants, commit all
-/// or nothing (re-read and retried when a webhook changed one meanwhile).
+/// A chunk of buyers: read their entitlements in one batch, add the grants, and write each
+/// changed entitlement conditioned on the version read (one `UpdateItem` each, all in flight
+/// at once); a buyer whose entitlement changed meanwhile is read and decided again.
 async fn import_chunk(
     store: &Store,
     ranking: &PlanRanking,
@@ -274,43 +274,53 @@ async fn import_chunk(
     now: i64,
     dry_run: bool,
 ) -> Result<Vec<(usize, Outcome)>, StoreError> {
-    let emails: Vec<Email> = groups.iter().map(|g| g[0].email.clone()).collect();
+    let mut pending: Vec<&Vec<&ImportLine>> = groups.iter().collect();
+    let mut outcomes = Vec::new();
     for attempt in 0..MAX_ATTEMPTS {
+        let emails: Vec<Email> = pending.iter().map(|g| g[0].email.clone()).collect();
         let mut stored: HashMap<String, Entitlement> = store
             .get_entitlements(&emails)
             .await?
             .into_iter()
             .map(|e| (e.email.as_str().to_owned(), e))
             .collect();
-        let mut outcomes = Vec::new();
-        let mut changes = Vec::new();
-        for group in groups {
+        let mut writes = Vec::new();
+        for group in pending {
             let email = &group[0].email;
             let before = stored.remove(email.as_str());
             let mut next = before
                 .clone()
                 .unwrap_or_else(|| Entitlement::new(email.clone()));
-            for line in group {
-                let outcome = add_grant(&mut next, line, by, now);
-                outcomes.push((line.line, outcome));
+            let decided: Vec<(usize, Outcome)> = group
+                .iter()
+                .map(|line| (line.line, add_grant(&mut next, line, by, now)))
+                .collect();
+            if dry_run || before.as_ref() == Some(&next) {
+                outcomes.extend(decided);
+                continue;
             }
-            if before.as_ref() != Some(&next) {
-                next.summarise(now, ranking);
-                next.updated_at = now;
-                next.record_grant_changes(before.as_ref(), now, &format!("import by {by}"));
-                changes.push(Changes {
-                    entitlement: Some(next),
-                    ..Changes::default()
-                });
+            next.summarise(now, ranking);
+            next.updated_at = now;
+            next.record_grant_changes(before.as_ref(), now, &format!("import by {by}"));
+            writes.push((group, decided, next));
+        }
+        let results = futures::future::join_all(
+            writes
+                .iter()
+                .map(|(_, _, next)| store.put_entitlement(next)),
+        )
+        .await;
+        pending = Vec::new();
+        for ((group, decided, _), result) in writes.into_iter().zip(results) {
+            match result? {
+                CommitOutcome::Committed => outcomes.extend(decided),
+                _ => pending.push(group),
             }
         }
-        if dry_run || changes.is_empty() {
+        if pending.is_empty() {
             return Ok(outcomes);
         }
-        match store.commit_all(&changes).await? {
-            CommitOutcome::Committed => return Ok(outcomes),
-            _ => llmxt_store::store::wait_before_retry(attempt).await,
-        }
+        llmxt_store::store::wait_before_retry(attempt).await;
     }
     Err(StoreError::Contention)
 }
