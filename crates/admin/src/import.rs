@@ -293,7 +293,7 @@ async fn import_chunk(
                 .unwrap_or_else(|| Entitlement::new(email.clone()));
             let decided: Vec<(usize, Outcome)> = group
                 .iter()
-                .map(|line| (line.line, add_grant(&mut next, line, by, now)))
+                .map(|line| (line.line, add_grant(&mut next, line, by, now, attempt > 0)))
                 .collect();
             if dry_run || before.as_ref() == Some(&next) {
                 outcomes.extend(decided);
@@ -325,10 +325,24 @@ async fn import_chunk(
     Err(StoreError::Contention)
 }
 
-fn add_grant(entitlement: &mut Entitlement, line: &ImportLine, by: &str, now: i64) -> Outcome {
+fn add_grant(
+    entitlement: &mut Entitlement,
+    line: &ImportLine,
+    by: &str,
+    now: i64,
+    retry: bool,
+) -> Outcome {
     let key = line.key();
-    if entitlement.grants.contains_key(&key) {
-        return Outcome::Unchanged;
+    if let Some(existing) = entitlement.grants.get(&key) {
+        // Written by this very run (a write retried after a timeout that had in fact
+        // succeeded): report it as granted.
+        let ours =
+            retry && existing.changed_by.as_deref() == Some(by) && existing.updated_at == now;
+        return if ours {
+            Outcome::Granted
+        } else {
+            Outcome::Unchanged
+        };
     }
     let from_dodo = entitlement.grants.values().any(|grant| {
         matches!(
