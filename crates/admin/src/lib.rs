@@ -17,6 +17,8 @@ use llmxt_store::store::CommitOutcome;
 use llmxt_store::store::{ClientProfile, Store, StoreError};
 use serde_json::{Value, json};
 
+pub mod import;
+
 /// Usage text.
 pub const USAGE: &str = "\
 usage: llmxt-admin <command> [options]
@@ -37,6 +39,10 @@ commands:
   reconcile [--since 72h] [--apply] [--requests-per-minute 100]
                                          compare Dodo's payments and subscriptions (DODO_PAYMENTS_API_KEY)
                                          with the tables; --apply writes the differences through the ledger
+  import FILE [--dry-run] [--by NAME]   grant Pro to buyers of a previous system: CSV with a header or
+                                         JSON lines (email, plan, expires_at, provider, payment_id, note);
+                                         each line a grant import#<provider>#<payment_id>; --dry-run
+                                         only prints the plan; exit 1 if any line failed
   mint-cookie EMAIL [--plan PLAN] [--days N]
                                          print an account cookie (every grant of EMAIL) signed with ENTITLEMENT_SECRET
   create-tables                          create both tables (idempotent), with email-index and TTL
@@ -71,6 +77,9 @@ pub enum AdminError {
     /// Reading a file or writing output failed.
     #[error("{0}")]
     Io(String),
+    /// Some lines of an import could not be read (each reported with its line number).
+    #[error("{0} line(s) failed; the others were applied")]
+    LinesFailed(usize),
     /// Whoever read the output stopped reading (`llmxt-admin show … | head`): not a failure.
     #[error("output closed")]
     OutputClosed,
@@ -256,7 +265,15 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
     let options = Options::parse(rest)?;
     let takes_positional = matches!(
         command.as_str(),
-        "check-config" | "show" | "grant" | "revoke" | "mint-cookie" | "export" | "forget" | "help"
+        "check-config"
+            | "show"
+            | "grant"
+            | "revoke"
+            | "mint-cookie"
+            | "export"
+            | "forget"
+            | "import"
+            | "help"
     );
     if let (false, Some(extra)) = (takes_positional, options.positional.first()) {
         return Err(AdminError::Usage(format!("unexpected argument {extra:?}")));
@@ -403,6 +420,26 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
                 until.map_or("no end".to_owned(), format_rfc3339)
             )
             .map_err(io)
+        }
+        "import" => {
+            let [path] = options.positional.as_slice() else {
+                return Err(AdminError::Usage("give one FILE".to_owned()));
+            };
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| AdminError::Io(format!("cannot read {path}: {e}")))?;
+            let plans = PlanCatalog::from_env(env)?;
+            let by = operator(&options, env)?;
+            let store = connect(env).await?;
+            import::run(
+                &store,
+                plans.ranking(),
+                &text,
+                &by,
+                now(),
+                options.flag("dry-run"),
+                out,
+            )
+            .await
         }
         "revoke" => {
             let email = one_email(&options)?;

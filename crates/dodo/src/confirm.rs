@@ -69,13 +69,40 @@ pub enum Confirmation {
 
 impl Confirm<'_> {
     /// Asks Dodo about a payment and applies a final answer (succeeded, failed, cancelled).
+    /// A subscription's payment brings its subscription's snapshot too (status, period, next
+    /// billing date), so the purchase ends as if its webhooks had arrived.
     pub async fn payment(&self, payment_id: &str) -> Confirmation {
         within_budget(async {
             let object = match self.api.payment(payment_id).await {
                 Ok(object) => object,
                 Err(error) => return Some(unanswered(error, payment_id)),
             };
-            self.apply_payment(object).await
+            let subscription_id = object
+                .get("subscription_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let confirmed = self.apply_payment(object).await;
+            if let (Some(Confirmation::Applied(_)), Some(subscription_id)) =
+                (&confirmed, subscription_id)
+            {
+                match self.api.subscription(&subscription_id).await {
+                    Ok(snapshot) => {
+                        self.apply(
+                            "subscription",
+                            &subscription_id,
+                            snapshot,
+                            self.claim_ttl_seconds,
+                        )
+                        .await;
+                    }
+                    Err(error) => tracing::warn!(
+                        subscription_id,
+                        error = %error,
+                        "payment confirmed, but its subscription could not be read; its webhook or reconcile will bring it"
+                    ),
+                }
+            }
+            confirmed
         })
         .await
     }

@@ -140,6 +140,8 @@ pub struct RefundSnapshot {
     pub is_partial: bool,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// `created_at`, unix seconds: the time access is revoked as of.
+    pub created_at: Option<i64>,
 }
 
 impl RefundSnapshot {
@@ -160,6 +162,8 @@ pub struct DisputeSnapshot {
     pub dispute_status: String,
     /// `customer.email`, else `metadata.email`.
     pub email: Option<Email>,
+    /// `created_at`, unix seconds: the time a lost dispute revokes access as of.
+    pub created_at: Option<i64>,
 }
 
 impl DisputeSnapshot {
@@ -303,6 +307,7 @@ fn parse_refund(data: &Map<String, Value>) -> DodoObject {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         email: email(data).0,
+        created_at: text(data.get("created_at")).and_then(|t| parse_rfc3339_seconds(&t)),
     })
 }
 
@@ -317,6 +322,7 @@ fn parse_dispute(data: &Map<String, Value>) -> DodoObject {
         payment_id,
         dispute_status: lower(data.get("dispute_status")).unwrap_or_default(),
         email: email(data).0,
+        created_at: text(data.get("created_at")).and_then(|t| parse_rfc3339_seconds(&t)),
     })
 }
 

@@ -46,6 +46,9 @@ use crate::records::{
 /// how long the period is (the subscription event, sent at the same time, replaces it).
 pub const PROVISIONAL_SUBSCRIPTION_SECONDS: i64 = 31 * 86_400;
 
+/// How early before the end of its period a subscription's renewal payment may be made.
+pub const RENEWAL_WINDOW_SECONDS: i64 = 86_400;
+
 /// Attention flag for a delivery that names no buyer.
 pub const MISSING_EMAIL: &str = "missing_email";
 
@@ -223,7 +226,8 @@ pub fn decide_payment(
     changes.attention = flag;
 
     if payment.access_revoked.is_some() {
-        revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
+        let at = *payment.access_revoked_at.get_or_insert(now);
+        revoke_own_grant(settings, &payment, stored, delivery, at, &mut changes);
     } else if let (Some(email), true) = (email, snapshot.succeeded()) {
         let opens_claim = match &payment.subscription_id {
             None => true,
@@ -281,9 +285,22 @@ pub fn decide_payment(
             slot.insert(grant);
             changes.entitlement = Some(finish(settings, entitlement, now));
         } else if let Some(grant) = entitlement.grants.get_mut(&key)
-            && later_payment_ends_revoked_period(settings, grant, &payment, stored, now)
+            && (later_payment_ends_revoked_period(settings, grant, &payment, stored, now)
+                || renewal_was_the_revoked_period(grant, &payment, stored, now))
         {
             changes.entitlement = Some(finish(settings, entitlement, now));
+        }
+    }
+    if let (Some(subscription_id), true) = (&payment.subscription_id, snapshot.succeeded()) {
+        let opened = changes.subscription.is_some();
+        let mut subscription = changes
+            .subscription
+            .take()
+            .or_else(|| stored.subscription.clone())
+            .unwrap_or_else(|| new_subscription(subscription_id, now));
+        if subscription.record_payment(payment.created_at) || opened {
+            subscription.updated_at = now;
+            changes.subscription = Some(subscription);
         }
     }
     changes.payment = Some(payment);
@@ -331,17 +348,76 @@ fn later_payment_ends_revoked_period(
     }
     grant.revoked_period_pending = false;
     grant.revoked_period_end = Some(revoked_through);
-    let paid_period = stored
-        .subscription
-        .as_ref()
-        .filter(|s| matches!(s.status.as_str(), "active" | "on_hold" | "past_due"))
-        .and_then(|s| s.next_billing_date)
-        .filter(|end| *end > revoked_through && *end > now);
-    if let Some(end) = paid_period {
-        grant.status = status::ACTIVE.to_owned();
-        grant.expires_at = Some(end.saturating_add(settings.grace_seconds));
+    // The stored subscription's state over a period paid beyond the revoked one, even one
+    // already over: the grant ends as it would have, had the deliveries come in order.
+    let paid = stored.subscription.as_ref().and_then(|s| {
+        let end = s.next_billing_date.filter(|end| *end > revoked_through)?;
+        let target = subscription_target(
+            &s.status,
+            Some(end),
+            None,
+            end.saturating_add(settings.grace_seconds),
+            now,
+        )?;
+        Some((end, target))
+    });
+    if let Some((end, (state, expires_at, reason))) = paid
+        && matches!(state, status::ACTIVE | status::CANCELLED)
+    {
+        grant.status = state.to_owned();
+        grant.expires_at = expires_at;
         grant.period_end = Some(end);
-        grant.reason = None;
+        grant.reason = reason.map(str::to_owned);
+    }
+    grant.updated_at = now;
+    true
+}
+
+/// A refund or lost dispute was applied before this renewal payment, made before it, was
+/// known: the period in force at the revocation was not the one recorded (which had already
+/// ended) but the one this payment began. That period is revoked: up to the stored
+/// subscription's period end when it is known, else the next snapshot's. Returns whether the
+/// grant changed.
+fn renewal_was_the_revoked_period(
+    grant: &mut Grant,
+    payment: &PaymentRecord,
+    stored: &Stored,
+    now: i64,
+) -> bool {
+    let (Some(revoked_at), Some(revoked_end)) = (grant.revoked_at, grant.revoked_period_end) else {
+        return false;
+    };
+    let made = payment.created_at;
+    let applies = payment.subscription_id.is_some()
+        && grant.payment_id.as_deref() != Some(payment.payment_id.as_str())
+        && !grant.revoked_period_pending
+        && made <= revoked_at
+        && revoked_end <= revoked_at
+        && made.saturating_add(RENEWAL_WINDOW_SECONDS) >= revoked_end;
+    if !applies {
+        return false;
+    }
+    let subscription = stored.subscription.as_ref();
+    let ended_by_payment = subscription.and_then(|s| s.paid_after(revoked_at));
+    let end = ended_by_payment.or_else(|| {
+        subscription
+            .and_then(|s| s.next_billing_date)
+            .filter(|end| *end > revoked_at)
+    });
+    match end {
+        Some(end) => grant.revoked_period_end = Some(end),
+        None => grant.revoked_period_pending = true,
+    }
+    // A later payment ended that period, and the grant already stands on a period after it.
+    let later_period_in_force = ended_by_payment.is_some()
+        && grant.status != status::REVOKED
+        && grant
+            .period_end
+            .zip(end)
+            .is_some_and(|(paid, revoked)| paid > revoked);
+    if !later_period_in_force && grant.status != status::REVOKED {
+        grant.status = status::REVOKED.to_owned();
+        grant.reason = Some("revoked".to_owned());
     }
     grant.updated_at = now;
     true
@@ -387,7 +463,8 @@ pub fn decide_refund(
         .get_or_insert_with(|| "refunded".to_owned());
     touch_payment(&mut payment, delivery);
     let mut changes = Changes::default();
-    revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
+    let at = revocation_time(&mut payment, snapshot.created_at, delivery.now);
+    revoke_own_grant(settings, &payment, stored, delivery, at, &mut changes);
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
 }
@@ -421,21 +498,35 @@ pub fn decide_dispute(
         payment
             .access_revoked
             .get_or_insert_with(|| "dispute_lost".to_owned());
-        revoke_own_grant(settings, &payment, stored, delivery, &mut changes);
+        let at = revocation_time(&mut payment, snapshot.created_at, delivery.now);
+        revoke_own_grant(settings, &payment, stored, delivery, at, &mut changes);
     }
     touch_payment(&mut payment, delivery);
     changes.payment = Some(payment);
     Decision::Apply(Box::new(changes))
 }
 
+/// The time a refund or lost dispute revokes as of: the earliest known (its own `created_at`,
+/// else when it was processed), kept on the payment for deliveries applied later.
+fn revocation_time(payment: &mut PaymentRecord, event_at: Option<i64>, now: i64) -> i64 {
+    let at = event_at.unwrap_or(now).min(now);
+    let at = payment.access_revoked_at.map_or(at, |known| known.min(at));
+    payment.access_revoked_at = Some(at);
+    at
+}
+
 /// Revokes the grant of this payment's own purchase (its subscription's grant for a
-/// subscription payment), on the payment's buyer only. A subscription's grant remembers the
-/// paid period that was revoked, so later snapshots of that period never grant again.
+/// subscription payment), on the payment's buyer only, as of `at` (the refund's or
+/// dispute's own time, however late it is delivered). A subscription's grant remembers the
+/// paid period in force at `at`, so later snapshots of that period never grant again; when
+/// a payment of the subscription made after `at` already paid a later period, that period
+/// stays granted.
 fn revoke_own_grant(
     settings: PolicySettings<'_>,
     payment: &PaymentRecord,
     stored: &Stored,
     delivery: DeliveryContext<'_>,
+    at: i64,
     changes: &mut Changes,
 ) {
     let Some(email) = &payment.email else {
@@ -446,6 +537,7 @@ fn revoke_own_grant(
         .clone()
         .unwrap_or_else(|| "revoked".to_owned());
     let now = delivery.now;
+    let at = at.min(now);
     let key = payment.grant_key().to_owned();
     let mut entitlement = entitlement_of(stored, email);
     let existing = entitlement.grants.get(&key).cloned();
@@ -468,23 +560,50 @@ fn revoke_own_grant(
             .map(|_| now + PROVISIONAL_SUBSCRIPTION_SECONDS),
         ..grant_from_payment(payment, now)
     });
+    let mut later_period_in_force = false;
     if payment.subscription_id.is_some() {
-        let period_end = stored
-            .subscription
-            .as_ref()
+        // The payments known, this one included (it may be applied in this very delivery).
+        let mut known = stored.subscription.clone();
+        if payment.status == "succeeded" {
+            known
+                .get_or_insert_with(SubscriptionRecord::default)
+                .record_payment(payment.created_at);
+        }
+        let subscription = known.as_ref();
+        let ended_by_payment = subscription.and_then(|s| s.paid_after(at));
+        let known_end = subscription
             .and_then(|s| s.next_billing_date)
             .or(grant.period_end);
+        // The period known ended before `at`, and a renewal paid since began the period in
+        // force at `at`, whose end its snapshot (not applied yet) will tell.
+        let renewed_since = known_end.is_some_and(|end| {
+            end <= at
+                && subscription.is_some_and(|s| {
+                    s.paid_at
+                        .iter()
+                        .any(|paid| *paid <= at && *paid + RENEWAL_WINDOW_SECONDS >= end)
+                })
+        });
+        let period_end = ended_by_payment.or(known_end.filter(|_| !renewed_since));
         match period_end {
             Some(end) => {
-                grant.revoked_period_end = Some(end.max(grant.revoked_period_end.unwrap_or(end)));
+                let revoked_end = end.max(grant.revoked_period_end.unwrap_or(end));
+                grant.revoked_period_end = Some(revoked_end);
+                later_period_in_force = ended_by_payment.is_some()
+                    && grant.status != status::REVOKED
+                    && grant.period_end.is_some_and(|paid| paid > revoked_end);
             }
             None => grant.revoked_period_pending = true,
         }
     }
-    if grant.status != status::REVOKED {
+    if later_period_in_force {
+        if grant.revoked_at.is_none_or(|revoked| revoked < at) {
+            grant.revoked_at = Some(at);
+        }
+    } else if grant.status != status::REVOKED {
         grant.status = status::REVOKED.to_owned();
         grant.reason = Some(reason);
-        grant.revoked_at = Some(now);
+        grant.revoked_at = Some(at);
         grant.updated_at = now;
     }
     if existing.as_ref() != Some(&grant) {
@@ -541,36 +660,14 @@ pub fn decide_subscription(
     let with_grace = paid_until
         .unwrap_or(now + PROVISIONAL_SUBSCRIPTION_SECONDS)
         .saturating_add(settings.grace_seconds);
-    let target: Option<(&str, Option<i64>, Option<&str>)> = match snapshot.status.as_str() {
-        // Cancelled at the period's end: paid until then, not renewed (resuming clears it).
-        "active" if snapshot.cancel_at_period_end => Some((
-            status::CANCELLED,
-            Some(paid_until.unwrap_or(now)),
-            Some("cancelled"),
-        )),
-        "active" => Some((status::ACTIVE, Some(with_grace), None)),
-        "on_hold" | "past_due" => Some((
-            status::ACTIVE,
-            Some(with_grace),
-            Some(snapshot.status.as_str()),
-        )),
-        "paused" => Some((
-            status::ACTIVE,
-            Some(paid_until.unwrap_or(now)),
-            Some("paused"),
-        )),
-        "cancelled" => Some((
-            status::CANCELLED,
-            Some(paid_until.or(snapshot.expires_at).unwrap_or(now)),
-            Some("cancelled"),
-        )),
-        "expired" | "failed" => Some((
-            status::EXPIRED,
-            Some(snapshot.expires_at.unwrap_or(now).min(now)),
-            Some(snapshot.status.as_str()),
-        )),
-        _ => None,
+    // Cancelled at the period's end (`cancel_at_next_billing_date`): Dodo still says
+    // `active`, but the period is paid until then and not renewed; resuming clears it.
+    let state = if snapshot.status == "active" && snapshot.cancel_at_period_end {
+        "cancelled"
+    } else {
+        snapshot.status.as_str()
     };
+    let target = subscription_target(state, paid_until, snapshot.expires_at, with_grace, now);
 
     match (subscription.email.clone(), target) {
         (None, Some(_)) if subscription.erased_as.is_some() => {}
@@ -595,20 +692,24 @@ pub fn decide_subscription(
             // After a refund, lost dispute or operator revoke, only a newly paid period
             // grants again. Revoked before any period was known: this snapshot's period is
             // the revoked one.
-            if grant.revoked_period_pending {
+            // The period in force at the revocation ends after it: a snapshot of an earlier
+            // period (delivered late) leaves the question open.
+            if grant.revoked_period_pending
+                && let Some(end) = paid_until
+                && grant.revoked_at.is_none_or(|revoked_at| end > revoked_at)
+            {
                 grant.revoked_period_pending = false;
-                if let Some(end) = paid_until {
-                    grant.revoked_period_end =
-                        Some(end.max(grant.revoked_period_end.unwrap_or(end)));
-                }
+                grant.revoked_period_end = Some(end.max(grant.revoked_period_end.unwrap_or(end)));
             }
             let revoked_end = grant
                 .revoked_period_end
                 .max(subscription.revoked_period_end);
-            let period_was_revoked = revoked_end
-                .is_some_and(|revoked_end| paid_until.is_none_or(|end| end <= revoked_end));
-            let grants_access = matches!(new_status, status::ACTIVE | status::CANCELLED)
-                && expires_at.is_none_or(|end| end > now);
+            let period_was_revoked = grant.revoked_period_pending
+                || revoked_end
+                    .is_some_and(|revoked_end| paid_until.is_none_or(|end| end <= revoked_end));
+            // Whether it would grant, however late it is applied (the result must not
+            // depend on when a delivery arrives).
+            let grants_access = matches!(new_status, status::ACTIVE | status::CANCELLED);
             if !(grants_access && period_was_revoked) {
                 grant.status = new_status.to_owned();
                 grant.expires_at = expires_at;
@@ -641,13 +742,53 @@ pub fn decide_subscription(
     Decision::Apply(Box::new(changes))
 }
 
+/// What a subscription in Dodo's `state` makes of its grant: status, end of access, reason.
+fn subscription_target(
+    state: &str,
+    paid_until: Option<i64>,
+    expires_at: Option<i64>,
+    with_grace: i64,
+    now: i64,
+) -> Option<(&'static str, Option<i64>, Option<&str>)> {
+    match state {
+        "active" => Some((status::ACTIVE, Some(with_grace), None)),
+        "on_hold" | "past_due" => Some((status::ACTIVE, Some(with_grace), Some(state))),
+        "paused" => Some((
+            status::ACTIVE,
+            Some(paid_until.unwrap_or(now)),
+            Some("paused"),
+        )),
+        "cancelled" => Some((
+            status::CANCELLED,
+            Some(paid_until.or(expires_at).unwrap_or(now)),
+            Some("cancelled"),
+        )),
+        "expired" | "failed" => Some((
+            status::EXPIRED,
+            Some(expires_at.unwrap_or(now).min(now)),
+            Some(state),
+        )),
+        _ => None,
+    }
+}
+
 /// `succeeded`, `failed` and `cancelled` are where a payment ends.
 fn is_final_payment_status(status: &str) -> bool {
     matches!(status, "succeeded" | "failed" | "cancelled")
 }
 
+/// Whether `incoming` was taken before the snapshot `stored`: by the events' own timestamps
+/// when both carry one (a retry of an old event is delivered with a new `webhook-timestamp`),
+/// else by the deliveries' `webhook-timestamp`.
 fn is_stale(stored: Option<Freshness>, incoming: Freshness) -> bool {
-    stored.is_some_and(|stored| stored > incoming)
+    stored.is_some_and(|stored| {
+        if stored.event_timestamp_micros > 0 && incoming.event_timestamp_micros > 0 {
+            (stored.event_timestamp_micros, stored.webhook_timestamp)
+                > (incoming.event_timestamp_micros, incoming.webhook_timestamp)
+        } else {
+            stored > incoming
+        }
+    })
 }
 
 fn new_payment(payment_id: &str, now: i64) -> PaymentRecord {

@@ -374,6 +374,7 @@ mod tests {
             Grant {
                 key: "sub_1".into(),
                 source: source::SUBSCRIPTION.into(),
+                plan: "professional".into(),
                 status: status::ACTIVE.into(),
                 expires_at: Some(1_000),
                 ..Grant::default()

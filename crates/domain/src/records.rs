@@ -104,6 +104,8 @@ pub struct PaymentRecord {
     pub dispute_freshness: Option<Freshness>,
     /// Set (to the reason) when this payment must no longer grant access.
     pub access_revoked: Option<String>,
+    /// The time access is revoked as of: the refund's or lost dispute's own `created_at`.
+    pub access_revoked_at: Option<i64>,
     /// Something an operator must look at, e.g. `missing_email`.
     pub attention: Option<String>,
     /// The `webhook-id` that last changed it.
@@ -144,13 +146,39 @@ pub struct SubscriptionRecord {
     pub revoked_period_end: Option<i64>,
     /// Set when the buyer's data was erased: the pseudonym that replaced the email.
     pub erased_as: Option<String>,
+    /// When each succeeded payment of the subscription was made (unix seconds, ascending, the
+    /// last [`MAX_PAID_AT`]): a refund or lost dispute revokes the period in force at its own
+    /// time, which a payment made after it ended.
+    pub paid_at: Vec<i64>,
     /// Last change (unix seconds).
     pub updated_at: i64,
     /// Optimistic-concurrency version.
     pub version: i64,
 }
 
+/// Payment times kept on a subscription record.
+pub const MAX_PAID_AT: usize = 48;
+
 impl SubscriptionRecord {
+    /// Records a succeeded payment made at `at`; whether it was new.
+    pub fn record_payment(&mut self, at: i64) -> bool {
+        if self.paid_at.contains(&at) {
+            return false;
+        }
+        self.paid_at.push(at);
+        self.paid_at.sort_unstable();
+        if self.paid_at.len() > MAX_PAID_AT {
+            let excess = self.paid_at.len() - MAX_PAID_AT;
+            self.paid_at.drain(..excess);
+        }
+        true
+    }
+
+    /// The first payment made after `at`: when the period in force at `at` ended.
+    pub fn paid_after(&self, at: i64) -> Option<i64> {
+        self.paid_at.iter().copied().find(|paid| *paid > at)
+    }
+
     /// The payments-table key of a subscription.
     pub fn key(subscription_id: &str) -> String {
         format!("{SUBSCRIPTION_KEY_PREFIX}{subscription_id}")
@@ -167,7 +195,15 @@ pub mod status {
     pub const EXPIRED: &str = "expired";
     /// Taken away (refund, lost dispute, operator).
     pub const REVOKED: &str = "revoked";
+
+    /// Whether `state` is one of these (anything else gives no Pro).
+    pub fn is_known(state: &str) -> bool {
+        matches!(state, ACTIVE | CANCELLED | EXPIRED | REVOKED)
+    }
 }
+
+/// The plan that never gives Pro, whatever its status (the original system's `free`).
+pub const FREE_PLAN: &str = "free";
 
 /// What granted access.
 pub mod source {
@@ -293,9 +329,12 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`.
+    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`,
+    /// on a paid plan (not empty, not [`FREE_PLAN`]).
     pub fn gives_access(&self, now: i64) -> bool {
         matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
+            && !self.plan.is_empty()
+            && self.plan != FREE_PLAN
             && self.expires_at.is_none_or(|expires| expires > now)
     }
 }

@@ -23,6 +23,24 @@ pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
     parse_rfc3339_micros(text).map(|micros| micros.div_euclid(1_000_000))
 }
 
+/// Reads a stored time in either form this project meets: RFC 3339 / ISO 8601 (with or
+/// without a fraction, `Z` or an offset) or unix seconds as decimal text (`1735689600`, a
+/// fraction dropped). The one parser for every time field of both tables.
+pub fn parse_stored_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let whole = text.split_once('.').map_or(text, |(whole, fraction)| {
+        if fraction.bytes().all(|b| b.is_ascii_digit()) {
+            whole
+        } else {
+            text
+        }
+    });
+    if let Ok(seconds) = whole.parse::<i64>() {
+        return Some(seconds);
+    }
+    parse_rfc3339_seconds(text)
+}
+
 /// Formats unix seconds as `2026-01-10T17:55:53Z`.
 pub fn format_rfc3339(unix_seconds: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix_seconds)
@@ -100,6 +118,24 @@ mod tests {
         assert_eq!(format_date(1_768_067_753), "10 January 2026");
         assert_eq!(format_date_time(1_799_195_851), "6 January 2027, 00:37 UTC");
         assert_eq!(format_date(i64::MAX), i64::MAX.to_string());
+    }
+
+    #[test]
+    fn reads_stored_times_in_both_forms() {
+        for text in [
+            "2026-01-10T17:55:53Z",
+            "2026-01-10T17:55:53.180Z",
+            "2026-01-10T18:55:53+01:00",
+            "2026-01-10T18:55:53.5+01:00",
+            "1768067753",
+            " 1768067753 ",
+            "1768067753.9",
+        ] {
+            assert_eq!(parse_stored_time(text), Some(1_768_067_753), "{text}");
+        }
+        for bad in ["", "soon", "2026-01-10", "12.x", "1e9"] {
+            assert_eq!(parse_stored_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -940,3 +940,22 @@ async fn a_valid_cookie_that_gives_access_wins_over_one_that_does_not() {
         assert_eq!(body["pro"], json!(true), "{body}");
     }
 }
+
+#[tokio::test]
+async fn the_original_systems_cookie_never_gives_pro() {
+    // The original system set `llmxt_pro` to the base64 of the buyer's email: anyone can
+    // forge it. Under its own name or ours, it answers not Pro, even for a paying buyer.
+    let deps = deps(false).await;
+    grant(&deps.store, BUYER, status::ACTIVE, None).await;
+    let forged = STANDARD.encode(BUYER);
+    for cookie in [
+        format!("llmxt_pro={forged}"),
+        format!("__Host-llmxt_pro={forged}"),
+    ] {
+        let response = ask(&deps, &request("", vec![], vec![cookie.clone()])).await;
+        assert_eq!(response.status(), StatusCode::OK, "{cookie}");
+        let body = response_json(&response);
+        assert_eq!(body["pro"], json!(false), "{cookie}");
+        assert_eq!(body["plan"], json!(null), "{cookie}");
+    }
+}

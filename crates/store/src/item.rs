@@ -8,10 +8,10 @@ use llmxt_domain::email::Email;
 use llmxt_domain::privacy::{Erasure, ErasureReceipt, RestoreRecord};
 use llmxt_domain::records::{
     Change, CorruptItem, DeliveryRecord, Entitlement, Freshness, Grant, PaymentRecord,
-    SubscriptionRecord, TTL_ATTRIBUTE,
+    SubscriptionRecord, TTL_ATTRIBUTE, source, status,
 };
 use llmxt_domain::records::{RATE_LIMIT_PREFIX, RESTORE_TOKEN_PREFIX};
-use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_domain::time::{format_rfc3339, parse_stored_time};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -40,6 +40,12 @@ pub trait VersionedItem: StoredItem {
     const TABLE: Table;
     /// Its partition key attribute.
     const KEY: &'static str;
+    /// Every attribute its mapping owns: a write sets those [`StoredItem::to_item`] gives and
+    /// removes the others of this list. Attributes outside it (`metadata`, whatever a
+    /// previous system stored) are left as they are.
+    const ATTRIBUTES: &'static [&'static str];
+    /// Attributes written only when the item does not hold them yet (`created_at`).
+    const SET_ONCE: &'static [&'static str] = &[];
     /// The version it was read at (0: not stored yet).
     fn version(&self) -> i64;
     /// The same record at another version.
@@ -47,10 +53,12 @@ pub trait VersionedItem: StoredItem {
 }
 
 macro_rules! versioned {
-    ($record:ty, $table:expr, $key:literal) => {
+    ($record:ty, $table:expr, $key:literal, $attributes:expr $(, $set_once:expr)?) => {
         impl VersionedItem for $record {
             const TABLE: Table = $table;
             const KEY: &'static str = $key;
+            const ATTRIBUTES: &'static [&'static str] = $attributes;
+            $(const SET_ONCE: &'static [&'static str] = $set_once;)?
             fn version(&self) -> i64 {
                 self.version
             }
@@ -64,10 +72,99 @@ macro_rules! versioned {
     };
 }
 
-versioned!(PaymentRecord, Table::Payments, "payment_id");
-versioned!(SubscriptionRecord, Table::Payments, "payment_id");
-versioned!(ErasureReceipt, Table::Payments, "payment_id");
-versioned!(Entitlement, Table::Entitlements, "email");
+versioned!(
+    PaymentRecord,
+    Table::Payments,
+    "payment_id",
+    &[
+        "payment_id",
+        "email",
+        "status",
+        "product_id",
+        "plan",
+        "subscription_id",
+        "customer_id",
+        "checkout_ref",
+        "total_amount",
+        "amount",
+        "currency",
+        "provider",
+        "created_at",
+        "updated_at",
+        "webhook_received_at",
+        "freshness",
+        "claim_expires_at",
+        "claim_redeemed_at",
+        "refund_status",
+        "refund_id",
+        "dispute_status",
+        "dispute_freshness",
+        "access_revoked",
+        "access_revoked_at",
+        "attention",
+        "last_webhook_id",
+        "erased_as",
+        "version",
+    ]
+);
+versioned!(
+    SubscriptionRecord,
+    Table::Payments,
+    "payment_id",
+    &[
+        "payment_id",
+        "record_type",
+        "subscription_id",
+        "customer_email",
+        "status",
+        "product_id",
+        "next_billing_date",
+        "freshness",
+        "claim_payment_id",
+        "revoked_period_end",
+        "erased_as",
+        "paid_at",
+        "updated_at",
+        "version",
+    ]
+);
+versioned!(
+    ErasureReceipt,
+    Table::Payments,
+    "payment_id",
+    &[
+        "payment_id",
+        "record_type",
+        "pseudonym",
+        "erasures",
+        "version"
+    ]
+);
+versioned!(
+    Entitlement,
+    Table::Entitlements,
+    "email",
+    &[
+        "email",
+        "status",
+        "plan",
+        "expires_at",
+        "source",
+        "payment_id",
+        "subscription_id",
+        "product_id",
+        "reason",
+        "changed_by",
+        "updated_at",
+        "version",
+        "grants",
+        "history",
+    ],
+    &["created_at"]
+);
+
+/// What the original system's readers expect in `payment_provider` / `provider`.
+pub const PROVIDER: &str = "dodo";
 
 impl StoredItem for PaymentRecord {
     /// Reads a payment item.
@@ -83,20 +180,17 @@ impl StoredItem for PaymentRecord {
             checkout_ref: opt_s(item, "checkout_ref"),
             total_amount: opt_n(item, "total_amount"),
             currency: opt_s(item, "currency"),
-            created_at: opt_s(item, "created_at")
-                .and_then(|t| parse_rfc3339_seconds(&t))
-                .unwrap_or(0),
-            updated_at: opt_s(item, "updated_at")
-                .and_then(|t| parse_rfc3339_seconds(&t))
-                .unwrap_or(0),
+            created_at: opt_time(item, "created_at").unwrap_or(0),
+            updated_at: opt_time(item, "updated_at").unwrap_or(0),
             freshness: opt_s(item, "freshness").and_then(|f| Freshness::decode(&f)),
-            claim_expires_at: opt_n(item, "claim_expires_at"),
-            claim_redeemed_at: opt_n(item, "claim_redeemed_at"),
+            claim_expires_at: opt_time(item, "claim_expires_at"),
+            claim_redeemed_at: opt_time(item, "claim_redeemed_at"),
             refund_status: opt_s(item, "refund_status"),
             refund_id: opt_s(item, "refund_id"),
             dispute_status: opt_s(item, "dispute_status"),
             dispute_freshness: opt_s(item, "dispute_freshness").and_then(|f| Freshness::decode(&f)),
             access_revoked: opt_s(item, "access_revoked"),
+            access_revoked_at: opt_time(item, "access_revoked_at"),
             attention: opt_s(item, "attention"),
             last_webhook_id: opt_s(item, "last_webhook_id"),
             erased_as: opt_s(item, "erased_as"),
@@ -120,7 +214,16 @@ impl StoredItem for PaymentRecord {
         put_s(&mut item, "customer_id", self.customer_id.as_deref());
         put_s(&mut item, "checkout_ref", self.checkout_ref.as_deref());
         put_n(&mut item, "total_amount", self.total_amount);
+        put_n(&mut item, "amount", self.total_amount);
         put_s(&mut item, "currency", self.currency.as_deref());
+        put_s(&mut item, "provider", Some(PROVIDER));
+        if self.last_webhook_id.is_some() {
+            put_s(
+                &mut item,
+                "webhook_received_at",
+                Some(&format_rfc3339(self.updated_at)),
+            );
+        }
         put_s(
             &mut item,
             "created_at",
@@ -147,6 +250,11 @@ impl StoredItem for PaymentRecord {
             self.dispute_freshness.map(Freshness::encode).as_deref(),
         );
         put_s(&mut item, "access_revoked", self.access_revoked.as_deref());
+        put_s(
+            &mut item,
+            "access_revoked_at",
+            self.access_revoked_at.map(format_rfc3339).as_deref(),
+        );
         put_s(&mut item, "attention", self.attention.as_deref());
         put_s(
             &mut item,
@@ -167,14 +275,24 @@ impl StoredItem for SubscriptionRecord {
             email: opt_s(item, "customer_email").and_then(|e| Email::parse(&e).ok()),
             status: opt_s(item, "status").unwrap_or_else(|| "unknown".to_owned()),
             product_id: opt_s(item, "product_id"),
-            next_billing_date: opt_n(item, "next_billing_date"),
+            next_billing_date: opt_time(item, "next_billing_date"),
             freshness: opt_s(item, "freshness").and_then(|f| Freshness::decode(&f)),
             claim_payment_id: opt_s(item, "claim_payment_id"),
-            revoked_period_end: opt_n(item, "revoked_period_end"),
+            revoked_period_end: opt_time(item, "revoked_period_end"),
             erased_as: opt_s(item, "erased_as"),
-            updated_at: opt_s(item, "updated_at")
-                .and_then(|t| parse_rfc3339_seconds(&t))
-                .unwrap_or(0),
+            paid_at: match item.get("paid_at") {
+                Some(AttributeValue::L(times)) => times
+                    .iter()
+                    .filter_map(|t| match t {
+                        AttributeValue::N(text) | AttributeValue::S(text) => {
+                            parse_stored_time(text)
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
+            updated_at: opt_time(item, "updated_at").unwrap_or(0),
             version: opt_n(item, "version").unwrap_or(0),
         })
     }
@@ -209,6 +327,17 @@ impl StoredItem for SubscriptionRecord {
         );
         put_n(&mut item, "revoked_period_end", self.revoked_period_end);
         put_s(&mut item, "erased_as", self.erased_as.as_deref());
+        if !self.paid_at.is_empty() {
+            item.insert(
+                "paid_at".to_owned(),
+                AttributeValue::L(
+                    self.paid_at
+                        .iter()
+                        .map(|t| AttributeValue::N(t.to_string()))
+                        .collect(),
+                ),
+            );
+        }
         put_s(
             &mut item,
             "updated_at",
@@ -226,28 +355,26 @@ fn grant_from_map(key: &str, fields: &Item) -> Grant {
         source: opt_s(fields, "source").unwrap_or_default(),
         plan: opt_s(fields, "plan").unwrap_or_default(),
         status: opt_s(fields, "status").unwrap_or_default(),
-        expires_at: opt_n(fields, "expires_at"),
+        expires_at: opt_time(fields, "expires_at"),
         payment_id: opt_s(fields, "payment_id"),
         subscription_id: opt_s(fields, "subscription_id"),
         product_id: opt_s(fields, "product_id"),
         customer_id: opt_s(fields, "customer_id"),
-        period_end: opt_n(fields, "period_end"),
-        revoked_period_end: opt_n(fields, "revoked_period_end"),
+        period_end: opt_time(fields, "period_end"),
+        revoked_period_end: opt_time(fields, "revoked_period_end"),
         revoked_period_pending: matches!(
             fields.get("revoked_period_pending"),
             Some(AttributeValue::Bool(true))
         ),
-        revoked_at: opt_n(fields, "revoked_at"),
+        revoked_at: opt_time(fields, "revoked_at"),
         reason: opt_s(fields, "reason"),
         changed_by: opt_s(fields, "changed_by"),
-        updated_at: opt_s(fields, "updated_at")
-            .and_then(|t| parse_rfc3339_seconds(&t))
-            .unwrap_or(0),
+        updated_at: opt_time(fields, "updated_at").unwrap_or(0),
         subscription_status: opt_s(fields, "subscription_status"),
-        trial_ends_at: opt_n(fields, "trial_ends_at"),
+        trial_ends_at: opt_time(fields, "trial_ends_at"),
         scheduled_plan: opt_s(fields, "scheduled_plan"),
         scheduled_product_id: opt_s(fields, "scheduled_product_id"),
-        scheduled_at: opt_n(fields, "scheduled_at"),
+        scheduled_at: opt_time(fields, "scheduled_at"),
     }
 }
 
@@ -313,16 +440,14 @@ impl StoredItem for Entitlement {
             grants: BTreeMap::new(),
             status: req_s(item, "status")?,
             plan: opt_s(item, "plan").unwrap_or_default(),
-            expires_at: opt_n(item, "expires_at"),
+            expires_at: opt_time(item, "expires_at"),
             source: opt_s(item, "source").unwrap_or_default(),
             payment_id: opt_s(item, "payment_id"),
             subscription_id: opt_s(item, "subscription_id"),
             product_id: opt_s(item, "product_id"),
             reason: opt_s(item, "reason"),
             changed_by: opt_s(item, "changed_by"),
-            updated_at: opt_s(item, "updated_at")
-                .and_then(|t| parse_rfc3339_seconds(&t))
-                .unwrap_or(0),
+            updated_at: opt_time(item, "updated_at").unwrap_or(0),
             version: opt_n(item, "version").unwrap_or(0),
             history: read_history(item),
         };
@@ -349,6 +474,19 @@ impl StoredItem for Entitlement {
                 entitlement.grants.insert(legacy.key.clone(), legacy);
             }
         }
+        let unknown: Vec<&str> = entitlement
+            .grants
+            .values()
+            .map(|grant| grant.status.as_str())
+            .filter(|state| !status::is_known(state))
+            .collect();
+        if !unknown.is_empty() {
+            tracing::warn!(
+                email = %entitlement.email,
+                statuses = ?unknown,
+                "entitlement item has a status this code does not know; it gives no Pro"
+            );
+        }
         Ok(entitlement)
     }
 
@@ -358,8 +496,20 @@ impl StoredItem for Entitlement {
         put_s(&mut item, "email", Some(self.email.as_str()));
         put_s(&mut item, "status", Some(&self.status));
         put_s(&mut item, "plan", Some(&self.plan));
-        put_n(&mut item, "expires_at", self.expires_at);
+        put_s(
+            &mut item,
+            "expires_at",
+            self.expires_at.map(format_rfc3339).as_deref(),
+        );
         put_s(&mut item, "source", Some(&self.source));
+        if matches!(self.source.as_str(), source::PAYMENT | source::SUBSCRIPTION) {
+            put_s(&mut item, "payment_provider", Some(PROVIDER));
+        }
+        put_s(
+            &mut item,
+            "created_at",
+            Some(&format_rfc3339(self.updated_at)),
+        );
         put_s(&mut item, "payment_id", self.payment_id.as_deref());
         put_s(
             &mut item,
@@ -411,9 +561,7 @@ fn read_history(item: &Item) -> Vec<Change> {
         .iter()
         .filter_map(|entry| match entry {
             AttributeValue::M(fields) => Some(Change {
-                at: opt_s(fields, "at")
-                    .and_then(|t| parse_rfc3339_seconds(&t))
-                    .unwrap_or(0),
+                at: opt_time(fields, "at").unwrap_or(0),
                 by: opt_s(fields, "by").unwrap_or_default(),
                 grant: opt_s(fields, "grant"),
                 status: opt_s(fields, "status").unwrap_or_default(),
@@ -433,9 +581,7 @@ impl StoredItem for DeliveryRecord {
                 .unwrap_or(&key)
                 .to_owned(),
             event_type: opt_s(item, "event_type").unwrap_or_default(),
-            processed_at: opt_s(item, "processed_at")
-                .and_then(|t| parse_rfc3339_seconds(&t))
-                .unwrap_or(0),
+            processed_at: opt_time(item, "processed_at").unwrap_or(0),
             expires_at: opt_n(item, TTL_ATTRIBUTE).unwrap_or(0),
         })
     }
@@ -468,8 +614,8 @@ pub fn restore_record_from_item(item: &Item) -> Option<RestoreRecord> {
         return Some(RestoreRecord {
             key,
             kind: "restore_token",
-            expires_at: opt_n(item, "expires_at"),
-            used_at: opt_n(item, "used_at"),
+            expires_at: opt_time(item, "expires_at"),
+            used_at: opt_time(item, "used_at"),
             count: None,
             ttl,
         });
@@ -499,9 +645,7 @@ impl StoredItem for ErasureReceipt {
                 .iter()
                 .filter_map(|entry| match entry {
                     AttributeValue::M(fields) => Some(Erasure {
-                        at: opt_s(fields, "at")
-                            .and_then(|t| parse_rfc3339_seconds(&t))
-                            .unwrap_or(0),
+                        at: opt_time(fields, "at").unwrap_or(0),
                         by: opt_s(fields, "by").unwrap_or_default(),
                         reason: opt_s(fields, "reason").unwrap_or_default(),
                         payment_ids: strings(fields, "payment_ids"),
@@ -609,6 +753,15 @@ pub(crate) fn req_s(item: &Item, name: &'static str) -> Result<String, CorruptIt
     opt_s(item, name).ok_or(CorruptItem { attribute: name })
 }
 
+/// Reads a time attribute in either stored form: unix seconds (`N`, or a numeric `S`) or an
+/// ISO 8601 string (`S`), through the one shared parser.
+pub(crate) fn opt_time(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(text) | AttributeValue::S(text)) => parse_stored_time(text),
+        _ => None,
+    }
+}
+
 pub(crate) fn opt_n(item: &Item, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => value.parse().ok(),
@@ -619,7 +772,7 @@ pub(crate) fn opt_n(item: &Item, name: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmxt_domain::records::{PlanRanking, source, status};
+    use llmxt_domain::records::PlanRanking;
 
     #[test]
     fn records_round_trip_through_items() {
@@ -672,6 +825,80 @@ mod tests {
             Entitlement::from_item(&with_history.to_item()),
             Ok(with_history)
         );
+    }
+
+    fn assert_mapped<R: VersionedItem>(record: &R) {
+        for name in record.to_item().keys() {
+            assert!(
+                R::ATTRIBUTES.contains(&name.as_str())
+                    || R::SET_ONCE.contains(&name.as_str())
+                    || name == "payment_provider",
+                "{name} is written but not listed, so a write would never remove it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_written_attribute_is_listed_for_removal() {
+        let some = || Some("x".to_owned());
+        assert_mapped(&PaymentRecord {
+            payment_id: "pay_1".into(),
+            email: Email::parse("a@b.co").ok(),
+            status: "succeeded".into(),
+            product_id: some(),
+            plan: some(),
+            subscription_id: some(),
+            customer_id: some(),
+            checkout_ref: some(),
+            total_amount: Some(1),
+            currency: some(),
+            created_at: 1,
+            updated_at: 1,
+            freshness: Some(Freshness::default()),
+            claim_expires_at: Some(1),
+            claim_redeemed_at: Some(1),
+            refund_status: some(),
+            refund_id: some(),
+            dispute_status: some(),
+            dispute_freshness: Some(Freshness::default()),
+            access_revoked: some(),
+            access_revoked_at: Some(1),
+            attention: some(),
+            last_webhook_id: some(),
+            erased_as: some(),
+            version: 1,
+        });
+        assert_mapped(&SubscriptionRecord {
+            subscription_id: "sub_1".into(),
+            email: Email::parse("a@b.co").ok(),
+            status: "active".into(),
+            product_id: some(),
+            next_billing_date: Some(1),
+            freshness: Some(Freshness::default()),
+            claim_payment_id: some(),
+            revoked_period_end: Some(1),
+            erased_as: some(),
+            paid_at: vec![1],
+            updated_at: 1,
+            version: 1,
+        });
+        let mut entitlement = Entitlement::new(Email::parse("a@b.co").expect("valid"));
+        entitlement.grants.insert("k".into(), Grant::default());
+        entitlement.expires_at = Some(1);
+        entitlement.source = source::PAYMENT.into();
+        entitlement.payment_id = some();
+        entitlement.subscription_id = some();
+        entitlement.product_id = some();
+        entitlement.reason = some();
+        entitlement.changed_by = some();
+        entitlement.record(Change {
+            at: 1,
+            by: "x".into(),
+            grant: None,
+            status: status::ACTIVE.into(),
+            reason: None,
+        });
+        assert_mapped(&entitlement);
     }
 
     #[test]

@@ -190,8 +190,12 @@ async fn read_stored(
         subscription: first.subscription,
         entitlement: first.entitlement,
     };
-    let needs_subscription = matches!(object, DodoObject::Payment(_))
-        && subscription_id.is_none()
+    // A refund or dispute of a subscription's payment needs the subscription too: its
+    // payments tell which period was in force when the money went back.
+    let needs_subscription = matches!(
+        object,
+        DodoObject::Payment(_) | DodoObject::Refund(_) | DodoObject::Dispute(_)
+    ) && subscription_id.is_none()
         && stored
             .payment
             .as_ref()

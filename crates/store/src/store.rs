@@ -205,6 +205,12 @@ pub enum CommitOutcome {
 }
 
 /// Waits before trying again after a conflicting writer or unprocessed keys: 2, 4, … 256 ms.
+/// Waits before retrying a write whose records changed under it (the store's own back-off),
+/// for callers outside the store that retry a [`CommitOutcome::Conflict`].
+pub async fn wait_before_retry(attempt: u32) {
+    back_off(attempt).await;
+}
+
 pub(crate) async fn back_off(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(2 << attempt.min(7))).await;
 }
@@ -350,6 +356,58 @@ impl Store {
             .get(&self.config.entitlements_table, "email", email.as_str())
             .await?;
         Ok(item.as_ref().map(Entitlement::from_item).transpose()?)
+    }
+
+    /// The entitlements of `emails` (those stored), read consistently with `BatchGetItem`,
+    /// 100 keys a request.
+    pub async fn get_entitlements(&self, emails: &[Email]) -> Result<Vec<Entitlement>, StoreError> {
+        let table = &self.config.entitlements_table;
+        let mut found = Vec::new();
+        for chunk in emails.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|email| {
+                    Item::from([(
+                        "email".to_owned(),
+                        AttributeValue::S(email.as_str().to_owned()),
+                    )])
+                })
+                .collect();
+            let batch = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut request = std::collections::HashMap::from([(table.clone(), batch)]);
+            let mut attempt = 0;
+            while !request.is_empty() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default()
+                {
+                    found.push(Entitlement::from_item(&item)?);
+                }
+                request = output.unprocessed_keys.unwrap_or_default();
+                attempt += 1;
+                if !request.is_empty() {
+                    if attempt >= 8 {
+                        return Err(StoreError::Unavailable(
+                            "DynamoDB left keys unprocessed after 8 attempts".to_owned(),
+                        ));
+                    }
+                    back_off(attempt).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Reads every record named in `keys` in one consistent `BatchGetItem` over both tables
@@ -606,8 +664,28 @@ impl Store {
 
     /// The one way a record is written: the record at its next version, on the condition
     /// that it is still at the version it was read at.
+    ///
+    /// It is an `UpdateItem` that sets the attributes the record maps and removes the mapped
+    /// ones it no longer holds, so attributes it does not know survive. Version 0 means "no
+    /// version stored": a new item, or one another system wrote, which the first write adopts.
     fn versioned_put<R: VersionedItem>(&self, read: &R) -> TransactWriteItem {
-        let (condition, values) = version_condition(R::KEY, read.version());
+        let update = versioned_update(read);
+        let built = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(self.table(R::TABLE))
+            .set_key(Some(update.key))
+            .update_expression(update.expression)
+            .condition_expression(update.condition)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
+            .build()
+            .unwrap_or_else(|_| unreachable!("table, key and expression are all set"));
+        TransactWriteItem::builder().update(built).build()
+    }
+
+    /// A versioned write that replaces the whole item (erasure: nothing the record does not
+    /// map may survive, it could name the buyer).
+    fn versioned_replace<R: VersionedItem>(&self, read: &R) -> TransactWriteItem {
+        let (condition, values) = version_condition(read.version());
         let next = read.at_version(read.version() + 1);
         put(self.table(R::TABLE), next.to_item(), &condition, values)
     }
@@ -638,16 +716,16 @@ impl Store {
         &self,
         entitlement: &Entitlement,
     ) -> Result<CommitOutcome, StoreError> {
-        let next = entitlement.at_version(entitlement.version + 1);
-        let (condition, values) = version_condition(Entitlement::KEY, entitlement.version);
+        let update = versioned_update(entitlement);
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.config.entitlements_table)
-            .set_item(Some(next.to_item()))
-            .condition_expression(condition)
-            .set_expression_attribute_names(values.as_ref().map(|_| version_name()))
-            .set_expression_attribute_values(values)
+            .set_key(Some(update.key))
+            .update_expression(update.expression)
+            .condition_expression(update.condition)
+            .set_expression_attribute_names(Some(update.names))
+            .set_expression_attribute_values(Some(update.values))
             .send()
             .await;
         match result {
@@ -1044,23 +1122,10 @@ impl Store {
     pub async fn erase(&self, plan: &ErasurePlan) -> Result<CommitOutcome, StoreError> {
         let table = &self.config.payments_table;
         let mut items = vec![self.versioned_put(&plan.receipt)];
-        let mut changes: Vec<Changes> = plan
-            .payments
-            .iter()
-            .map(|p| Changes {
-                payment: Some(p.clone()),
-                ..Changes::default()
-            })
-            .collect();
-        changes.extend(plan.subscriptions.iter().map(|s| Changes {
-            subscription: Some(s.clone()),
-            ..Changes::default()
-        }));
-        for change in &changes {
-            items.extend(self.change_items(change));
-        }
+        items.extend(plan.payments.iter().map(|p| self.versioned_replace(p)));
+        items.extend(plan.subscriptions.iter().map(|s| self.versioned_replace(s)));
         if let Some(entitlement) = &plan.entitlement {
-            let (condition, values) = version_condition("email", entitlement.version);
+            let (condition, values) = version_condition(entitlement.version);
             let delete = aws_sdk_dynamodb::types::Delete::builder()
                 .table_name(&self.config.entitlements_table)
                 .key(
@@ -1068,7 +1133,7 @@ impl Store {
                     AttributeValue::S(entitlement.email.as_str().to_owned()),
                 )
                 .condition_expression(condition)
-                .set_expression_attribute_names(values.as_ref().map(|_| version_name()))
+                .set_expression_attribute_names(Some(version_name()))
                 .set_expression_attribute_values(values)
                 .build()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -1353,9 +1418,12 @@ fn version_name() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::from([("#version".to_owned(), "version".to_owned())])
 }
 
-fn version_condition(partition_key: &str, version: i64) -> (String, Option<Item>) {
+/// The condition a versioned write holds to: the version read (0: the item holds none, for it
+/// is new or another system wrote it; the first write adopts it, and a concurrent one then
+/// finds a version and fails).
+fn version_condition(version: i64) -> (String, Option<Item>) {
     if version == 0 {
-        (format!("attribute_not_exists({partition_key})"), None)
+        ("attribute_not_exists(#version)".to_owned(), None)
     } else {
         (
             "#version = :expected_version".to_owned(),
@@ -1367,8 +1435,69 @@ fn version_condition(partition_key: &str, version: i64) -> (String, Option<Item>
     }
 }
 
+/// The parts of a versioned `UpdateItem`.
+struct VersionedUpdate {
+    key: Item,
+    expression: String,
+    condition: String,
+    names: std::collections::HashMap<String, String>,
+    values: Item,
+}
+
+/// The `UpdateItem` writing `read` at its next version: `SET` each attribute the record gives
+/// (those in `SET_ONCE` only when absent), `REMOVE` the mapped ones it does not give.
+fn versioned_update<R: VersionedItem>(read: &R) -> VersionedUpdate {
+    let (condition, expected) = version_condition(read.version());
+    let mut item = read.at_version(read.version() + 1).to_item();
+    let key_value = item
+        .remove(R::KEY)
+        .unwrap_or_else(|| AttributeValue::S(String::new()));
+    let mut names = version_name();
+    let mut values = expected.unwrap_or_default();
+    let mut set = Vec::new();
+    let mut attributes: Vec<(String, AttributeValue)> = item.into_iter().collect();
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    for (index, (name, value)) in attributes.iter().enumerate() {
+        let (placeholder, value_name) = (format!("#a{index}"), format!(":a{index}"));
+        if R::SET_ONCE.contains(&name.as_str()) {
+            set.push(format!(
+                "{placeholder} = if_not_exists({placeholder}, {value_name})"
+            ));
+        } else if name == "version" {
+            set.push(format!("#version = {value_name}"));
+        } else {
+            set.push(format!("{placeholder} = {value_name}"));
+        }
+        if name != "version" {
+            names.insert(placeholder, name.clone());
+        }
+        values.insert(value_name, value.clone());
+    }
+    let removed: Vec<String> = R::ATTRIBUTES
+        .iter()
+        .filter(|name| **name != R::KEY && !attributes.iter().any(|(set, _)| set == *name))
+        .enumerate()
+        .map(|(index, name)| {
+            let placeholder = format!("#r{index}");
+            names.insert(placeholder.clone(), (*name).to_owned());
+            placeholder
+        })
+        .collect();
+    let mut expression = format!("SET {}", set.join(", "));
+    if !removed.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+    }
+    VersionedUpdate {
+        key: Item::from([(R::KEY.to_owned(), key_value)]),
+        expression,
+        condition,
+        names,
+        values,
+    }
+}
+
 fn put(table: &str, item: Item, condition: &str, values: Option<Item>) -> TransactWriteItem {
-    let names = values.as_ref().map(|_| version_name());
+    let names = condition.contains("#version").then(version_name);
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))

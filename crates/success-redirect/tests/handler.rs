@@ -757,6 +757,54 @@ mod confirmed_through_the_api {
     }
 
     #[tokio::test]
+    async fn a_subscription_payment_confirmed_through_the_api_stores_the_subscription_snapshot() {
+        let (deps, _, dodo) = with_api().await;
+        dodo.add_subscription(subscription_object(
+            "sub_snap",
+            "snap@example.com",
+            "active",
+            "pdt_test",
+            "2026-02-10T17:55:53Z",
+        ));
+        dodo.add_payment(payment_object(
+            "pay_snap",
+            "snap@example.com",
+            "succeeded",
+            "pdt_test",
+            Some("sub_snap"),
+            |p| {
+                p["created_at"] = json!("2026-01-10T17:55:00Z");
+            },
+        ));
+        visit(&deps, "payment_id=pay_snap&status=succeeded", NOW).await;
+        let requests = dodo.take_requests();
+        assert!(
+            requests.contains(&"GET /subscriptions/sub_snap".to_owned()),
+            "{requests:?}"
+        );
+        let next_billing = llmxt_domain::time::parse_rfc3339_seconds("2026-02-10T17:55:53Z");
+        let subscription = deps
+            .store
+            .get_subscription("sub_snap")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(subscription.status, "active");
+        assert_eq!(subscription.next_billing_date, next_billing);
+        let email = Email::parse("snap@example.com").unwrap();
+        let grant = deps
+            .store
+            .get_entitlement(&email)
+            .await
+            .unwrap()
+            .unwrap()
+            .grants["sub_snap"]
+            .clone();
+        assert_eq!(grant.period_end, next_billing);
+        assert_eq!(grant.subscription_status.as_deref(), Some("active"));
+    }
+
+    #[tokio::test]
     async fn a_payment_dodo_reports_failed_grants_nothing() {
         let (deps, _, dodo) = with_api().await;
         dodo.add_payment(payment_object(
