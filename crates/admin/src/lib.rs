@@ -1323,7 +1323,7 @@ fn payment_json(p: &PaymentRecord) -> Value {
 
 async fn connect(env: &Env) -> Result<Store, AdminError> {
     let config = StoreConfig::from_env(env)?;
-    Ok(Store::connect(&config, ClientProfile::patient()).await)
+    Ok(Store::connect(&config, ClientProfile::operator()).await)
 }
 
 fn io(error: std::io::Error) -> AdminError {

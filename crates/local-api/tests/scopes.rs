@@ -63,6 +63,10 @@ impl Site {
             v["data"]["payment_id"] = json!(payment_id);
             v["data"]["refund_id"] = json!(format!("ref_{payment_id}"));
             v["data"]["customer"]["email"] = json!(VICTIM);
+            // A refund revokes as of its own time: this one happens now.
+            v["data"]["created_at"] = json!(llmxt_domain::time::format_rfc3339(
+                llmxt_domain::time::unix_now()
+            ));
         });
         self.deliver(&format!("msg_refund_{payment_id}"), &body)
             .await;

@@ -182,6 +182,17 @@ impl ClientProfile {
         }
     }
 
+    /// For the operator's tool: an operator can wait, so a database slowed by a bulk import
+    /// or a busy table gets long attempts and several of them before a command gives up.
+    pub fn operator() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(2),
+            max_attempts: 4,
+        }
+    }
+
     /// For user-facing reads: everything, retry included, within `budget`.
     pub fn within(budget: Duration) -> Self {
         Self {
