@@ -1,6 +1,6 @@
 // The edge pass: a short-lived Ed25519-signed JWS the API issues beside its cookie, so a site
 // can decide "Pro or not" locally, without asking the API on every request.
-import type { BillingState, Entitlement } from "./index.js";
+import type { BillingState, Entitlement } from "./types.js";
 
 /** A public key of the key set (`GET /api/entitlement/keys`): RFC 8037 OKP, Ed25519. */
 export interface Jwk {

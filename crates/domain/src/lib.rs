@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod email;
 pub mod events;
+pub mod jwt_crypto;
 pub mod pass;
 pub mod policy;
 pub mod privacy;

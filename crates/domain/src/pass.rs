@@ -1,7 +1,7 @@
 //! The edge pass: a short-lived statement of an entitlement answer, signed with Ed25519, that a
 //! site verifies with the public key alone (docs/site-integration.md, section 6).
 //!
-//! - A compact JWS built with `jsonwebtoken` (EdDSA through [`crate::token::JWT_CRYPTO`]),
+//! - A compact JWS built with `jsonwebtoken` (EdDSA through [`crate::jwt_crypto::JWT_CRYPTO`]),
 //!   header `{"typ":"llmxt-pass+jwt","alg":"EdDSA","kid":…}`, claims [`PassClaims`].
 //! - `kid` is the RFC 7638 thumbprint of the public key ([`thumbprint`]). jsonwebtoken's own
 //!   `Jwk::thumbprint` is not used: in 10.3 it leaves the quotes off `"crv"` for OKP keys.
@@ -204,7 +204,7 @@ impl PassKeys {
 
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &PassClaims) -> Option<String> {
-        crate::token::install_jwt_crypto();
+        crate::jwt_crypto::install_jwt_crypto();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(PASS_TYPE.to_owned());
         header.kid = Some(self.public.kid());
@@ -238,7 +238,7 @@ pub fn verify(
     keys: impl IntoIterator<Item = PublicKey>,
     audience: &str,
 ) -> Result<PassClaims, PassError> {
-    crate::token::install_jwt_crypto();
+    crate::jwt_crypto::install_jwt_crypto();
     if token.len() > 4096 {
         return Err(PassError::Malformed);
     }
@@ -513,7 +513,7 @@ mod tests {
         assert_eq!(keys.current().x(), RFC_X);
         assert_eq!(keys.current().kid(), RFC_KID);
         // A.4 verifies with the public key, through jsonwebtoken and our provider...
-        crate::token::install_jwt_crypto();
+        crate::jwt_crypto::install_jwt_crypto();
         let (message, signature) = RFC_JWS.rsplit_once('.').expect("three parts");
         let key = DecodingKey::from_ed_components(RFC_X).expect("x");
         assert!(

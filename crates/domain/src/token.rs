@@ -24,20 +24,18 @@
 //!   with `Domain=` when `COOKIE_DOMAIN` is set; both names are always read.
 //!
 //! jsonwebtoken's crypto comes from a provider installed once per process; ours
-//! ([`JWT_CRYPTO`]) signs and verifies HS256 with the `hmac`/`sha2` crates the binaries already
+//! ([`crate::jwt_crypto::JWT_CRYPTO`]) signs and verifies HS256 with the `hmac`/`sha2` crates the binaries already
 //! carry, EdDSA (the edge pass, [`crate::pass`]) with `ed25519-dalek`, and refuses every other
 //! algorithm. Each use pins its own algorithm in its `Validation`: a cookie is HS256 only, a
 //! pass EdDSA only. docs/benchmarks.md has the measurement behind the choice (its
 //! `rust_crypto` feature links RSA and ECDSA code we never accept).
 
-use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::config::CookieConfig;
-use crate::crypto::HmacSha256;
 use crate::email::Email;
 use crate::pass::{IssuedPass, PassContent, PassIssuer};
 use crate::secret::Secret;
@@ -241,7 +239,7 @@ impl Clone for TokenSigner {
 impl TokenSigner {
     /// `keys`: the first signs, all verify (at least one). `audience`: the site's origin.
     pub fn new(keys: Vec<Secret>, audience: impl Into<String>) -> Self {
-        install_jwt_crypto();
+        crate::jwt_crypto::install_jwt_crypto();
         let audience = audience.into();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[audience.as_str()]);
@@ -528,133 +526,6 @@ impl CookieIssuer {
     }
 }
 
-/// jsonwebtoken's crypto provider for this project: HS256 through `hmac`/`sha2`, EdDSA
-/// (Ed25519) through `ed25519-dalek`, every other algorithm refused.
-pub static JWT_CRYPTO: CryptoProvider = CryptoProvider {
-    signer_factory: signer_for,
-    verifier_factory: verifier_for,
-    jwk_utils: JwkUtils::new_unimplemented(),
-};
-
-/// Installs [`JWT_CRYPTO`] as the process's provider (a second call is refused by
-/// jsonwebtoken and harmless: ours is the only provider).
-pub(crate) fn install_jwt_crypto() {
-    let _ = JWT_CRYPTO.install_default();
-}
-
-struct Hs256(HmacSha256);
-
-impl Hs256 {
-    fn new(secret: &[u8]) -> jsonwebtoken::errors::Result<Self> {
-        use hmac::Mac;
-        HmacSha256::new_from_slice(secret)
-            .map(Self)
-            .map_err(|_| ErrorKind::InvalidKeyFormat.into())
-    }
-}
-
-impl signature::Signer<Vec<u8>> for Hs256 {
-    fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
-        use hmac::Mac;
-        let mut mac = self.0.clone();
-        mac.update(message);
-        Ok(mac.finalize().into_bytes().to_vec())
-    }
-}
-
-impl signature::Verifier<Vec<u8>> for Hs256 {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        use hmac::Mac;
-        let mut mac = self.0.clone();
-        mac.update(message);
-        // Constant-time comparison inside `hmac`.
-        mac.verify_slice(signature)
-            .map_err(signature::Error::from_source)
-    }
-}
-
-impl JwtSigner for Hs256 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::HS256
-    }
-}
-
-impl JwtVerifier for Hs256 {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::HS256
-    }
-}
-
-/// Signs with an Ed25519 key given as PKCS#8 DER (`EncodingKey::from_ed_der`).
-struct Ed25519Signer(ed25519_dalek::SigningKey);
-
-impl signature::Signer<Vec<u8>> for Ed25519Signer {
-    fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
-        Ok(ed25519_dalek::Signer::sign(&self.0, message)
-            .to_bytes()
-            .to_vec())
-    }
-}
-
-impl JwtSigner for Ed25519Signer {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::EdDSA
-    }
-}
-
-/// Verifies with an Ed25519 public key given as its 32 raw bytes
-/// (`DecodingKey::from_ed_components`).
-struct Ed25519Verifier(ed25519_dalek::VerifyingKey);
-
-impl signature::Verifier<Vec<u8>> for Ed25519Verifier {
-    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let signature = ed25519_dalek::Signature::from_slice(signature)?;
-        // Strict: refuses the malleable and small-order edge cases plain `verify` lets through.
-        self.0.verify_strict(message, &signature)
-    }
-}
-
-impl JwtVerifier for Ed25519Verifier {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::EdDSA
-    }
-}
-
-fn signer_for(
-    algorithm: &Algorithm,
-    key: &EncodingKey,
-) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
-    match algorithm {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret()?)?)),
-        Algorithm::EdDSA if key.family() == AlgorithmFamily::Ed => {
-            use ed25519_dalek::pkcs8::DecodePrivateKey;
-            let signing = ed25519_dalek::SigningKey::from_pkcs8_der(key.inner())
-                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            Ok(Box::new(Ed25519Signer(signing)))
-        }
-        Algorithm::EdDSA => Err(ErrorKind::InvalidKeyFormat.into()),
-        _ => Err(ErrorKind::InvalidAlgorithm.into()),
-    }
-}
-
-fn verifier_for(
-    algorithm: &Algorithm,
-    key: &DecodingKey,
-) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    match algorithm {
-        Algorithm::HS256 => Ok(Box::new(Hs256::new(key.try_get_hmac_secret()?)?)),
-        Algorithm::EdDSA if key.family() == AlgorithmFamily::Ed => {
-            let bytes =
-                <[u8; 32]>::try_from(key.as_bytes()).map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            let verifying = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
-            Ok(Box::new(Ed25519Verifier(verifying)))
-        }
-        Algorithm::EdDSA => Err(ErrorKind::InvalidKeyFormat.into()),
-        _ => Err(ErrorKind::InvalidAlgorithm.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use base64::Engine;
@@ -686,7 +557,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(claims)
         );
-        let mut mac = HmacSha256::new_from_slice(key).expect("key");
+        let mut mac = crate::crypto::HmacSha256::new_from_slice(key).expect("key");
         mac.update(input.as_bytes());
         format!(
             "{input}.{}",
