@@ -106,6 +106,8 @@ before(async () => {
     HMAC_SECRET: "site-hmac-secret-0123456789abcdef0123456",
     // Every check the site makes must be signed by the package.
     REQUIRE_HMAC_SIGNATURE: "true",
+    // A loaded machine's DynamoDB Local can be slower than the default 400 ms.
+    ENTITLEMENT_DB_BUDGET_MS: "900",
     NEXT_PUBLIC_SITE_URL: site,
     PRODUCT_PLANS: "pdt_test=professional",
     RESTORE_EMAIL_FROM: "access@example.com",
@@ -197,9 +199,12 @@ test("Buy Pro → Pay on the hosted checkout → /pro shows the Pro content", as
   assert.equal(await page.textContent("#status"), "Pro (professional)");
   assert.ok(proCookie(await context.cookies())?.httpOnly, "the API's cookie came through the site's rewrite");
   await expectPro(page);
+  // The success link proved the purchase, not the mailbox: Manage billing offers the sign-in
+  // link rather than Dodo's portal (buyer-journey.test.mjs signs in and opens it).
   await page.goto(`${site}/`);
   await page.click("#billing");
-  await page.waitForURL(`${dodoUrl}/portal/**`);
+  await page.waitForURL(`${site}/upgrade/billing`);
+  assert.ok(await page.locator("#sign-in").count(), "the sign-in link is offered");
   await context.close();
 });
 
@@ -365,8 +370,7 @@ test("with the API down, /upgrade/* shows the site's own page (502) with a way h
     assert.equal(page.url(), `${site}/upgrade/billing`);
     await page.click("#home");
     assert.equal(page.url(), `${site}/`);
-    // A visitor with no Pro cookie and no pass is decided without asking the API at all.
-    assert.equal(await page.textContent("#status"), "Not Pro");
+    assert.equal(await page.textContent("#status"), "Could not check Pro right now");
   } finally {
     await context.close();
     api = spawn(bin("local-api"), [], { env, stdio: ["ignore", "inherit", "inherit"] });
