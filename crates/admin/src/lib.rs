@@ -31,6 +31,10 @@ commands:
   grant EMAIL --plan PLAN [--until DATE] --reason TEXT [--by NAME]
                                          add a manual grant (DATE: 2026-12-31 or RFC 3339)
   revoke EMAIL --reason TEXT [--by NAME] end every current grant, and the purchases behind them
+  credit EMAIL --meter METER --amount N --reason TEXT [--by NAME]
+                                         add N credits to a meter (a pack that expires after
+                                         CREDITS_EXPIRE_DAYS), or take them with a negative N
+                                         (earliest-expiring packs first, never below zero); audited
   export EMAIL                           everything stored about an address, as one JSON document
   forget EMAIL --reason TEXT [--by NAME] [--dry-run]
                                          erase an address: delete its entitlement and sign-in
@@ -57,7 +61,7 @@ COMMAND --help prints that command's usage.
 --by defaults to LLMXT_OPERATOR, then USER, then the login name of the process's user.
 environment: AWS_REGION, ENTITLEMENTS_TABLE, PAYMENTS_TABLE, DYNAMODB_ENDPOINT,
              DODO_WEBHOOK_SECRET, ENTITLEMENT_SECRET, NEXT_PUBLIC_SITE_URL, PRODUCT_PLANS,
-             DEFAULT_PLAN, PLAN_RANKING, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
+             DEFAULT_PLAN, PLAN_RANKING, PRODUCT_CREDITS, CREDITS_EXPIRE_DAYS, DODO_PAYMENTS_API_KEY, DODO_PAYMENTS_ENVIRONMENT,
              DODO_PAYMENTS_BASE_URL, PRIVACY_KEY (forget; export, show and reconcile use it
              to find erasure receipts); export and forget find per-address counters under
              every ENTITLEMENT_SECRET key";
@@ -421,6 +425,48 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             )
             .map_err(io)
         }
+        "credit" => {
+            let email = one_email(&options)?;
+            let meter = options.required("meter")?;
+            let reason = options.required("reason")?;
+            let amount = parse_credit_amount(options.required("amount")?)?;
+            if !llmxt_domain::config::is_token(meter) {
+                return Err(AdminError::Usage(format!(
+                    "--meter {meter:?} is not a meter name (letters, digits, _ - .)"
+                )));
+            }
+            let credits = llmxt_domain::credits::CreditProducts::from_env(env)?;
+            let by = operator(&options, env)?;
+            let store = connect(env).await?;
+            let now = now();
+            let order = llmxt_store::usage::CreditOrder {
+                email: &email,
+                meter,
+                amount,
+                expires_at: now + credits.lifetime_seconds,
+                by: &by,
+                reason,
+                now,
+            };
+            store.adjust_credits(order).await.map_err(|e| match e {
+                llmxt_store::usage::CreditError::Store(e) => AdminError::from(e),
+                refused => AdminError::Usage(refused.to_string()),
+            })?;
+            let left = store
+                .usage_of(&email)
+                .await?
+                .get(meter)
+                .map_or(0, |item| item.credits(now));
+            let verb = if amount > 0 { "added" } else { "took" };
+            writeln!(
+                out,
+                "{verb} {} {meter} credits {} {} (by {by}); {left} left",
+                amount.abs(),
+                if amount > 0 { "to" } else { "from" },
+                email.as_str()
+            )
+            .map_err(io)
+        }
         "import" => {
             let [path] = options.positional.as_slice() else {
                 return Err(AdminError::Usage("give one FILE".to_owned()));
@@ -677,6 +723,18 @@ fn check_grant(
     Ok(())
 }
 
+/// A non-zero whole number of credits, at most 10^12 either way.
+fn parse_credit_amount(text: &str) -> Result<i64, AdminError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n != 0 && n.abs() <= llmxt_domain::usage::MAX_AMOUNT)
+        .ok_or_else(|| {
+            AdminError::Usage(format!(
+                "--amount {text:?} must be a non-zero whole number up to 10^12 (negative takes credits)"
+            ))
+        })
+}
+
 /// `24h`, `7d`, `30m` before `now`.
 fn parse_since(text: &str, now: i64) -> Result<i64, AdminError> {
     let invalid = || {
@@ -785,6 +843,7 @@ async fn show(
             "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
             "payments": payments.iter().map(payment_json).collect::<Vec<_>>(),
             "usage": usage_json(&usage, now),
+            "credits": credits_json(&usage, now),
             "erasure_receipt": receipt.as_ref().map(receipt_json),
         });
         return writeln!(out, "{value:#}").map_err(io);
@@ -873,6 +932,36 @@ fn print_usage(
     }
     writeln!(out, "  usage:").map_err(io)?;
     for (meter, item) in usage {
+        let holds: Vec<&llmxt_domain::usage::Hold> = item.holds.values().collect();
+        for pack in item.packs.values() {
+            writeln!(
+                out,
+                "    {meter:<12} credits {:<10} of {:<10} {:<8} expires {}  (pack {}){}",
+                pack.left.max(0),
+                pack.granted,
+                llmxt_domain::credits::pack_state(pack, &holds, now),
+                format_rfc3339(pack.expires_at),
+                pack.id,
+                pack.removed_left
+                    .map(|left| format!(
+                        " removed {left} left, {} used",
+                        pack.granted - pack.taken - left
+                    ))
+                    .unwrap_or_default(),
+            )
+            .map_err(io)?;
+        }
+        for adjustment in &item.adjustments {
+            writeln!(
+                out,
+                "    {meter:<12} credit {:+} at {} by {}: {}",
+                adjustment.amount,
+                format_rfc3339(adjustment.at),
+                adjustment.by,
+                adjustment.reason
+            )
+            .map_err(io)?;
+        }
         for (bucket, balance) in item.periods(now) {
             let amount = |v: Option<i64>| v.map_or("unlimited".to_owned(), |v| v.to_string());
             writeln!(
@@ -912,7 +1001,50 @@ fn usage_json(usage: &BTreeMap<String, UsageItem>, now: i64) -> Value {
                 .collect();
             (
                 meter.clone(),
-                json!({ "periods": periods, "holds": item.holds.len() }),
+                json!({
+                    "periods": periods,
+                    "holds": item.holds.len(),
+                    "credits": item.credits(now),
+                }),
+            )
+        })
+        .collect();
+    Value::Object(meters)
+}
+
+/// Credit packs and operators' credit changes for `show --json` and `export`, per meter.
+fn credits_json(usage: &BTreeMap<String, UsageItem>, now: i64) -> Value {
+    let meters: serde_json::Map<String, Value> = usage
+        .iter()
+        .filter(|(_, item)| !item.packs.is_empty() || !item.adjustments.is_empty())
+        .map(|(meter, item)| {
+            let holds: Vec<&llmxt_domain::usage::Hold> = item.holds.values().collect();
+            let packs: Vec<Value> = item
+                .packs
+                .values()
+                .map(|pack| {
+                    json!({
+                        "pack": pack.id,
+                        "granted": pack.granted,
+                        "left": pack.left.max(0),
+                        "taken_by_operator": pack.taken,
+                        "state": llmxt_domain::credits::pack_state(pack, &holds, now),
+                        "added_at": format_rfc3339(pack.added_at),
+                        "expires_at": format_rfc3339(pack.expires_at),
+                        "removed_at": pack.removed_at.map(format_rfc3339),
+                        "removed_left": pack.removed_left,
+                        "note": pack.note,
+                    })
+                })
+                .collect();
+            let adjustments: Vec<Value> = item
+                .adjustments
+                .iter()
+                .map(|a| json!({"at": format_rfc3339(a.at), "amount": a.amount, "by": a.by, "reason": a.reason}))
+                .collect();
+            (
+                meter.clone(),
+                json!({"available": item.credits(now), "packs": packs, "operator_changes": adjustments}),
             )
         })
         .collect();
@@ -1019,7 +1151,7 @@ async fn export(
             "deleted_by_ttl_after": r.ttl.map(format_rfc3339),
         })).collect::<Vec<_>>(),
         "usage": usage_json(&usage, now),
-        "credits": {},
+        "credits": credits_json(&usage, now),
         "erasure_receipt": found.receipt.as_ref().map(receipt_json),
         "not_included": not_included,
     });
@@ -1046,7 +1178,18 @@ async fn forget(
             store.delete_usage(email, &meters).await?;
         }
         let verb = if dry_run { "would delete" } else { "deleted" };
-        writeln!(out, "usage: {verb} the counters of {}", meters.join(", ")).map_err(io)?;
+        let packs: usize = usage.values().map(|item| item.packs.len()).sum();
+        let credits = if packs > 0 {
+            format!(" and {packs} credit pack(s)")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "usage: {verb} the counters{credits} of {}",
+            meters.join(", ")
+        )
+        .map_err(io)?;
     }
     for _ in 0..5 {
         let found = store

@@ -49,6 +49,7 @@ async fn consume(store: &Store, email: &Email, amount: i64) {
             amount,
             hold_id: &hold_id("k1"),
             expires_at: now + 300,
+            draws: &[],
             consume: true,
             read: &UsageItem::default(),
             now,

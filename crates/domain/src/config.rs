@@ -220,6 +220,7 @@ pub struct PlanCatalog {
     default_plan: String,
     ranking: PlanRanking,
     names: PlanNames,
+    credits: crate::credits::CreditProducts,
 }
 
 /// What buyers read for each plan id (`PLAN_NAMES`, e.g. `professional=Pro,enterprise=Business`).
@@ -317,11 +318,12 @@ impl PlanCatalog {
             default_plan: default_plan.to_owned(),
             ranking: PlanRanking::standard(),
             names: PlanNames::default(),
+            credits: crate::credits::CreditProducts::default(),
         })
     }
 
-    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`), `PLAN_RANKING` and
-    /// `PLAN_NAMES`.
+    /// Reads `PRODUCT_PLANS`, `DEFAULT_PLAN` (default `professional`), `PLAN_RANKING`,
+    /// `PLAN_NAMES`, `PRODUCT_CREDITS` and `CREDITS_EXPIRE_DAYS`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default_plan = env
             .optional("DEFAULT_PLAN")
@@ -331,9 +333,38 @@ impl PlanCatalog {
             &default_plan,
         )?;
         let names = PlanNames::parse(&env.optional("PLAN_NAMES").unwrap_or_default())?;
+        let credits = crate::credits::CreditProducts::from_env(env)?;
         Ok(catalog
             .with_ranking(plan_ranking_from_env(env)?)
-            .with_names(names))
+            .with_names(names)
+            .with_credits(credits)?)
+    }
+
+    /// The same catalog with these credit products; a product may not both grant a plan and
+    /// sell credits.
+    pub fn with_credits(
+        self,
+        credits: crate::credits::CreditProducts,
+    ) -> Result<Self, ConfigError> {
+        if let Some(product) = credits.products().into_iter().find(|p| self.lists(p)) {
+            return Err(ConfigError::new(
+                "PRODUCT_CREDITS",
+                format!(
+                    "names {product:?}, which PRODUCT_PLANS also lists; a product either grants a plan or sells credits"
+                ),
+            ));
+        }
+        Ok(Self { credits, ..self })
+    }
+
+    /// The credit products (`PRODUCT_CREDITS`).
+    pub fn credits(&self) -> &crate::credits::CreditProducts {
+        &self.credits
+    }
+
+    /// Whether checkout sells `product_id`: a plan's product or a credit pack.
+    pub fn sells(&self, product_id: &str) -> bool {
+        self.lists(product_id) || self.credits.sells(product_id)
     }
 
     /// The same catalog with these display names.
@@ -456,7 +487,8 @@ pub fn plan_change_proration_from_env(env: &Env) -> Result<String, ConfigError> 
     }
 }
 
-pub(crate) fn is_token(text: &str) -> bool {
+/// Whether `text` is a name such as a plan, product or meter id: letters, digits, `_`, `-`, `.`.
+pub fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
             .chars()

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod config;
+pub mod credits;
 pub mod crypto;
 pub mod email;
 pub mod events;

@@ -36,6 +36,7 @@
 //! touch an entitlement; a new payment of an erased subscription is recorded erased too.
 
 use crate::config::PlanCatalog;
+use crate::credits::CreditPack;
 use crate::email::Email;
 use crate::events::{DisputeSnapshot, PaymentSnapshot, RefundSnapshot, SubscriptionSnapshot};
 use crate::records::{
@@ -93,6 +94,8 @@ pub struct Stored {
     pub subscription: Option<SubscriptionRecord>,
     /// The buyer's entitlement.
     pub entitlement: Option<Entitlement>,
+    /// The credit pack the payment bought, when it is a credit product's and one is stored.
+    pub credit_pack: Option<CreditPack>,
 }
 
 /// Records to write; `None` means unchanged.
@@ -106,6 +109,37 @@ pub struct Changes {
     pub entitlement: Option<Entitlement>,
     /// Something the operator must look at (e.g. [`MISSING_EMAIL`]).
     pub attention: Option<&'static str>,
+    /// A credit pack added or removed.
+    pub credits: Option<CreditChange>,
+}
+
+/// A change to a buyer's credit packs, written in the same transaction as the payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditChange {
+    /// Store `pack` (on the condition that no pack of that id is stored). A pack refunded
+    /// before its payment was known is stored already removed, so it is never added later.
+    Add {
+        /// The buyer.
+        email: Email,
+        /// The meter it tops up.
+        meter: String,
+        /// The pack.
+        pack: CreditPack,
+    },
+    /// Remove what is left of the stored pack `pack_id` (on the condition that it was not
+    /// removed before); what had been used stays recorded.
+    Remove {
+        /// The buyer.
+        email: Email,
+        /// The meter.
+        meter: String,
+        /// The pack (its payment id).
+        pack_id: String,
+        /// When access to it ended (the refund's or dispute's time).
+        at: i64,
+        /// `refunded` or `dispute_lost`.
+        reason: String,
+    },
 }
 
 /// The outcome of applying a delivery.
@@ -225,9 +259,21 @@ pub fn decide_payment(
     payment.attention = flag.map(str::to_owned);
     changes.attention = flag;
 
+    let credit_product = settings
+        .plans
+        .credits()
+        .sells(payment.product_id.as_deref().unwrap_or_default());
+    if credit_product {
+        // Credits only: never a plan, whatever DEFAULT_PLAN says.
+        payment.plan = None;
+    }
     if payment.access_revoked.is_some() {
         let at = *payment.access_revoked_at.get_or_insert(now);
         revoke_own_grant(settings, &payment, stored, delivery, at, &mut changes);
+    } else if credit_product {
+        if let (Some(email), true) = (&email, snapshot.succeeded()) {
+            changes.credits = add_pack(settings, &payment, email, stored, None, now);
+        }
     } else if let (Some(email), true) = (email, snapshot.succeeded()) {
         let opens_claim = match &payment.subscription_id {
             None => true,
@@ -424,6 +470,76 @@ fn renewal_was_the_revoked_period(
 }
 
 /// The stored entitlement when it is `email`'s, else a blank one.
+/// A succeeded payment of a credit product adds its pack, once. `removed` stores it removed
+/// (a refund or lost dispute known before the payment was).
+fn add_pack(
+    settings: PolicySettings<'_>,
+    payment: &PaymentRecord,
+    email: &Email,
+    stored: &Stored,
+    removed: Option<(i64, String)>,
+    now: i64,
+) -> Option<CreditChange> {
+    let product = settings
+        .plans
+        .credits()
+        .pack(payment.product_id.as_deref())?;
+    if stored.credit_pack.is_some() {
+        return None;
+    }
+    let bought = if payment.created_at > 0 {
+        payment.created_at
+    } else {
+        now
+    };
+    let mut pack = CreditPack {
+        id: payment.payment_id.clone(),
+        granted: product.amount,
+        left: product.amount,
+        added_at: now,
+        expires_at: bought.saturating_add(settings.plans.credits().lifetime_seconds),
+        ..CreditPack::default()
+    };
+    if let Some((at, reason)) = removed {
+        pack.left = 0;
+        pack.removed_at = Some(at);
+        pack.removed_left = Some(product.amount);
+        pack.note = Some(reason);
+    }
+    Some(CreditChange::Add {
+        email: email.clone(),
+        meter: product.meter.clone(),
+        pack,
+    })
+}
+
+/// A refund or lost dispute of a credit product's payment removes what is left of its pack.
+fn remove_pack(
+    settings: PolicySettings<'_>,
+    payment: &PaymentRecord,
+    email: &Email,
+    stored: &Stored,
+    at: i64,
+    reason: String,
+    now: i64,
+) -> Option<CreditChange> {
+    let product = settings
+        .plans
+        .credits()
+        .pack(payment.product_id.as_deref())?;
+    match &stored.credit_pack {
+        None => add_pack(settings, payment, email, stored, Some((at, reason)), now),
+        Some(pack) if pack.removed_at.is_some() => None,
+        Some(pack) => Some(CreditChange::Remove {
+            email: email.clone(),
+            meter: product.meter.clone(),
+            pack_id: pack.id.clone(),
+            at,
+            reason,
+        }),
+    }
+}
+
 fn entitlement_of(stored: &Stored, email: &Email) -> Entitlement {
     stored
         .entitlement
@@ -538,6 +654,14 @@ fn revoke_own_grant(
         .unwrap_or_else(|| "revoked".to_owned());
     let now = delivery.now;
     let at = at.min(now);
+    if settings
+        .plans
+        .credits()
+        .sells(payment.product_id.as_deref().unwrap_or_default())
+    {
+        changes.credits = remove_pack(settings, payment, email, stored, at, reason, now);
+        return;
+    }
     let key = payment.grant_key().to_owned();
     let mut entitlement = entitlement_of(stored, email);
     let existing = entitlement.grants.get(&key).cloned();
@@ -667,7 +791,12 @@ pub fn decide_subscription(
     } else {
         snapshot.status.as_str()
     };
-    let target = subscription_target(state, paid_until, snapshot.expires_at, with_grace, now);
+    let credit_product = settings
+        .plans
+        .credits()
+        .sells(subscription.product_id.as_deref().unwrap_or_default());
+    let target = subscription_target(state, paid_until, snapshot.expires_at, with_grace, now)
+        .filter(|_| !credit_product);
 
     match (subscription.email.clone(), target) {
         (None, Some(_)) if subscription.erased_as.is_some() => {}

@@ -199,9 +199,10 @@ impl Bucket {
 }
 
 /// What became of a hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HoldState {
     /// Reserved; counts against the balance until committed, released or expired.
+    #[default]
     Live,
     /// Committed: what it kept is in `used`.
     Committed,
@@ -231,7 +232,7 @@ impl HoldState {
 }
 
 /// One reservation, remembered under its idempotency key for [`IDEMPOTENCY_SECONDS`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hold {
     /// [`hold_id`] of the idempotency key.
     pub id: String,
@@ -249,9 +250,31 @@ pub struct Hold {
     pub state: HoldState,
     /// `remaining` in the answer that granted it (repeated to a repeated key).
     pub remaining: Option<i64>,
+    /// Units drawn from credit packs, by pack, in the order drawn (the rest of `amount`
+    /// comes from the period's allowance).
+    pub draws: Vec<(String, i64)>,
 }
 
 impl Hold {
+    /// Units drawn from credit packs.
+    pub fn drawn(&self) -> i64 {
+        self.draws.iter().map(|(_, amount)| amount).sum()
+    }
+
+    /// Units drawn from `pack`.
+    pub fn drawn_from(&self, pack: &str) -> i64 {
+        self.draws
+            .iter()
+            .filter(|(id, _)| id == pack)
+            .map(|(_, amount)| amount)
+            .sum()
+    }
+
+    /// Units taken from the period's allowance.
+    pub fn from_allowance(&self) -> i64 {
+        self.amount - self.drawn()
+    }
+
     /// Live and past its end plus the grace: a reserve may count it as returned.
     pub fn lapsed(&self, now: i64) -> bool {
         self.state == HoldState::Live && self.expires_at + EXPIRY_GRACE_SECONDS <= now
@@ -264,8 +287,13 @@ impl Hold {
 
     /// Whether a write may delete it: settled and older than the idempotency window, or
     /// counted in a period that has ended (whatever its state: its counters are gone too).
+    /// A live hold that drew credits is kept: until it is settled its draws go back to their
+    /// packs only by being counted as lapsed.
     pub fn prunable(&self, now: i64) -> bool {
         let settled = self.state != HoldState::Live;
+        if !settled && !self.draws.is_empty() {
+            return false;
+        }
         let bucket_over = Bucket::from_id(&self.bucket).is_none_or(|b| b.resets_at <= now);
         bucket_over || (settled && self.created_at + IDEMPOTENCY_SECONDS <= now)
     }
@@ -305,7 +333,7 @@ pub fn balance<'a>(
     let lapsed: i64 = holds
         .into_iter()
         .filter(|hold| hold.lapsed(now))
-        .map(|hold| hold.amount)
+        .map(Hold::from_allowance)
         .sum();
     let reserved = (counters.spent - counters.used - lapsed).max(0);
     let remaining = limit.map(|limit| (limit - counters.used - reserved).max(0));
@@ -350,6 +378,9 @@ pub struct Reservation {
     /// Reserved.
     #[serde(rename = "a")]
     pub amount: i64,
+    /// Units drawn from credit packs, in the order drawn ([`Hold::draws`]).
+    #[serde(rename = "k", default, skip_serializing_if = "Vec::is_empty")]
+    pub draws: Vec<(String, i64)>,
 }
 
 impl Reservation {
@@ -367,7 +398,13 @@ impl Reservation {
         }
         let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let reservation: Self = serde_json::from_slice(&bytes).ok()?;
-        (reservation.amount > 0 && reservation.amount <= MAX_AMOUNT).then_some(reservation)
+        let drawn: i64 = reservation.draws.iter().map(|(_, amount)| *amount).sum();
+        let sound = reservation.amount > 0
+            && reservation.amount <= MAX_AMOUNT
+            && reservation.draws.len() <= 16
+            && reservation.draws.iter().all(|(_, amount)| *amount > 0)
+            && drawn <= reservation.amount;
+        sound.then_some(reservation)
     }
 }
 
@@ -562,6 +599,7 @@ mod tests {
             expires_at,
             state,
             remaining: None,
+            draws: Vec::new(),
         }
     }
 
@@ -591,6 +629,7 @@ mod tests {
             bucket: "1767225600#pay_1".into(),
             hold: hold_id("key-1"),
             amount: 40,
+            draws: Vec::new(),
         };
         let text = reservation.encode();
         assert_eq!(Reservation::decode(&text), Some(reservation));
@@ -653,6 +692,7 @@ mod tests {
             bucket: "1#g".into(),
             hold: "h".into(),
             amount: 40,
+            draws: Vec::new(),
         };
         let text = reservation.encode();
         assert_eq!(

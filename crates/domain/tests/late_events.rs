@@ -63,6 +63,7 @@ impl Memory {
             payment: payment_id.and_then(|id| self.payments.get(id).cloned()),
             subscription: self.subscription.clone(),
             entitlement: self.entitlement.clone(),
+            credit_pack: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use llmxt_domain::credits::Draw;
 use llmxt_domain::email::Email;
 use llmxt_domain::records::{Entitlement, Grant};
 use llmxt_domain::time::format_rfc3339;
@@ -167,7 +168,7 @@ fn amount_json(value: Option<i64>) -> Value {
     value.map_or(Value::Null, Value::from)
 }
 
-fn limit_reached(meter: &str, balance: &Balance, bucket: &Bucket) -> Response<Body> {
+fn limit_reached(meter: &str, balance: &Balance, credits: i64, bucket: &Bucket) -> Response<Body> {
     json_response(
         StatusCode::PAYMENT_REQUIRED,
         &json!({
@@ -177,23 +178,52 @@ fn limit_reached(meter: &str, balance: &Balance, bucket: &Bucket) -> Response<Bo
             "used": balance.used,
             "reserved": balance.reserved,
             "remaining": amount_json(balance.remaining),
+            "credits": credits,
             "resets_at": format_rfc3339(bucket.resets_at),
         }),
     )
 }
 
-fn granted(
-    email: &Email,
-    request: &ReserveRequest,
-    hold: &Hold,
-    balance: &Balance,
+/// What a reserve of `amount` draws from credit packs, as decided from `read`: nothing when
+/// the period's allowance covers it, the packs that cover the rest, or `Err` with the balance
+/// when allowance and credits together fall short.
+fn draws_for(
+    read: &UsageItem,
+    bucket: &Bucket,
+    limit: Option<i64>,
+    amount: i64,
+    now: i64,
+) -> Result<Vec<Draw>, Balance> {
+    let before = read.balance(&bucket.id(), limit, now);
+    match before.remaining {
+        Some(remaining) if remaining < amount => {
+            read.plan_draws(amount - remaining, now).ok_or(before)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+struct Granted<'a> {
+    hold: &'a Hold,
+    balance: &'a Balance,
+    credits: i64,
     consume: bool,
     repeated: bool,
-) -> Response<Body> {
+}
+
+fn granted(email: &Email, request: &ReserveRequest, answer: Granted<'_>) -> Response<Body> {
+    let Granted {
+        hold,
+        balance,
+        credits,
+        consume,
+        repeated,
+    } = answer;
     let resets = Bucket::from_id(&hold.bucket).map_or(0, |b| b.resets_at);
     let mut fields = json!({
         "meter": request.meter,
         "remaining": amount_json(if repeated { hold.remaining.or(balance.remaining) } else { balance.remaining }),
+        "credits": credits,
         "resets_at": format_rfc3339(resets),
     });
     if consume {
@@ -206,6 +236,7 @@ fn granted(
             bucket: hold.bucket.clone(),
             hold: hold.id.clone(),
             amount: hold.amount,
+            draws: hold.draws.clone(),
         };
         fields["reservation"] = reservation.encode().into();
         fields["reserved"] = hold.amount.into();
@@ -249,40 +280,78 @@ async fn reserve(
     if let Some(first) = read.holds.get(&id) {
         let balance = read.balance(&first.bucket, limit.amount, now);
         tracing::info!(email = %email, meter = request.meter, "usage: repeated idempotency key");
-        return Ok(granted(&email, &request, first, &balance, consume, true));
-    }
-    let before = read.balance(&bucket.id(), limit.amount, now);
-    if before
-        .remaining
-        .is_some_and(|remaining| remaining < request.amount)
-    {
-        return Ok(limit_reached(&request.meter, &before, &bucket));
-    }
-    let outcome = within_budget(
-        deps,
-        deps.usage_store.reserve(ReserveWrite {
-            email: &email,
-            meter: &request.meter,
-            bucket: &bucket,
-            limit: limit.amount,
-            amount: request.amount,
-            hold_id: &id,
-            expires_at: now + request.hold_seconds,
+        let answer = Granted {
+            hold: first,
+            balance: &balance,
+            credits: read.credits(now),
             consume,
-            read: &read,
-            now,
-        }),
-    )
-    .await?;
-    Ok(match outcome {
-        ReserveOutcome::Granted { hold, balance } => {
-            granted(&email, &request, &hold, &balance, consume, false)
+            repeated: true,
+        };
+        return Ok(granted(&email, &request, answer));
+    }
+    // A write that finds the item changed since the read (credits drawn or added by another
+    // request) is decided once more from the item it found: a third round trip, only then.
+    let mut read = read;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let draws = match draws_for(&read, &bucket, limit.amount, request.amount, now) {
+            Ok(draws) => draws,
+            Err(balance) => {
+                let credits = read.credits(now);
+                return Ok(limit_reached(&request.meter, &balance, credits, &bucket));
+            }
+        };
+        let outcome = within_budget(
+            deps,
+            deps.usage_store.reserve(ReserveWrite {
+                email: &email,
+                meter: &request.meter,
+                bucket: &bucket,
+                limit: limit.amount,
+                amount: request.amount,
+                hold_id: &id,
+                expires_at: now + request.hold_seconds,
+                draws: &draws,
+                consume,
+                read: &read,
+                now,
+            }),
+        )
+        .await?;
+        let drawn: i64 = draws.iter().map(|d| d.amount).sum();
+        match outcome {
+            ReserveOutcome::Granted { hold, balance } => {
+                let credits = (read.credits(now) - drawn).max(0);
+                let answer = Granted {
+                    hold: &hold,
+                    balance: &balance,
+                    credits,
+                    consume,
+                    repeated: false,
+                };
+                return Ok(granted(&email, &request, answer));
+            }
+            ReserveOutcome::Repeated { hold, balance } => {
+                let answer = Granted {
+                    hold: &hold,
+                    balance: &balance,
+                    credits: read.credits(now),
+                    consume,
+                    repeated: true,
+                };
+                return Ok(granted(&email, &request, answer));
+            }
+            ReserveOutcome::LimitReached(balance, found) => {
+                let fits = draws_for(&found, &bucket, limit.amount, request.amount, now).is_ok();
+                if attempt == 2 || !fits {
+                    let credits = found.credits(now);
+                    return Ok(limit_reached(&request.meter, &balance, credits, &bucket));
+                }
+                read = *found;
+            }
         }
-        ReserveOutcome::Repeated { hold, balance } => {
-            granted(&email, &request, &hold, &balance, consume, true)
-        }
-        ReserveOutcome::LimitReached(balance) => limit_reached(&request.meter, &balance, &bucket),
-    })
+    }
 }
 
 async fn settle(
@@ -347,7 +416,7 @@ pub(crate) async fn usage_summary(
                 "used": balance.used,
                 "reserved": balance.reserved,
                 "remaining": amount_json(balance.remaining),
-                "credits": 0,
+                "credits": item.map_or(0, |item| item.credits(now)),
                 "resets_at": format_rfc3339(bucket.resets_at),
             }),
         );

@@ -102,7 +102,8 @@ pub async fn apply_delivery(
     };
     let origin = delivery.origin;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let Some(stored) = read_stored(store, delivery.webhook_id, &event.object).await? else {
+        let Some(stored) = read_stored(store, settings, delivery.webhook_id, &event.object).await?
+        else {
             return Ok(Outcome::Duplicate);
         };
         let decision = match &event.object {
@@ -146,6 +147,44 @@ pub async fn apply_delivery(
     Err(StoreError::Contention)
 }
 
+/// The stored pack of a credit product's payment (one more read, for credit products only).
+async fn read_credit_pack(
+    store: &Store,
+    settings: PolicySettings<'_>,
+    object: &DodoObject,
+    stored: &Stored,
+    buyer: Option<&Email>,
+) -> Result<Option<llmxt_domain::credits::CreditPack>, StoreError> {
+    let (payment_id, product_id) = match object {
+        DodoObject::Payment(p) => (
+            p.payment_id.as_str(),
+            p.product_id.as_deref().or(stored
+                .payment
+                .as_ref()
+                .and_then(|s| s.product_id.as_deref())),
+        ),
+        DodoObject::Refund(r) => (
+            r.payment_id.as_str(),
+            stored
+                .payment
+                .as_ref()
+                .and_then(|s| s.product_id.as_deref()),
+        ),
+        DodoObject::Dispute(d) => (
+            d.payment_id.as_str(),
+            stored
+                .payment
+                .as_ref()
+                .and_then(|s| s.product_id.as_deref()),
+        ),
+        _ => return Ok(None),
+    };
+    let (Some(pack), Some(email)) = (settings.plans.credits().pack(product_id), buyer) else {
+        return Ok(None);
+    };
+    store.credit_pack(email, &pack.meter, payment_id).await
+}
+
 fn snapshot_email(object: &DodoObject) -> Option<&Email> {
     match object {
         DodoObject::Payment(p) => p.email.as_ref(),
@@ -163,6 +202,7 @@ fn snapshot_email(object: &DodoObject) -> Option<&Email> {
 /// `None` when the delivery was already committed.
 async fn read_stored(
     store: &Store,
+    settings: PolicySettings<'_>,
     webhook_id: &str,
     object: &DodoObject,
 ) -> Result<Option<Stored>, StoreError> {
@@ -189,6 +229,7 @@ async fn read_stored(
         payment: first.payment,
         subscription: first.subscription,
         entitlement: first.entitlement,
+        credit_pack: None,
     };
     // A refund or dispute of a subscription's payment needs the subscription too: its
     // payments tell which period was in force when the money went back.
@@ -225,5 +266,6 @@ async fn read_stored(
             stored.entitlement = second.entitlement;
         }
     }
+    stored.credit_pack = read_credit_pack(store, settings, object, &stored, buyer.as_ref()).await?;
     Ok(Some(stored))
 }

@@ -272,6 +272,8 @@ pub enum ClaimOutcome {
     BoundElsewhere,
     /// A paid payment that never opens a claim: a subscription's renewal.
     NoClaim,
+    /// A paid credit pack (`PRODUCT_CREDITS`): it adds credits and opens no claim.
+    Credits,
 }
 
 /// Both tables, through one DynamoDB client built at start.
@@ -661,6 +663,12 @@ impl Store {
         }
         if let Some(entitlement) = &changes.entitlement {
             items.push(self.versioned_put(entitlement));
+        }
+        if let Some(credits) = &changes.credits {
+            items.push(crate::usage::credit_change_item(
+                &self.config.payments_table,
+                credits,
+            ));
         }
         items
     }
@@ -1541,6 +1549,14 @@ fn classify_unredeemable(
         && payment.claim_expires_at.is_none()
     {
         return ClaimOutcome::NoClaim;
+    }
+    if payment.status == "succeeded"
+        && payment.email.is_some()
+        && payment.product_id.is_some()
+        && payment.plan.is_none()
+        && payment.claim_expires_at.is_none()
+    {
+        return ClaimOutcome::Credits;
     }
     match payment.claim_expires_at {
         Some(expires_at) if expires_at <= now => ClaimOutcome::Expired,

@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
+use llmxt_domain::credits::{CreditPack, Draw, pack_balances, returns, total};
 use llmxt_domain::email::Email;
+use llmxt_domain::policy::CreditChange;
 use llmxt_domain::records::{CorruptItem, Entitlement, TTL_ATTRIBUTE};
 use llmxt_domain::usage::{
     Balance, Bucket, Counters, Hold, HoldState, IDEMPOTENCY_SECONDS, Reservation, balance,
@@ -21,7 +23,7 @@ use llmxt_domain::usage::{
 };
 
 use crate::item::{Item, StoredItem};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, back_off};
 
 /// Key prefix of usage items in the payments table.
 pub const USAGE_KEY_PREFIX: &str = "usage#";
@@ -29,6 +31,9 @@ pub const USAGE_KEY_PREFIX: &str = "usage#";
 const MAX_PRUNED_PER_WRITE: usize = 40;
 /// How long a usage item outlives the last period written to it.
 const RETENTION_AFTER_PERIOD: i64 = 2 * IDEMPOTENCY_SECONDS;
+/// Set on a usage item that holds credit packs: such an item has no TTL, and a reserve that
+/// read none may only set one while this is still absent.
+pub(crate) const HAS_CREDITS: &str = "has_credits";
 
 /// The key of `email`'s usage item for `meter`.
 pub fn usage_key(email: &str, meter: &str) -> String {
@@ -44,6 +49,10 @@ pub struct UsageItem {
     pub holds: BTreeMap<String, Hold>,
     /// The allowance the last reserve of each period saw (`None` = unlimited), by bucket.
     pub limits: BTreeMap<String, Option<i64>>,
+    /// Credit packs by id (`k#<id>`), kept after they are used, expired or removed.
+    pub packs: BTreeMap<String, CreditPack>,
+    /// Operators' credit changes (`adj#<time>`), oldest first.
+    pub adjustments: Vec<CreditAdjustment>,
 }
 
 fn number(value: Option<&AttributeValue>) -> Option<i64> {
@@ -65,7 +74,17 @@ fn hold_from(id: &str, value: &AttributeValue) -> Result<Hold, CorruptItem> {
     let AttributeValue::M(map) = value else {
         return Err(corrupt);
     };
+    let draws = match map.get("k") {
+        None => Vec::new(),
+        Some(AttributeValue::M(draws)) => draws
+            .iter()
+            .map(|(pack, amount)| Some((pack.clone(), number(Some(amount))?)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(corrupt.clone())?,
+        Some(_) => return Err(corrupt),
+    };
     Ok(Hold {
+        draws,
         id: id.to_owned(),
         bucket: text(map.get("b")).ok_or(corrupt.clone())?.to_owned(),
         amount: number(map.get("a")).ok_or(corrupt.clone())?,
@@ -95,6 +114,54 @@ fn hold_value(hold: &Hold) -> AttributeValue {
     if let Some(remaining) = hold.remaining {
         map.insert("r".to_owned(), n(remaining));
     }
+    if !hold.draws.is_empty() {
+        let draws = hold
+            .draws
+            .iter()
+            .map(|(pack, amount)| (pack.clone(), n(*amount)))
+            .collect();
+        map.insert("k".to_owned(), AttributeValue::M(draws));
+    }
+    AttributeValue::M(map)
+}
+
+fn pack_from(id: &str, value: &AttributeValue) -> Result<CreditPack, CorruptItem> {
+    let corrupt = CorruptItem { attribute: "k#" };
+    let AttributeValue::M(map) = value else {
+        return Err(corrupt);
+    };
+    Ok(CreditPack {
+        id: id.to_owned(),
+        granted: number(map.get("g")).ok_or(corrupt.clone())?,
+        left: number(map.get("l")).ok_or(corrupt.clone())?,
+        added_at: number(map.get("t")).unwrap_or(0),
+        expires_at: number(map.get("x")).ok_or(corrupt)?,
+        removed_at: number(map.get("r")),
+        removed_left: number(map.get("rl")),
+        taken: number(map.get("tk")).unwrap_or(0),
+        note: text(map.get("n")).map(str::to_owned),
+    })
+}
+
+/// The stored form of a credit pack (`k#<id>`).
+pub(crate) fn pack_value(pack: &CreditPack) -> AttributeValue {
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let mut map = Item::from([
+        ("g".to_owned(), n(pack.granted)),
+        ("l".to_owned(), n(pack.left)),
+        ("t".to_owned(), n(pack.added_at)),
+        ("x".to_owned(), n(pack.expires_at)),
+        ("tk".to_owned(), n(pack.taken)),
+    ]);
+    if let Some(at) = pack.removed_at {
+        map.insert("r".to_owned(), n(at));
+    }
+    if let Some(left) = pack.removed_left {
+        map.insert("rl".to_owned(), n(left));
+    }
+    if let Some(note) = &pack.note {
+        map.insert("n".to_owned(), AttributeValue::S(note.clone()));
+    }
     AttributeValue::M(map)
 }
 
@@ -113,8 +180,13 @@ impl UsageItem {
                 usage.limits.insert(bucket.to_owned(), number(Some(value)));
             } else if let Some(id) = name.strip_prefix("h#") {
                 usage.holds.insert(id.to_owned(), hold_from(id, value)?);
+            } else if let Some(id) = name.strip_prefix("k#") {
+                usage.packs.insert(id.to_owned(), pack_from(id, value)?);
+            } else if let Some(at) = name.strip_prefix("adj#") {
+                usage.adjustments.extend(adjustment_from(at, value));
             }
         }
+        usage.adjustments.sort_by_key(|a| a.at);
         Ok(usage)
     }
 
@@ -126,6 +198,23 @@ impl UsageItem {
             counters,
             self.holds.values().filter(|hold| hold.bucket == bucket),
             now,
+        )
+    }
+
+    /// Credit units that may be drawn at `now`, across usable packs.
+    pub fn credits(&self, now: i64) -> i64 {
+        total(&pack_balances(
+            self.packs.values(),
+            self.holds.values(),
+            now,
+        ))
+    }
+
+    /// Which packs would cover `need` units at `now`, earliest-expiring first.
+    pub fn plan_draws(&self, need: i64, now: i64) -> Option<Vec<Draw>> {
+        llmxt_domain::credits::plan_draws(
+            &pack_balances(self.packs.values(), self.holds.values(), now),
+            need,
         )
     }
 
@@ -186,6 +275,8 @@ pub struct ReserveWrite<'a> {
     pub hold_id: &'a str,
     /// When the hold expires.
     pub expires_at: i64,
+    /// Units drawn from credit packs (the rest comes from the allowance).
+    pub draws: &'a [Draw],
     /// Commit at once (`consume`).
     pub consume: bool,
     /// The item as read (for the holds that lapsed and what is stale).
@@ -211,8 +302,9 @@ pub enum ReserveOutcome {
         /// The period's balance now.
         balance: Balance,
     },
-    /// Not enough left; nothing was written.
-    LimitReached(Balance),
+    /// Not enough left, or the item changed since it was read; nothing was written. The
+    /// item as the failed write found it, for one more decision.
+    LimitReached(Balance, Box<UsageItem>),
 }
 
 /// What became of a commit or release.
@@ -231,6 +323,16 @@ pub enum SettleOutcome {
     Released,
     /// No such hold (unknown, or forgotten after a day).
     Unknown,
+}
+
+/// Whether two lists of draws name the same packs and amounts, in any order.
+fn same_draws(a: &[(String, i64)], b: &[(String, i64)]) -> bool {
+    let sorted = |d: &[(String, i64)]| {
+        let mut d = d.to_vec();
+        d.sort();
+        d
+    };
+    sorted(a) == sorted(b)
 }
 
 impl Store {
@@ -320,13 +422,17 @@ impl Store {
         Ok((entitlement, items))
     }
 
-    /// Writes a reserve decided from `write.read` in one conditional `UpdateItem`.
+    /// Writes a reserve decided from `write.read` in one conditional `UpdateItem`: the hold,
+    /// the allowance it takes, and what it draws from credit packs, each under a condition
+    /// that still holds only if the balance read is still there.
     pub async fn reserve(&self, write: ReserveWrite<'_>) -> Result<ReserveOutcome, StoreError> {
         let bucket_id = write.bucket.id();
         let before = write.read.balance(&bucket_id, write.limit, write.now);
+        let drawn: i64 = write.draws.iter().map(|d| d.amount).sum();
+        let allowance = write.amount - drawn;
         let remaining = write.limit.map(|limit| {
             limit - write.read.counters.get(&bucket_id).map_or(0, |c| c.spent) + before.lapsed
-                - write.amount
+                - allowance
         });
         let hold = Hold {
             id: write.hold_id.to_owned(),
@@ -341,16 +447,22 @@ impl Store {
                 HoldState::Live
             },
             remaining: None,
+            draws: write
+                .draws
+                .iter()
+                .map(|d| (d.pack.clone(), d.amount))
+                .collect(),
         };
         let stale = write.read.stale(write.now);
         let mut update = String::from(
-            "SET #h = :hold, #s = if_not_exists(#s, :zero) + :a, #l = :limit, record_type = :type, #ttl = :ttl",
+            "SET #h = :hold, #s = if_not_exists(#s, :zero) + :a, #l = :limit, record_type = :type",
         );
         update.push_str(if write.consume {
             ", #u = if_not_exists(#u, :zero) + :a"
         } else {
             ", #u = if_not_exists(#u, :zero)"
         });
+        let mut condition = String::from("attribute_not_exists(#h)");
         let mut request = self
             .client()
             .update_item()
@@ -363,9 +475,8 @@ impl Store {
             .expression_attribute_names("#s", format!("s#{bucket_id}"))
             .expression_attribute_names("#u", format!("u#{bucket_id}"))
             .expression_attribute_names("#l", format!("l#{bucket_id}"))
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
-            .expression_attribute_values(":a", AttributeValue::N(write.amount.to_string()))
+            .expression_attribute_values(":a", AttributeValue::N(allowance.to_string()))
             .expression_attribute_values(
                 ":limit",
                 write
@@ -375,19 +486,48 @@ impl Store {
                     }),
             )
             .expression_attribute_values(":type", AttributeValue::S("usage".to_owned()))
-            .expression_attribute_values(
-                ":ttl",
-                AttributeValue::N((write.bucket.resets_at + RETENTION_AFTER_PERIOD).to_string()),
-            )
             .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let mut condition = String::from("attribute_not_exists(#h)");
+        if write.read.packs.is_empty() {
+            // An item with packs keeps no TTL; one read without packs may gain some meanwhile.
+            update.push_str(", #ttl = :ttl");
+            condition.push_str(" AND attribute_not_exists(#credits)");
+            request = request
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_names("#credits", HAS_CREDITS)
+                .expression_attribute_values(
+                    ":ttl",
+                    AttributeValue::N(
+                        (write.bucket.resets_at + RETENTION_AFTER_PERIOD).to_string(),
+                    ),
+                );
+        }
         if let Some(limit) = write.limit {
             condition.push_str(" AND (attribute_not_exists(#s) OR #s <= :ceiling)");
             request = request.expression_attribute_values(
                 ":ceiling",
-                AttributeValue::N(spent_ceiling(limit, write.amount, before.lapsed).to_string()),
+                AttributeValue::N(spent_ceiling(limit, allowance, before.lapsed).to_string()),
             );
+        }
+        for (i, draw) in write.draws.iter().enumerate() {
+            update.push_str(&format!(", #k{i}.l = #k{i}.l - :d{i}"));
+            condition.push_str(&format!(
+                " AND #k{i}.l >= :f{i} AND attribute_not_exists(#k{i}.r) AND #k{i}.x > :now"
+            ));
+            request = request
+                .expression_attribute_names(format!("#k{i}"), format!("k#{}", draw.pack))
+                .expression_attribute_values(
+                    format!(":d{i}"),
+                    AttributeValue::N(draw.amount.to_string()),
+                )
+                .expression_attribute_values(
+                    format!(":f{i}"),
+                    AttributeValue::N(draw.floor.to_string()),
+                );
+        }
+        if !write.draws.is_empty() {
+            request = request
+                .expression_attribute_values(":now", AttributeValue::N(write.now.to_string()));
         }
         if !stale.is_empty() {
             update.push_str(" REMOVE ");
@@ -412,7 +552,7 @@ impl Store {
         match result {
             Ok(output) => {
                 let new = output.attributes.unwrap_or_default();
-                let spent = number(new.get(&format!("s#{bucket_id}"))).unwrap_or(write.amount);
+                let spent = number(new.get(&format!("s#{bucket_id}"))).unwrap_or(allowance);
                 let used = number(new.get(&format!("u#{bucket_id}"))).unwrap_or(0);
                 let counters = Counters { spent, used };
                 let lapsed = before.lapsed;
@@ -443,7 +583,7 @@ impl Store {
                             hold: first.clone(),
                             balance,
                         },
-                        None => ReserveOutcome::LimitReached(balance),
+                        None => ReserveOutcome::LimitReached(balance, Box::new(old)),
                     })
                 }
                 _ => Err(error.into()),
@@ -462,15 +602,27 @@ impl Store {
         now: i64,
     ) -> Result<SettleOutcome, StoreError> {
         let bucket = &reservation.bucket;
-        let back = reservation.amount - if commit { amount } else { 0 };
-        let (update, state) = if commit {
-            (
-                "SET #s = #s - :back, #u = if_not_exists(#u, :zero) + :c, #h.s = :state, #h.c = :c",
-                HoldState::Committed,
-            )
-        } else {
-            ("SET #s = #s - :back, #h.s = :state", HoldState::Released)
+        let as_held = Hold {
+            amount: reservation.amount,
+            draws: reservation.draws.clone(),
+            ..Hold::default()
         };
+        let kept = if commit { amount } else { 0 };
+        let (back, packs_back) = returns(&as_held, kept);
+        let kept_allowance = kept.min(as_held.from_allowance());
+        let state = if commit {
+            HoldState::Committed
+        } else {
+            HoldState::Released
+        };
+        let mut update = String::from(
+            "SET #s = if_not_exists(#s, :zero) - :back, #u = if_not_exists(#u, :zero) + :c, #h.s = :state",
+        );
+        if commit {
+            update.push_str(", #h.c = :kept");
+        }
+        let mut condition =
+            String::from("#h.s = :live AND #h.a = :reserved AND #h.b = :bucket AND #h.x > :now");
         let mut request = self
             .client()
             .update_item()
@@ -479,13 +631,12 @@ impl Store {
                 "payment_id",
                 AttributeValue::S(usage_key(&reservation.email, &reservation.meter)),
             )
-            .update_expression(update)
-            .condition_expression(
-                "#h.s = :live AND #h.a = :reserved AND #h.b = :bucket AND #h.x > :now",
-            )
             .expression_attribute_names("#h", format!("h#{}", reservation.hold))
             .expression_attribute_names("#s", format!("s#{bucket}"))
+            .expression_attribute_names("#u", format!("u#{bucket}"))
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
             .expression_attribute_values(":back", AttributeValue::N(back.to_string()))
+            .expression_attribute_values(":c", AttributeValue::N(kept_allowance.to_string()))
             .expression_attribute_values(":state", AttributeValue::S(state.as_str().to_owned()))
             .expression_attribute_values(":live", AttributeValue::S("live".to_owned()))
             .expression_attribute_values(
@@ -497,12 +648,43 @@ impl Store {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if commit {
-            request = request
-                .expression_attribute_names("#u", format!("u#{bucket}"))
-                .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
-                .expression_attribute_values(":c", AttributeValue::N(amount.to_string()));
+            request =
+                request.expression_attribute_values(":kept", AttributeValue::N(kept.to_string()));
         }
-        match request.send().await {
+        if reservation.draws.is_empty() {
+            condition.push_str(" AND attribute_not_exists(#h.k)");
+        } else {
+            condition.push_str(" AND size(#h.k) = :draws");
+            request = request.expression_attribute_values(
+                ":draws",
+                AttributeValue::N(reservation.draws.len().to_string()),
+            );
+        }
+        for (i, (pack, drawn)) in reservation.draws.iter().enumerate() {
+            condition.push_str(&format!(" AND #h.k.#k{i} = :k{i}"));
+            request = request
+                .expression_attribute_names(format!("#k{i}"), pack)
+                .expression_attribute_values(
+                    format!(":k{i}"),
+                    AttributeValue::N(drawn.to_string()),
+                );
+            if let Some(give) = packs_back.get(pack).filter(|give| **give > 0) {
+                // A pack removed meanwhile gets nothing usable back: it stays removed.
+                update.push_str(&format!(", #p{i}.l = #p{i}.l + :b{i}"));
+                request = request
+                    .expression_attribute_names(format!("#p{i}"), format!("k#{pack}"))
+                    .expression_attribute_values(
+                        format!(":b{i}"),
+                        AttributeValue::N(give.to_string()),
+                    );
+            }
+        }
+        match request
+            .update_expression(update)
+            .condition_expression(condition)
+            .send()
+            .await
+        {
             Ok(output) => {
                 let new = UsageItem::from_item(&output.attributes.unwrap_or_default())?;
                 Ok(SettleOutcome::Settled {
@@ -517,11 +699,11 @@ impl Store {
                         .map(UsageItem::from_item)
                         .transpose()?
                         .unwrap_or_default();
-                    let Some(hold) = old
-                        .holds
-                        .get(&reservation.hold)
-                        .filter(|h| h.bucket == *bucket && h.amount == reservation.amount)
-                    else {
+                    let Some(hold) = old.holds.get(&reservation.hold).filter(|h| {
+                        h.bucket == *bucket
+                            && h.amount == reservation.amount
+                            && same_draws(&h.draws, &reservation.draws)
+                    }) else {
                         return Ok(SettleOutcome::Unknown);
                     };
                     let balance = old.balance_as_stored(bucket, now);
@@ -589,3 +771,252 @@ impl Store {
         Ok(())
     }
 }
+
+/// The transaction item that writes a [`CreditChange`] beside the payment it comes from. Its
+/// condition fails (and the ledger re-reads and decides again) when the pack changed since.
+pub(crate) fn credit_change_item(
+    payments_table: &str,
+    change: &CreditChange,
+) -> aws_sdk_dynamodb::types::TransactWriteItem {
+    let (email, meter, update, condition, names, values) = match change {
+        CreditChange::Add { email, meter, pack } => (
+            email,
+            meter,
+            "SET #k = :pack, #credits = :true, record_type = :type REMOVE #ttl",
+            "attribute_not_exists(#k)",
+            vec![
+                ("#k", format!("k#{}", pack.id)),
+                ("#credits", HAS_CREDITS.to_owned()),
+                ("#ttl", TTL_ATTRIBUTE.to_owned()),
+            ],
+            vec![
+                (":pack", pack_value(pack)),
+                (":true", AttributeValue::Bool(true)),
+                (":type", AttributeValue::S("usage".to_owned())),
+            ],
+        ),
+        CreditChange::Remove {
+            email,
+            meter,
+            pack_id,
+            at,
+            reason,
+        } => (
+            email,
+            meter,
+            "SET #k.r = :at, #k.rl = #k.l, #k.n = :reason",
+            "attribute_exists(#k) AND attribute_not_exists(#k.r)",
+            vec![("#k", format!("k#{pack_id}"))],
+            vec![
+                (":at", AttributeValue::N(at.to_string())),
+                (":reason", AttributeValue::S(reason.clone())),
+            ],
+        ),
+    };
+    let built = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(payments_table)
+        .key(
+            "payment_id",
+            AttributeValue::S(usage_key(email.as_str(), meter)),
+        )
+        .update_expression(update)
+        .condition_expression(condition)
+        .set_expression_attribute_names(Some(
+            names.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ))
+        .set_expression_attribute_values(Some(
+            values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ))
+        .build()
+        .unwrap_or_else(|_| unreachable!("table, key and expression are all set"));
+    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+        .update(built)
+        .build()
+}
+
+impl Store {
+    /// The credit pack `pack_id` on `email`'s usage item for `meter`, read consistently.
+    pub async fn credit_pack(
+        &self,
+        email: &Email,
+        meter: &str,
+        pack_id: &str,
+    ) -> Result<Option<CreditPack>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(&self.config().payments_table)
+            .key(
+                "payment_id",
+                AttributeValue::S(usage_key(email.as_str(), meter)),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        let item = output.item.unwrap_or_default();
+        Ok(UsageItem::from_item(&item)?.packs.remove(pack_id))
+    }
+}
+
+/// One operator's change of a buyer's credits (`llmxt-admin credit`), kept on the usage item
+/// as `adj#<time>`: who, why, how much (negative: taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditAdjustment {
+    /// When (unix seconds).
+    pub at: i64,
+    /// Units added (negative: taken).
+    pub amount: i64,
+    /// The operator.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn adjustment_from(at: &str, value: &AttributeValue) -> Option<CreditAdjustment> {
+    let AttributeValue::M(map) = value else {
+        return None;
+    };
+    Some(CreditAdjustment {
+        at: at.parse().ok()?,
+        amount: number(map.get("a"))?,
+        by: text(map.get("w")).unwrap_or_default().to_owned(),
+        reason: text(map.get("n")).unwrap_or_default().to_owned(),
+    })
+}
+
+/// Why an operator's credit change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CreditError {
+    /// Taking more than is left.
+    #[error("only {available} credits of {meter} are left to take")]
+    NotEnough {
+        /// The meter.
+        meter: String,
+        /// What could be taken.
+        available: i64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An operator's change of credits: who and why, at `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct CreditOrder<'a> {
+    /// The buyer.
+    pub email: &'a Email,
+    /// The meter.
+    pub meter: &'a str,
+    /// Units to add (negative: to take, earliest-expiring packs first).
+    pub amount: i64,
+    /// When an added pack expires.
+    pub expires_at: i64,
+    /// The operator.
+    pub by: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+impl Store {
+    /// Adds a pack of `order.amount` credits (`op#<time>`), or takes `-order.amount` from the
+    /// buyer's usable packs, never below zero; either way records who and why on the item.
+    pub async fn adjust_credits(&self, order: CreditOrder<'_>) -> Result<i64, CreditError> {
+        let key = usage_key(order.email.as_str(), order.meter);
+        let adjustment = AttributeValue::M(Item::from([
+            ("a".to_owned(), AttributeValue::N(order.amount.to_string())),
+            ("w".to_owned(), AttributeValue::S(order.by.to_owned())),
+            ("n".to_owned(), AttributeValue::S(order.reason.to_owned())),
+        ]));
+        for attempt in 0..MAX_ADJUST_ATTEMPTS {
+            let at = order.now + i64::from(attempt);
+            let mut request = self
+                .client()
+                .update_item()
+                .table_name(&self.config().payments_table)
+                .key("payment_id", AttributeValue::S(key.clone()))
+                .expression_attribute_names("#adj", format!("adj#{at}"))
+                .expression_attribute_values(":adj", adjustment.clone())
+                .expression_attribute_values(":type", AttributeValue::S("usage".to_owned()));
+            let mut update = String::from("SET #adj = :adj, record_type = :type");
+            let mut condition = String::from("attribute_not_exists(#adj)");
+            if order.amount > 0 {
+                let pack = CreditPack {
+                    id: format!("{}{}", llmxt_domain::credits::OPERATOR_PACK_PREFIX, at),
+                    granted: order.amount,
+                    left: order.amount,
+                    added_at: order.now,
+                    expires_at: order.expires_at,
+                    note: Some(order.reason.to_owned()),
+                    ..CreditPack::default()
+                };
+                update.push_str(", #k = :pack, #credits = :true REMOVE #ttl");
+                condition.push_str(" AND attribute_not_exists(#k)");
+                request = request
+                    .expression_attribute_names("#k", format!("k#{}", pack.id))
+                    .expression_attribute_names("#credits", HAS_CREDITS)
+                    .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                    .expression_attribute_values(":pack", pack_value(&pack))
+                    .expression_attribute_values(":true", AttributeValue::Bool(true));
+            } else {
+                let output = self
+                    .client()
+                    .get_item()
+                    .table_name(&self.config().payments_table)
+                    .key("payment_id", AttributeValue::S(key.clone()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(StoreError::from)?;
+                let read = UsageItem::from_item(&output.item.unwrap_or_default())
+                    .map_err(StoreError::from)?;
+                let Some(draws) = read.plan_draws(-order.amount, order.now) else {
+                    return Err(CreditError::NotEnough {
+                        meter: order.meter.to_owned(),
+                        available: read.credits(order.now),
+                    });
+                };
+                for (i, draw) in draws.iter().enumerate() {
+                    update.push_str(&format!(
+                        ", #k{i}.l = #k{i}.l - :d{i}, #k{i}.tk = #k{i}.tk + :d{i}"
+                    ));
+                    condition.push_str(&format!(
+                        " AND #k{i}.l >= :f{i} AND attribute_not_exists(#k{i}.r)"
+                    ));
+                    request = request
+                        .expression_attribute_names(format!("#k{i}"), format!("k#{}", draw.pack))
+                        .expression_attribute_values(
+                            format!(":d{i}"),
+                            AttributeValue::N(draw.amount.to_string()),
+                        )
+                        .expression_attribute_values(
+                            format!(":f{i}"),
+                            AttributeValue::N(draw.floor.to_string()),
+                        );
+                }
+            }
+            let result = request
+                .update_expression(update)
+                .condition_expression(condition)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(at),
+                Err(error)
+                    if matches!(
+                        error.as_service_error(),
+                        Some(UpdateItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    back_off(attempt).await;
+                }
+                Err(error) => return Err(StoreError::from(error).into()),
+            }
+        }
+        Err(StoreError::Contention.into())
+    }
+}
+
+/// Attempts of an operator's credit change while reserves keep changing the item.
+const MAX_ADJUST_ATTEMPTS: u32 = 8;

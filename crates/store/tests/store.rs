@@ -124,6 +124,7 @@ async fn records_round_trip_and_missing_ones_are_none() {
         subscription: Some(subscription),
         entitlement: Some(active("buyer@example.com")),
         attention: None,
+        credits: None,
     };
     assert_eq!(
         store

@@ -92,7 +92,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     if request.method() != Method::GET {
         return ApiError::MethodNotAllowed("GET").into_response();
     }
-    let Some(product) = query_param(&request, "product").filter(|p| deps.config.plans.lists(p))
+    let Some(product) = query_param(&request, "product").filter(|p| deps.config.plans.sells(p))
     else {
         return message_page(
             deps,

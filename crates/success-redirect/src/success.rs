@@ -95,6 +95,7 @@ pub fn asks_on(attempt: u32) -> bool {
 enum Unredeemable {
     AlreadyClaimed,
     Renewal,
+    Credits,
     OtherBrowser,
     Expired,
     Failed,
@@ -105,6 +106,7 @@ impl Unredeemable {
         match self {
             Self::AlreadyClaimed => "already_claimed",
             Self::Renewal => "renewal",
+            Self::Credits => "credits",
             Self::OtherBrowser => "other_browser",
             Self::Expired => "expired",
             Self::Failed => "failed",
@@ -160,6 +162,7 @@ fn decide(
         Ok(ClaimOutcome::Failed) => Outcome::Unredeemable(Unredeemable::Failed),
         Ok(ClaimOutcome::BoundElsewhere) => Outcome::Unredeemable(Unredeemable::OtherBrowser),
         Ok(ClaimOutcome::NoClaim) => Outcome::Unredeemable(Unredeemable::Renewal),
+        Ok(ClaimOutcome::Credits) => Outcome::Unredeemable(Unredeemable::Credits),
         Ok(ClaimOutcome::Pending | ClaimOutcome::NotStored)
             if matches!(visit.reported_status.as_str(), "failed" | "cancelled") =>
         {
@@ -335,7 +338,7 @@ async fn failure_of(deps: &SuccessDeps, visit: &Visit) -> Failure {
     let retry = match stored
         .as_ref()
         .and_then(|p| p.product_id.as_deref())
-        .filter(|product| deps.config.plans.lists(product))
+        .filter(|product| deps.config.plans.sells(product))
     {
         Some(product) => format!(
             "{}/upgrade/checkout?product={}",
@@ -595,6 +598,11 @@ fn unredeemable(deps: &SuccessDeps, why: Unredeemable) -> Response<Body> {
             "Your subscription was renewed",
             "Access continues by itself on every device you already use. On a new device, ask \
              for a sign-in link: we send it to the email address you paid with.",
+        ),
+        Unredeemable::Credits => (
+            "Your credits are added",
+            "They are ready to use on the site, on every device you already use. Credits are \
+             spent after your plan's allowance for the period runs out.",
         ),
         Unredeemable::OtherBrowser => (
             "This purchase was started in another browser",
