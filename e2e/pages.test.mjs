@@ -121,9 +121,18 @@ function states() {
     { name: "pending-timeout", path: "/upgrade/success?payment_id=pay_pages_pending&attempt=30", h1: /not received the payment confirmation/ },
     { name: "link-used", path: "/upgrade/success?payment_id=pay_pages_used&status=succeeded", h1: /already used/ },
     { name: "other-browser", path: "/upgrade/success?payment_id=pay_pages_bound&status=succeeded", h1: /another browser/ },
-    { name: "payment-failed", path: "/upgrade/success?payment_id=pay_pages_failed&status=failed", h1: /did not go through/ },
-    { name: "payment-cancelled", path: "/upgrade/success?payment_id=pay_pages_cancelled&status=cancelled", h1: /The payment was cancelled/ },
-    { name: "payment-refunded", path: "/upgrade/success?payment_id=pay_pages_refunded&status=succeeded", h1: /This payment was refunded/ },
+    { name: "payment-failed", path: "/upgrade/success?payment_id=pay_pages_failed&status=failed", h1: /did not go through/, check: leadsWithTryAgain },
+    { name: "payment-cancelled", path: "/upgrade/success?payment_id=pay_pages_cancelled&status=cancelled", h1: /The payment was cancelled/, check: leadsWithTryAgain },
+    {
+      name: "payment-refunded",
+      path: "/upgrade/success?payment_id=pay_pages_refunded&status=succeeded",
+      h1: /This payment was refunded/,
+      check: async (page) => {
+        assert.equal(await page.textContent(".actions .button"), "Go to the site");
+        assert.equal(await page.locator("#try-again").count(), 0);
+        assert.equal(await page.locator('a[href^="mailto:"]').count(), 1, "the support line appears once");
+      },
+    },
     { name: "invalid-link", path: "/upgrade/success", h1: /not valid/ },
     { name: "restore-form", path: "/upgrade/restore", h1: /Restore access/ },
     {
@@ -141,6 +150,11 @@ function states() {
     {
       name: "signed-in",
       h1: /You're signed in/,
+      check: async (page) => {
+        assert.equal(await page.locator("[role=alert]").count(), 0, "not the invalid-link error");
+        assert.match(await page.textContent("main"), /you are signed in here as signed-in@example\.com/);
+        assert.equal(await page.textContent("#home"), "Go to the site");
+      },
       // Signs this browser in with an emailed link, then opens the same link again.
       before: async (page) => {
         await page.goto(`${site}/upgrade/restore`);
@@ -211,6 +225,15 @@ function states() {
     { name: "unknown-product", path: "/upgrade/checkout?product=pdt_unknown", h1: /Unknown product/ },
     { name: "not-found", path: "/upgrade/no-such-page", h1: /Page not found/ },
   ];
+}
+
+// A failed or cancelled payment: Try again first (no product is stored for these payments, so
+// NEXT_PUBLIC_CHECKOUT_URL), then the sign-in link; the support line only in the footer.
+async function leadsWithTryAgain(page) {
+  assert.equal(await page.textContent(".actions .button"), "Try again");
+  assert.equal(await page.getAttribute("#try-again", "href"), `${site}/upgrade/checkout?product=pdt_test`);
+  assert.equal(await page.textContent("#sign-in"), "I was charged: get a sign-in link");
+  assert.equal(await page.locator('a[href^="mailto:"]').count(), 1, "the support line appears once");
 }
 
 // Buys a subscription to `product` in the stand-in's hosted checkout, in this browser (twice
