@@ -420,11 +420,11 @@ fn confirm_page(
     }
     let (when, button) = match scheduled {
         Some(Some(at)) => (
-            words::scheduled_until(&words::date_html("effective", at), &current),
+            words::scheduled_until(Some(&words::date_html("effective", at)), &current),
             words::change_button(None, Some(&llmxt_domain::time::format_date(at))),
         ),
         Some(None) => (
-            words::scheduled_until(words::NEXT_BILLING_DATE, &current),
+            words::scheduled_until(None, &current),
             words::SWITCH_AT_NEXT_BILLING.to_owned(),
         ),
         None => (

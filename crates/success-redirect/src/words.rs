@@ -181,11 +181,15 @@ pub fn then_price(price: &str, period: &str, from: Option<&str>) -> String {
 }
 
 /// What a scheduled downgrade keeps until it happens (HTML; names are escaped by the caller,
-/// `date` is a [`date_html`]).
-pub fn scheduled_until(date: &str, current: &str) -> String {
-    format!(
-        "The switch happens on {date}, your next billing date. Until then you keep {current} and everything it includes; nothing is charged today."
-    )
+/// `date` is a [`date_html`], or `None` when Dodo gave no date).
+pub fn scheduled_until(date: Option<&str>, current: &str) -> String {
+    let keeps = format!(
+        "Until then you keep {current} and everything it includes; nothing is charged today."
+    );
+    match date {
+        Some(date) => format!("The switch happens on {date}, your next billing date. {keeps}"),
+        None => format!("The switch happens on your next billing date. {keeps}"),
+    }
 }
 
 /// What an immediate change does (HTML; the name is escaped by the caller).
@@ -462,8 +466,6 @@ pub fn plan_busy_text(wait: &str) -> String {
 pub const PLAN_REFUSED_TITLE: &str = "Request refused";
 /// A plan change posted from another site: the text.
 pub const PLAN_REFUSED_TEXT: &str = "Change your plan from the plan page on this site.";
-/// A scheduled downgrade whose date Dodo did not give: stands for the date.
-pub const NEXT_BILLING_DATE: &str = "your next billing date";
 /// A scheduled downgrade whose date Dodo did not give: the button.
 pub const SWITCH_AT_NEXT_BILLING: &str = "Switch at the next billing date";
 /// Several subscriptions to choose from: the heading.
@@ -589,6 +591,20 @@ mod tests {
             "Switch on 6 January 2027"
         );
         assert_eq!(change_button(None, None), "Switch now");
+    }
+
+    #[test]
+    fn a_scheduled_downgrade_says_when_once() {
+        assert_eq!(
+            scheduled_until(Some("6 January 2027"), "Business"),
+            "The switch happens on 6 January 2027, your next billing date. Until then you keep Business and everything it includes; nothing is charged today."
+        );
+        let undated = scheduled_until(None, "Business");
+        assert_eq!(
+            undated,
+            "The switch happens on your next billing date. Until then you keep Business and everything it includes; nothing is charged today."
+        );
+        assert_eq!(undated.matches("next billing date").count(), 1, "{undated}");
     }
 
     /// The code of a module, without its comments and its tests.
