@@ -8,6 +8,8 @@ use llmxt_domain::time::{format_date, format_rfc3339};
 
 use crate::pages::escape_html;
 
+// The plan-change summary, and the pages of a payment that gives no access.
+
 /// The plan-change page's heading.
 pub const CHANGE_PLAN_TITLE: &str = "Change your plan";
 /// The label of the amount charged when the buyer confirms.
@@ -53,6 +55,8 @@ pub fn signed_in_text(email: &str) -> String {
         "This sign-in link has already been used, in this browser: you are signed in here as {email}. There is nothing more to do."
     )
 }
+
+// Money, periods, dates and cards.
 
 /// Plain text: `amount` (in the currency's smallest unit) with the currency's symbol and minor units:
 /// `$20.00`, `€20.00`, `¥2,000`, `-$5.00`. A dollar other than the US one is told apart by
@@ -162,6 +166,8 @@ pub fn card_network(network: &str) -> String {
 pub fn card_line(network: &str, last_four: &str) -> String {
     format!("{} ending in {last_four}", card_network(network))
 }
+
+// The plan-change summary's sentences, and the pages around it.
 
 /// The plan-change button: what pressing it does.
 pub fn change_button(charged_now: Option<&str>, scheduled_for: Option<&str>) -> String {
@@ -581,6 +587,11 @@ mod tests {
         assert_eq!(card_line("VISA", "4242"), "Visa ending in 4242");
         assert_eq!(card_network("AMEX"), "American Express");
         assert_eq!(card_network("cartes bancaires"), "Cartes Bancaires");
+        assert_eq!(wait(0), "1 second");
+        assert_eq!(wait(30), "30 seconds");
+        assert_eq!(wait(89), "89 seconds");
+        assert_eq!(wait(90), "2 minutes");
+        assert_eq!(wait(3600), "60 minutes");
     }
 
     #[test]
