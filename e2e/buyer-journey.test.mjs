@@ -259,7 +259,7 @@ test("when the webhook is lost, the success page confirms the payment through th
   await context.close();
 });
 
-test("a subscriber clicks Change plan → Confirm and is on the new plan", async () => {
+test("a subscriber clicks Change plan → Pay $20.00 and switch and is on the new plan", async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${site}/upgrade/checkout?product=pdt_test_sub`);

@@ -13,12 +13,12 @@ use llmxt_domain::email::Email;
 use llmxt_domain::records::Entitlement;
 use llmxt_http::{ApiError, presented_tokens, see_other};
 
-use crate::SuccessDeps;
 use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
 use crate::pages::{
     Page, message_page, message_with_sign_in, restore_url, several_accounts, too_many,
-    until_window_end, wait_in_words,
+    until_window_end,
 };
+use crate::{SuccessDeps, words};
 
 /// How long after a refund (or other revocation) the portal still opens, for invoices and
 /// the refund itself.
@@ -62,22 +62,20 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_with_sign_in(
             deps,
             StatusCode::OK,
-            "Sign in to manage billing",
-            "This browser has access through a purchase link, but the billing portal shows \
-             every purchase and subscription of your email address. To open it, ask for a \
-             sign-in link: we send it to the email address you paid with.",
+            words::BILLING_SIGN_IN_TITLE,
+            words::BILLING_PURCHASE_ONLY_TEXT,
         );
     };
     // A link checker or prefetch must not open portal sessions.
     if llmxt_http::is_prefetch(&request) {
-        return Page::new("Billing")
-            .text("Opening the billing portal…")
+        return Page::new(words::BILLING_TITLE)
+            .text(words::BILLING_OPENING)
             .respond(deps, StatusCode::OK);
     }
     let Some(api) = &deps.dodo else {
-        return Page::new("Billing is not available here")
-            .text("This site has not connected its billing portal.")
-            .support(&deps.shell, "For invoices or to cancel,")
+        return Page::new(words::BILLING_UNAVAILABLE_TITLE)
+            .text(words::BILLING_UNAVAILABLE_TEXT)
+            .support(&deps.shell, words::BILLING_UNAVAILABLE_SUPPORT)
             .respond(deps, StatusCode::SERVICE_UNAVAILABLE);
     };
     let entitlement = match deps.store.get_entitlement(&email).await {
@@ -92,8 +90,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_page(
             deps,
             StatusCode::OK,
-            "Nothing to manage here",
-            "No purchase of this email address gives access now or was refunded in the last 30 days, so there is no billing to manage here.",
+            words::BILLING_NOTHING_TITLE,
+            words::BILLING_NOTHING_TEXT,
         );
     }
     let customer_id = entitlement
@@ -105,8 +103,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_page(
             deps,
             StatusCode::OK,
-            "No billing account",
-            "Your access was not bought through our checkout (for example, it was granted by support), so there are no invoices or subscription to manage here.",
+            words::BILLING_NO_ACCOUNT_TITLE,
+            words::BILLING_NO_ACCOUNT_TEXT,
         );
     };
     if let Some(link) = deps.portal_links.get(&customer_id, now) {
@@ -136,8 +134,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             message_page(
                 deps,
                 StatusCode::BAD_GATEWAY,
-                "The billing portal could not be opened",
-                "Our payment provider did not answer. Please try again in a moment.",
+                words::BILLING_DOWN_TITLE,
+                words::BILLING_DOWN_TEXT,
             )
         }
     }
@@ -145,10 +143,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
 
 /// Over a budget: no portal session was opened; the page and `Retry-After` say when to retry.
 fn busy(deps: &SuccessDeps, retry_seconds: i64) -> Response<Body> {
-    let page = Page::new("Billing is busy").text(&format!(
-        "The billing portal was opened too often just now. Please try again in {}.",
-        wait_in_words(retry_seconds)
-    ));
+    let page = Page::new(words::BILLING_BUSY_TITLE)
+        .text(&words::billing_busy_text(&words::wait(retry_seconds)));
     too_many(deps, page, retry_seconds)
 }
 
@@ -156,12 +152,8 @@ fn busy(deps: &SuccessDeps, retry_seconds: i64) -> Response<Body> {
 /// link (which sets the cookie), instead of silently landing on the restore form.
 fn sign_in_first(deps: &SuccessDeps) -> Response<Body> {
     tracing::info!(outcome = "no_cookie", "billing");
-    Page::new("Sign in to manage billing")
-        .text(
-            "Invoices and your subscription are managed from a browser where you have access, \
-             and this browser is not signed in. Ask for a sign-in link: we send it to the email \
-             address you paid with. Then open Manage billing again.",
-        )
-        .primary("sign-in", &restore_url(deps), "Get a sign-in link by email")
+    Page::new(words::BILLING_SIGN_IN_TITLE)
+        .text(words::BILLING_SIGNED_OUT_TEXT)
+        .primary("sign-in", &restore_url(deps), words::GET_SIGN_IN_LINK)
         .respond(deps, StatusCode::OK)
 }

@@ -20,8 +20,8 @@ use llmxt_http::{ApiError, query_param, redirect};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::SuccessDeps;
-use crate::pages::{Page, message_page, too_many, until_window_end, wait_in_words};
+use crate::pages::{Page, message_page, too_many, until_window_end};
+use crate::{SuccessDeps, words};
 
 /// The cookie holding the checkout nonce.
 pub const CHECKOUT_COOKIE: &str = "__Host-llmxt_checkout";
@@ -97,8 +97,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_page(
             deps,
             StatusCode::BAD_REQUEST,
-            "Unknown product",
-            "This checkout link does not name a product on sale here.",
+            words::UNKNOWN_PRODUCT_TITLE,
+            words::UNKNOWN_PRODUCT_TEXT,
         );
     };
     let email = match query_param(&request, "email") {
@@ -109,8 +109,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 return message_page(
                     deps,
                     StatusCode::BAD_REQUEST,
-                    "That email address is not valid",
-                    "Go back and check the address, or leave it out: the checkout asks for it.",
+                    words::BAD_EMAIL_TITLE,
+                    words::BAD_EMAIL_TEXT,
                 );
             }
         },
@@ -131,15 +131,15 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             None => message_page(
                 deps,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Checkout is not available",
-                "This site has not configured its checkout yet.",
+                words::CHECKOUT_UNAVAILABLE_TITLE,
+                words::CHECKOUT_UNAVAILABLE_TEXT,
             ),
         };
     };
     // A prefetch must not create sessions.
     if llmxt_http::is_prefetch(&request) {
-        return Page::new("Checkout")
-            .text("Opening the checkout…")
+        return Page::new(words::CHECKOUT_TITLE)
+            .text(words::CHECKOUT_OPENING)
             .respond(deps, StatusCode::OK);
     }
     let client_ip = crate::client::client_ip(deps, &request);
@@ -250,12 +250,9 @@ fn busy_page(deps: &SuccessDeps, product: &str, retry_seconds: i64) -> Response<
         "{}/upgrade/checkout?product={product}",
         deps.config.site_url.origin()
     );
-    let page = Page::new("Checkout is busy")
-        .text(&format!(
-            "Too many checkouts were opened just now. Nothing was charged. Please try again in {}.",
-            wait_in_words(retry_seconds)
-        ))
-        .primary("retry", &retry, "Try again");
+    let page = Page::new(words::CHECKOUT_BUSY_TITLE)
+        .text(&words::checkout_busy_text(&words::wait(retry_seconds)))
+        .primary("retry", &retry, words::TRY_AGAIN);
     too_many(deps, page, retry_seconds)
 }
 
@@ -264,9 +261,9 @@ fn retry_page(deps: &SuccessDeps, product: &str) -> Response<Body> {
         "{}/upgrade/checkout?product={product}",
         deps.config.site_url.origin()
     );
-    Page::new("The checkout could not be opened")
-        .text("Our payment provider did not answer. Nothing was charged.")
-        .primary("retry", &retry, "Try again")
+    Page::new(words::CHECKOUT_DOWN_TITLE)
+        .text(words::CHECKOUT_DOWN_TEXT)
+        .primary("retry", &retry, words::TRY_AGAIN)
         .respond(deps, StatusCode::BAD_GATEWAY)
 }
 
@@ -308,14 +305,14 @@ async fn already_has(
     let origin = deps.config.site_url.origin();
     let name = deps.config.plans.display_name(&grant.plan);
     Some(
-        Page::new(&crate::words::already_have_title(&name))
-            .text(&crate::words::already_have_text(email.as_str(), &name))
+        Page::new(&words::already_have_title(&name))
+            .text(&words::already_have_text(email.as_str(), &name))
             .primary(
                 "billing",
                 &format!("{origin}/upgrade/billing"),
-                "Manage billing",
+                words::MANAGE_BILLING,
             )
-            .link("buy-anyway", &anyway, "Buy anyway")
+            .link("buy-anyway", &anyway, words::BUY_ANYWAY)
             .respond(deps, StatusCode::OK),
     )
 }

@@ -4,6 +4,7 @@
 
 use crate::brand::{BrandConfig, Support};
 use crate::config::RestoreConfig;
+use crate::words;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use llmxt_domain::email::Email;
 use tokio::sync::OnceCell;
@@ -110,23 +111,19 @@ fn escape(text: &str) -> String {
 /// The HTML link opens in a new tab (`target="_blank"`): mail viewers, the SES emulator's
 /// mailbox among them, show a message in a frame, and our pages refuse to be framed.
 pub fn compose(brand: &BrandConfig, email: &SignInEmail<'_>) -> (String, String, String) {
-    let subject = format!("Your sign-in link for {}", brand.name);
+    let subject = words::sign_in_subject(&brand.name);
     let support_text = brand
         .support
         .as_ref()
-        .map(|support| format!("Questions? Contact {}.\n", support_label(support)))
+        .map(|support| format!("{}\n", words::questions_contact(&support_label(support))))
         .unwrap_or_default();
     let text = format!(
-        "{name}\n\n\
-         Someone, hopefully you, asked to restore access on {site}.\n\n\
-         Open this link within {minutes} minutes and press the button to sign in on that device:\n\n\
-         {link}\n\n\
-         If you did not ask for this, ignore this email: nothing changes without the link.\n\
-         {support_text}",
+        "{name}\n\n{asked}\n\n{open}\n\n{link}\n\n{ignore}\n{support_text}",
         name = brand.name,
-        site = email.site,
-        minutes = email.valid_minutes,
+        asked = words::asked_to_restore(email.site),
+        open = words::open_within(email.valid_minutes),
         link = email.link,
+        ignore = words::IGNORE_IF_UNASKED,
     );
     let name = escape(&brand.name);
     let logo = brand
@@ -144,34 +141,40 @@ pub fn compose(brand: &BrandConfig, email: &SignInEmail<'_>) -> (String, String,
         .as_ref()
         .map(|support| {
             format!(
-                "<p style=\"margin:16px 0 0;color:#4b525c;font-size:14px\">Questions? Contact \
-                 <a href=\"{}\" target=\"_blank\" rel=\"noopener\" style=\"color:#1d4ed8\">{}</a>.</p>",
-                escape(&support.href()),
-                escape(support.label())
+                "<p style=\"margin:16px 0 0;color:#4b525c;font-size:14px\">{}</p>",
+                words::questions_contact(&format!(
+                    "<a href=\"{}\" target=\"_blank\" rel=\"noopener\" style=\"color:#1d4ed8\">{}</a>",
+                    escape(&support.href()),
+                    escape(support.label())
+                ))
             )
         })
         .unwrap_or_default();
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{subject}</title></head>\
          <body style=\"margin:0;padding:24px 12px;background:#f3f4f6;color:#1b1f24;\
          font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif\">\
          <div style=\"max-width:32rem;margin:0 auto;background:#ffffff;border-top:4px solid {brand_color};\
          border-radius:8px;padding:24px\">\
          <p style=\"margin:0 0 16px;font-weight:600;font-size:18px\">{logo}{name}</p>\
-         <h1 style=\"margin:0 0 12px;font-size:20px\">Sign in on this device</h1>\
-         <p style=\"margin:0 0 16px\">Someone, hopefully you, asked to restore access on <strong>{site}</strong>.</p>\
+         <h1 style=\"margin:0 0 12px;font-size:20px\">{heading}</h1>\
+         <p style=\"margin:0 0 16px\">{asked}</p>\
          <p style=\"margin:0 0 16px\"><a id=\"sign-in-link\" href=\"{link}\" target=\"_blank\" rel=\"noopener\" \
          style=\"display:inline-block;padding:12px 20px;border-radius:8px;background:{brand_color};\
-         color:{on_brand};font-weight:600;text-decoration:none\">Sign in to {name}</a></p>\
-         <p style=\"margin:0 0 16px\">The link works once, for {minutes} minutes; press the button on the page it opens.</p>\
-         <p style=\"margin:0;color:#4b525c;font-size:14px\">If you did not ask for this, ignore this email: nothing changes without the link.</p>\
+         color:{on_brand};font-weight:600;text-decoration:none\">{button}</a></p>\
+         <p style=\"margin:0 0 16px\">{works_once}</p>\
+         <p style=\"margin:0;color:#4b525c;font-size:14px\">{ignore}</p>\
          {support_html}</div></body></html>",
+        lang = words::LANG,
         subject = escape(&subject),
         brand_color = brand.color,
         on_brand = brand.color.readable_text(),
-        site = escape(email.site),
+        heading = words::SIGN_IN_HERE_TITLE,
+        asked = words::asked_to_restore(&format!("<strong>{}</strong>", escape(email.site))),
+        button = words::sign_in_to(&name),
         link = escape(email.link),
-        minutes = email.valid_minutes,
+        works_once = words::link_works_once(email.valid_minutes),
+        ignore = words::IGNORE_IF_UNASKED,
     );
     (subject, text, html)
 }

@@ -17,6 +17,7 @@ use llmxt_http::html_response;
 use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
+use crate::words;
 
 /// The page's one script: follows the `#next` link after `data-after` seconds (the pending
 /// page's retry, a prefetched page's continue). Browsers without scripts press the link.
@@ -159,7 +160,7 @@ impl Shell {
             .unwrap_or_default();
         let support = self
             .support_link(" id=\"support\"")
-            .map(|link| format!("<p>Questions? Contact {link}.</p>"))
+            .map(|link| format!("<p>{}</p>", words::questions_contact(&link)))
             .unwrap_or_default();
         let script = if script {
             format!("<script>{RETRY_SCRIPT}</script>")
@@ -167,14 +168,16 @@ impl Shell {
             String::new()
         };
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+            "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <meta name=\"color-scheme\" content=\"light dark\">\
              <title>{title} · {name}</title><style>{css}</style></head>\
              <body><div class=\"wrap\"><header><a id=\"brand\" href=\"{site}\">{logo}<span>{name}</span></a></header>\
              <main>{main}</main>\
-             <footer>{support}<p><a id=\"back\" href=\"{site}\">Back to {name}</a></p></footer></div>{script}</body></html>",
+             <footer>{support}<p><a id=\"back\" href=\"{site}\">{back}</a></p></footer></div>{script}</body></html>",
+            lang = words::LANG,
             title = escape_html(title),
+            back = words::back_to(&name),
             css = self.css,
         )
     }
@@ -276,8 +279,10 @@ impl Page {
     /// "If you need help, contact …" with the configured contact; nothing when none is set.
     pub(crate) fn support(mut self, shell: &Shell, lead: &str) -> Self {
         if let Some(link) = shell.support_link("") {
-            self.body
-                .push_str(&format!("<p>{} contact {link}.</p>", escape_html(lead)));
+            self.body.push_str(&format!(
+                "<p>{}</p>",
+                words::lead_contact(&escape_html(lead), &link)
+            ));
         }
         self
     }
@@ -402,7 +407,7 @@ pub(crate) fn message_page(
 ) -> Response<Body> {
     let mut page = Page::new(title).text(text);
     if let Some(url) = &deps.config.checkout_url {
-        page = page.link("checkout", url, "Go to checkout");
+        page = page.link("checkout", url, words::GO_TO_CHECKOUT);
     }
     page.respond(deps, status)
 }
@@ -420,11 +425,9 @@ pub(crate) fn message_with_sign_in(
 
 /// The [`message_with_sign_in`] page, to add to.
 pub(crate) fn sign_in_page(deps: &SuccessDeps, title: &str, text: &str) -> Page {
-    Page::new(title).text(text).primary(
-        "sign-in",
-        &restore_url(deps),
-        "Get a sign-in link by email",
-    )
+    Page::new(title)
+        .text(text)
+        .primary("sign-in", &restore_url(deps), words::GET_SIGN_IN_LINK)
 }
 
 /// Cookies of several emails came with the request (one may have been planted by a sibling
@@ -439,20 +442,9 @@ pub(crate) fn several_accounts(deps: &SuccessDeps, route: &'static str) -> Respo
     message_with_sign_in(
         deps,
         StatusCode::CONFLICT,
-        "Sign in to continue",
-        "This browser holds access for more than one email address, so we cannot tell which \
-         one is yours. Ask for a sign-in link: we send it to the email address you paid with.",
+        words::SEVERAL_ACCOUNTS_TITLE,
+        words::SEVERAL_ACCOUNTS_TEXT,
     )
-}
-
-/// How long until `seconds` have passed, in words ("30 seconds", "1 minute", "45 minutes").
-pub(crate) fn wait_in_words(seconds: i64) -> String {
-    let seconds = seconds.max(1);
-    if seconds < 90 {
-        return format!("{seconds} second{}", if seconds == 1 { "" } else { "s" });
-    }
-    let minutes = (seconds + 59) / 60;
-    format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
 }
 
 /// `429` with a `Retry-After` of `retry_seconds`, whose page states the same wait.
@@ -487,11 +479,11 @@ pub(crate) fn restore_form(
     status: StatusCode,
     message: Option<FormMessage<'_>>,
 ) -> Response<Body> {
-    let title = "Restore access on this device";
+    let title = words::RESTORE_TITLE;
     if deps.mailer.is_none() {
         return Page::new(title)
-            .text("Sign-in links by email are not enabled on this site.")
-            .support(&deps.shell, "To restore your access,")
+            .text(words::RESTORE_DISABLED_TEXT)
+            .support(&deps.shell, words::RESTORE_DISABLED_SUPPORT)
             .respond(deps, status);
     }
     let mut page = Page::new(title);
@@ -500,27 +492,25 @@ pub(crate) fn restore_form(
         Some(FormMessage::Error(text)) => page.alert(text),
         None => page,
     };
-    page.text("Enter the email address you paid with. We send a one-time sign-in link to it.")
-        .html(
+    page.text(words::RESTORE_FORM_TEXT)
+        .html(&format!(
             "<form method=\"post\" action=\"/upgrade/restore\">\
-             <label for=\"email\">Email address</label>\
+             <label for=\"email\">{}</label>\
              <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
-             <button type=\"submit\" id=\"send\">Send me a sign-in link</button></form>",
-        )
+             <button type=\"submit\" id=\"send\">{}</button></form>",
+            words::EMAIL_LABEL,
+            words::SEND_SIGN_IN_LINK,
+        ))
         .with_forms()
         .respond(deps, status)
 }
 
 /// The HTML answer for an unknown `/upgrade/*` path.
 pub(crate) fn not_found(deps: &SuccessDeps) -> Response<Body> {
-    Page::new("Page not found")
-        .text("There is no page at this address. The link may be mistyped or out of date.")
-        .primary("home", deps.config.site_url.as_str(), "Go to the site")
-        .link(
-            "restore",
-            &restore_url(deps),
-            "Restore access on this device",
-        )
+    Page::new(words::NOT_FOUND_TITLE)
+        .text(words::NOT_FOUND_TEXT)
+        .primary("home", deps.config.site_url.as_str(), words::GO_TO_SITE)
+        .link("restore", &restore_url(deps), words::RESTORE_TITLE)
         .respond(deps, StatusCode::NOT_FOUND)
 }
 

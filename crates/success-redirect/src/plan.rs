@@ -26,7 +26,7 @@ use crate::SuccessDeps;
 use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
 use crate::pages::{
     Page, escape_html, message_page, message_with_sign_in, several_accounts, too_many,
-    until_window_end, wait_in_words,
+    until_window_end,
 };
 use crate::restore::{field, form_fields};
 use crate::words;
@@ -60,8 +60,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_page(
             deps,
             StatusCode::BAD_REQUEST,
-            "Unknown plan",
-            "This link does not name a plan sold here.",
+            words::UNKNOWN_PLAN_TITLE,
+            words::UNKNOWN_PLAN_TEXT,
         );
     };
     // An account cookie first: it covers every grant of the email.
@@ -115,8 +115,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             message_with_sign_in(
                 deps,
                 StatusCode::FORBIDDEN,
-                "No subscription to change here",
-                "The sign-in in this browser does not cover an active subscription. Sign in with the email you subscribed with.",
+                words::NO_SUBSCRIPTION_TITLE,
+                words::NO_SUBSCRIPTION_TEXT,
             )
         };
     };
@@ -124,16 +124,16 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return message_page(
             deps,
             StatusCode::SERVICE_UNAVAILABLE,
-            "Plan changes are not available here",
-            "This site has not connected its payment provider. Contact support to change your plan.",
+            words::PLAN_UNAVAILABLE_TITLE,
+            words::PLAN_UNAVAILABLE_TEXT,
         );
     };
     let subscription_id = grant.key.clone();
     let prefetch = llmxt_http::is_prefetch(&request);
     if !posted && query_param(&request, "changed").is_some() {
         if prefetch {
-            return Page::new("Plan change")
-                .text("Checking your plan…")
+            return Page::new(words::PLAN_CHANGE_TITLE)
+                .text(words::PLAN_CHECKING)
                 .respond(deps, StatusCode::OK);
         }
         if let Some(busy) = over_budget(deps, &email, 1, now).await {
@@ -151,7 +151,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 "<p>{}</p>",
                 words::already_on(&escape_html(&deps.config.plans.display_name(&grant.plan)))
             ))
-            .primary("home", deps.config.site_url.as_str(), "Go to the site")
+            .primary("home", deps.config.site_url.as_str(), words::GO_TO_SITE)
             .respond(deps, StatusCode::OK);
     }
     let target_plan = deps.config.plans.plan_for(Some(&product)).to_owned();
@@ -176,8 +176,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
     );
     if !posted {
         if prefetch {
-            return Page::new("Change plan")
-                .text("Preparing your plan change…")
+            return Page::new(words::CHANGE_PLAN_PREFETCH_TITLE)
+                .text(words::PLAN_PREPARING)
                 .respond(deps, StatusCode::OK);
         }
         let cache_key = format!("{subscription_id}\n{product}");
@@ -273,10 +273,7 @@ async fn over_budget(
     } else {
         return None;
     };
-    let page = Page::new("Plan changes are busy").text(&format!(
-        "Too many plan changes were prepared just now. Nothing was changed. Please try again in {}.",
-        wait_in_words(retry)
-    ));
+    let page = Page::new(words::PLAN_BUSY_TITLE).text(&words::plan_busy_text(&words::wait(retry)));
     Some(too_many(deps, page, retry))
 }
 
@@ -344,8 +341,8 @@ fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<B
     Some(message_page(
         deps,
         StatusCode::FORBIDDEN,
-        "Request refused",
-        "Change your plan from the plan page on this site.",
+        words::PLAN_REFUSED_TITLE,
+        words::PLAN_REFUSED_TEXT,
     ))
 }
 
@@ -423,12 +420,12 @@ fn confirm_page(
     }
     let (when, button) = match scheduled {
         Some(Some(at)) => (
-            words::scheduled_until(&words::date_html("effective", at), &current),
+            words::scheduled_until(Some(&words::date_html("effective", at)), &current),
             words::change_button(None, Some(&llmxt_domain::time::format_date(at))),
         ),
         Some(None) => (
-            words::scheduled_until("your next billing date", &current),
-            "Switch at the next billing date".to_owned(),
+            words::scheduled_until(None, &current),
+            words::SWITCH_AT_NEXT_BILLING.to_owned(),
         ),
         None => (
             words::starts_now(&new),
@@ -465,9 +462,10 @@ fn choose_page(deps: &SuccessDeps, product: &str, grants: &[&Grant]) -> Response
             )
         })
         .collect();
-    Page::new("Which subscription?")
+    Page::new(words::CHOOSE_TITLE)
         .html(&format!(
-            "<p>You have several subscriptions. Choose the one to change:</p><ul id=\"subscriptions\">{items}</ul>"
+            "<p>{}</p><ul id=\"subscriptions\">{items}</ul>",
+            words::CHOOSE_TEXT
         ))
         .respond(deps, StatusCode::OK)
 }
@@ -492,8 +490,8 @@ fn provider_error(deps: &SuccessDeps) -> Response<Body> {
     message_page(
         deps,
         StatusCode::BAD_GATEWAY,
-        "The plan change could not be prepared",
-        "Our payment provider did not answer. Nothing was changed; please try again in a moment.",
+        words::PLAN_DOWN_TITLE,
+        words::PLAN_DOWN_TEXT,
     )
 }
 

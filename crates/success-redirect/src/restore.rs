@@ -31,9 +31,9 @@ use llmxt_domain::token::Session;
 use llmxt_http::{ApiError, body_bytes, query_param, see_other, with_cookie};
 use sha2::{Digest, Sha256};
 
-use crate::SuccessDeps;
 use crate::mail::SignInEmail;
 use crate::pages::{self, FormMessage, Page};
+use crate::{SuccessDeps, words};
 
 /// How long a sign-in link works.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
@@ -45,9 +45,6 @@ pub const EMAILS_PER_ADDRESS_PER_HOUR: i64 = 3;
 pub const REQUESTS_PER_IP_PER_HOUR: i64 = 20;
 /// Largest form body read.
 pub const MAX_FORM_BYTES: usize = 4096;
-
-const NEUTRAL: &str = "If a purchase exists for that address, we have sent a sign-in link. \
-    It works once, for 15 minutes. Check your inbox (and spam folder).";
 
 /// Handles `/upgrade/restore` received at `now` (unix seconds).
 pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<Body> {
@@ -75,11 +72,13 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                         .unwrap_or_default(),
                     "restore post refused"
                 );
-                return Page::new("This form must be sent from this site")
-                    .alert(
-                        "For your security, sign-in requests are accepted only from this site's own pages.",
+                return Page::new(words::CROSS_SITE_TITLE)
+                    .alert(words::CROSS_SITE_ALERT)
+                    .primary(
+                        "restore",
+                        &pages::restore_url(deps),
+                        words::OPEN_SIGN_IN_PAGE,
                     )
-                    .primary("restore", &pages::restore_url(deps), "Open the sign-in page")
                     .respond(deps, StatusCode::FORBIDDEN);
             }
             let form = form_fields(body_bytes(&request));
@@ -125,7 +124,8 @@ async fn request_link(
     raw_email: Option<String>,
     now: i64,
 ) -> Answer {
-    let neutral = || Answer::Neutral(form_page(deps, StatusCode::OK, Some(NEUTRAL)));
+    let sent = words::restore_sent(TOKEN_LIFETIME_SECONDS / 60);
+    let neutral = || Answer::Neutral(form_page(deps, StatusCode::OK, Some(&sent)));
     let Some(mailer) = &deps.mailer else {
         return neutral();
     };
@@ -141,7 +141,7 @@ async fn request_link(
             limit = "ip",
             "restore link requested"
         );
-        return Answer::Limited(limited_page(deps, LIMITED_IP, now));
+        return Answer::Limited(limited_page(deps, words::too_many_links_from_network, now));
     }
     let Some(email) = raw_email.and_then(|raw| Email::parse(&raw).ok()) else {
         tracing::info!(outcome = "malformed_email", "restore link requested");
@@ -161,7 +161,7 @@ async fn request_link(
     };
     if email_count > LINKS_PER_EMAIL_PER_HOUR {
         tracing::warn!(email = %email, email_count, outcome = "rate_limited", limit = "email", "restore link requested");
-        return Answer::Limited(limited_page(deps, LIMITED_EMAIL, now));
+        return Answer::Limited(limited_page(deps, words::too_many_links_for_address, now));
     }
     let has_pro = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
@@ -261,18 +261,12 @@ async fn request_link(
     neutral()
 }
 
-const LIMITED_EMAIL: &str = "Too many sign-in links were asked for this address from your \
-    network in the last hour. The latest link sent still works: check your inbox (and spam \
-    folder), or try again in";
-const LIMITED_IP: &str = "Too many sign-in links were asked for from your network in the last \
-    hour. The latest link sent still works: check your inbox (and spam folder), or try again in";
-
 /// The answer over a limit: the same for every address, so it reveals nothing about
 /// purchases.
 /// `Retry-After` and the text give the true wait: until the hour's window ends.
-fn limited_page(deps: &SuccessDeps, text: &str, now: i64) -> Response<Body> {
+fn limited_page(deps: &SuccessDeps, text: fn(&str) -> String, now: i64) -> Response<Body> {
     let retry = pages::until_window_end(now, 3600);
-    let text = format!("{text} {}.", pages::wait_in_words(retry));
+    let text = text(&words::wait(retry));
     let mut response = pages::restore_form(
         deps,
         StatusCode::TOO_MANY_REQUESTS,
@@ -380,13 +374,9 @@ async fn signed_in_again(
     }
     tracing::info!(email = %email, outcome = "already_signed_in", "restore link reopened");
     Some(
-        Page::new(crate::words::SIGNED_IN_TITLE)
-            .text(&crate::words::signed_in_text(email.as_str()))
-            .primary(
-                "home",
-                deps.config.site_url.as_str(),
-                crate::words::GO_TO_SITE,
-            )
+        Page::new(words::SIGNED_IN_TITLE)
+            .text(&words::signed_in_text(email.as_str()))
+            .primary("home", deps.config.site_url.as_str(), words::GO_TO_SITE)
             .respond(deps, StatusCode::OK),
     )
 }
@@ -429,13 +419,13 @@ fn form_page(deps: &SuccessDeps, status: StatusCode, notice: Option<&str>) -> Re
 }
 
 fn confirm_page(deps: &SuccessDeps, token: &str) -> Response<Body> {
-    Page::new("Sign in on this device")
-        .text("Press the button to restore your access in this browser.")
+    Page::new(words::SIGN_IN_HERE_TITLE)
+        .text(words::SIGN_IN_HERE_TEXT)
         .primary_post(
             "sign-in",
             "/upgrade/restore",
             &[("token", token)],
-            "Sign in",
+            words::SIGN_IN,
         )
         .respond(deps, StatusCode::OK)
 }
@@ -444,8 +434,6 @@ fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
     pages::restore_form(
         deps,
         StatusCode::BAD_REQUEST,
-        Some(FormMessage::Error(
-            "This sign-in link is invalid or has expired. Ask for a new one below.",
-        )),
+        Some(FormMessage::Error(words::SIGN_IN_LINK_INVALID)),
     )
 }

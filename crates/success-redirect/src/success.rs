@@ -278,23 +278,10 @@ async fn another_email_would_be_replaced(
 /// with a same-origin POST of the same link.
 fn switch_prompt(deps: &SuccessDeps, visit: &Visit, status: StatusCode) -> Response<Body> {
     let action = format!("/upgrade/success?{}", visit.reference.query());
-    Page::new("Switch to the account that just paid?")
-        .text(
-            "This browser is signed in with another email address than the purchase this link \
-             is for. Switch this browser to the purchase only if you just paid. If you did not \
-             open this link yourself, stay signed in as you are.",
-        )
-        .primary_post(
-            "switch",
-            &action,
-            &[("switch", "1")],
-            "Switch to this purchase",
-        )
-        .link(
-            "stay",
-            deps.config.site_url.as_str(),
-            "Stay signed in as I am",
-        )
+    Page::new(words::SWITCH_TITLE)
+        .text(words::SWITCH_TEXT)
+        .primary_post("switch", &action, &[("switch", "1")], words::SWITCH_BUTTON)
+        .link("stay", deps.config.site_url.as_str(), words::STAY_SIGNED_IN)
         .respond(deps, status)
 }
 
@@ -436,19 +423,19 @@ fn render(
 }
 
 fn invalid_link(deps: &SuccessDeps) -> Response<Body> {
-    Page::new("This link is not valid")
-        .text("It does not name a payment. If you have just paid, use the link from your receipt email.")
-        .support(&deps.shell, "If that does not work,")
-        .link("home", deps.config.site_url.as_str(), "Go to the site")
+    Page::new(words::INVALID_LINK_TITLE)
+        .text(words::INVALID_LINK_TEXT)
+        .support(&deps.shell, words::INVALID_LINK_SUPPORT)
+        .link("home", deps.config.site_url.as_str(), words::GO_TO_SITE)
         .respond(deps, StatusCode::BAD_REQUEST)
 }
 
 /// The page a prefetch gets: it leaves the claim open and, when a browser shows it, goes on
 /// to the same link as a real visit.
 fn continue_page(deps: &SuccessDeps, reference: &Reference) -> Response<Body> {
-    Page::new("Finishing your purchase…")
-        .text("One moment: this page continues by itself.")
-        .retry_after(&format!("?{}", reference.query()), 1, "Continue")
+    Page::new(words::CONTINUE_TITLE)
+        .text(words::CONTINUE_TEXT)
+        .retry_after(&format!("?{}", reference.query()), 1, words::CONTINUE)
         .respond(deps, StatusCode::OK)
 }
 
@@ -588,33 +575,11 @@ fn purchase_cookie(
 /// that way).
 fn unredeemable(deps: &SuccessDeps, why: Unredeemable) -> Response<Body> {
     let (title, text) = match why {
-        Unredeemable::AlreadyClaimed => (
-            "This purchase link was already used",
-            "Access from this link was already set up, perhaps in another browser or tab. \
-             If that was you, you are done. On another device, ask for a sign-in link: we send it \
-             to the email address you paid with.",
-        ),
-        Unredeemable::Renewal => (
-            "Your subscription was renewed",
-            "Access continues by itself on every device you already use. On a new device, ask \
-             for a sign-in link: we send it to the email address you paid with.",
-        ),
-        Unredeemable::Credits => (
-            "Your credits are added",
-            "They are ready to use on the site, on every device you already use. Credits are \
-             spent after your plan's allowance for the period runs out.",
-        ),
-        Unredeemable::OtherBrowser => (
-            "This purchase was started in another browser",
-            "To protect your purchase, only the browser that opened the checkout can use this \
-             link, and it still can. To get access here instead, ask for a sign-in link: we send \
-             it to the email address you paid with.",
-        ),
-        Unredeemable::Expired => (
-            "This purchase link has expired",
-            "For your security, a purchase link works for a few minutes only. Your purchase is \
-             safe: ask for a sign-in link, sent to the email address you paid with.",
-        ),
+        Unredeemable::AlreadyClaimed => (words::LINK_USED_TITLE, words::LINK_USED_TEXT),
+        Unredeemable::Renewal => (words::RENEWED_TITLE, words::RENEWED_TEXT),
+        Unredeemable::Credits => (words::CREDITS_ADDED_TITLE, words::CREDITS_ADDED_TEXT),
+        Unredeemable::OtherBrowser => (words::OTHER_BROWSER_TITLE, words::OTHER_BROWSER_TEXT),
+        Unredeemable::Expired => (words::LINK_EXPIRED_TITLE, words::LINK_EXPIRED_TEXT),
         Unredeemable::Failed => (words::FAILED_TITLE, words::FAILED_TEXT),
     };
     message_with_sign_in(deps, StatusCode::OK, title, text)
@@ -641,21 +606,16 @@ fn pending(
     if attempt >= MAX_ATTEMPTS {
         return sign_in_page(
             deps,
-            "We have not received the payment confirmation yet",
-            "If you were charged, your access is activated as soon as the confirmation arrives: \
-             reload this page in a few minutes, or ask for a sign-in link by email later, from any \
-             device.",
+            words::PENDING_TIMEOUT_TITLE,
+            words::PENDING_TIMEOUT_TEXT,
         )
-        .support(
-            deps.shell.as_ref(),
-            "If it still does not work, mention the reference shown in the address bar and",
-        )
+        .support(deps.shell.as_ref(), words::PENDING_TIMEOUT_SUPPORT)
         .respond(deps, StatusCode::OK);
     }
     let next = format!("?{}&attempt={}", reference.query(), attempt + 1);
-    Page::new("Confirming your payment…")
-        .text("This usually takes a few seconds. This page checks again by itself; please keep it open.")
-        .retry_after(&next, RETRY_SECONDS, "Check again")
+    Page::new(words::PENDING_TITLE)
+        .text(words::PENDING_TEXT)
+        .retry_after(&next, RETRY_SECONDS, words::CHECK_AGAIN)
         .respond(deps, status)
 }
 
