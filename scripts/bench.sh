@@ -77,6 +77,14 @@ out=$(mktemp)
   (cd clients/js && npm ci --silent --no-audit --no-fund && npm run --silent size)
   echo '```'
   echo
+  echo "## 5c. proMiddleware's decision with a fresh pass vs the origin check on loopback (Node, 10,000 decisions; goal p99 <= 2 ms and >= 10x faster)"
+  echo
+  echo '`pass_repeated`: the same visitor'"'"'s pass each time (verified once, then remembered); `pass_distinct`: a new pass every decision (one Ed25519 verification each); `origin_loopback`: the middleware asking a stand-in API on 127.0.0.1 (no DynamoDB), the fastest an origin check can be; `origin_local_api`: asking local-api (release) on 127.0.0.1, which checks the signature, reads DynamoDB Local and signs a new pass.'
+  echo
+  echo '```json'
+  (cd clients/js && LLMXT_BENCH_BIN_DIR="$root/target/release" npm run --silent bench:pass -- 10000)
+  echo '```'
+  echo
   cat docs/benchmark-choices.md
 } >"$out"
 mkdir -p docs

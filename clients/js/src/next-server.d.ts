@@ -6,7 +6,8 @@ declare module "next/server" {
     readonly nextUrl: URL;
   }
   export class NextResponse extends Response {
-    static next(init?: ResponseInit): NextResponse;
+    /** `request.headers`: the headers the page renders with (Next.js `MiddlewareResponseInit`). */
+    static next(init?: ResponseInit & { request?: { headers?: Headers } }): NextResponse;
     static redirect(url: string | URL, init?: number | ResponseInit): NextResponse;
     static rewrite(destination: string | URL, init?: ResponseInit): NextResponse;
   }

@@ -104,7 +104,7 @@ export function proMiddleware(options: ProMiddlewareOptions) {
     if (pass?.fresh) return decide("pass", pass.entitlement.pro ? NextResponse.next() : redirect());
     try {
       const answer = await client().entitlement({ cookie }, { timeoutMs });
-      return decide("origin", answer.pro ? NextResponse.next() : redirect(), answer);
+      return decide("origin", answer.pro ? nextWithCookies(request, answer.setCookie) : redirect(), answer);
     } catch (error) {
       console.error("@llmxt/pro: entitlement check failed:", error);
     }
@@ -120,6 +120,28 @@ export function proMiddleware(options: ProMiddlewareOptions) {
           }),
     );
   };
+}
+
+/**
+ * `NextResponse.next()` whose request, the one the page renders with, carries the cookies the
+ * API just set (the new pass, a refreshed cookie) instead of the old ones, and not those it
+ * removed: the page's `getEntitlement` then decides from the new pass, with no second call.
+ */
+function nextWithCookies(request: NextRequest, setCookie: string[]): NextResponse {
+  const set = new Map<string, string>();
+  for (const line of setCookie) {
+    const [pair, ...attributes] = line.split(";");
+    const eq = pair.indexOf("=");
+    // A removal (the API's are `name=; Max-Age=0`) is kept as "": the page sees no such cookie.
+    const gone = attributes.some((a) => /^\s*max-age\s*=\s*(0|-\d+)\s*$/i.test(a));
+    if (eq > 0) set.set(pair.slice(0, eq).trim(), gone ? "" : pair.slice(eq + 1).trim());
+  }
+  if (!set.size) return NextResponse.next();
+  const cookies = (request.headers.get("cookie") ?? "").split(";").filter((part) => part.trim() && !set.has(part.split("=")[0].trim()));
+  for (const [name, value] of set) if (value) cookies.push(`${name}=${value}`);
+  const headers = new Headers(request.headers);
+  headers.set("cookie", cookies.map((part) => part.trim()).join("; "));
+  return NextResponse.next({ request: { headers } });
 }
 
 /** Anything carrying request headers: a `Request`, `await headers()` of `next/headers`, … */

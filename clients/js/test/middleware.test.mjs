@@ -33,13 +33,14 @@ before(async () => {
     res.setHeader("set-cookie", [
       `__Host-llmxt_pro=refreshed; Path=/; HttpOnly; Secure; SameSite=Lax`,
       `__Host-llmxt_pass=${pass}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=86400`,
+      ...api.extraSetCookie,
     ]);
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ pro, plan: pro ? "professional" : null, source: "database", features: [], pass }));
   });
 });
 after(() => origin.close());
-beforeEach(() => Object.assign(api, { mode: "pro", calls: 0, keyCalls: 0 }));
+beforeEach(() => Object.assign(api, { mode: "pro", calls: 0, keyCalls: 0, extraSetCookie: [] }));
 
 const quiet = (t) => {
   const real = console.error;
@@ -109,6 +110,41 @@ test("3. otherwise the API decides, signed, with the whole Cookie header, and ev
   const notPro = await gate()(request(`__Host-llmxt_pro=c; __Host-llmxt_pass=${stalePass()}`));
   assert.deepEqual([outcome(notPro), notPro.headers.get("x-llmxt-decision")], ["redirect", "origin"], "the API wins over a stale Pro pass");
   assert.equal(notPro.headers.getSetCookie().length, 2);
+});
+
+/** The Cookie header the page renders with: Next.js applies the middleware's request override. */
+function pageCookie(response, sent) {
+  const overridden = (response.headers.get("x-middleware-override-headers") ?? "").split(",");
+  return overridden.includes("cookie") ? response.headers.get("x-middleware-request-cookie") : sent;
+}
+
+test("3. the page renders with the cookies the API just set, so its getEntitlement makes no second call", async () => {
+  const old = stalePass();
+  const sent = `theme=dark; __Host-llmxt_pro=c; __Host-llmxt_pass=${old}`;
+  const response = await gate()(request(sent));
+  assert.deepEqual([outcome(response), response.headers.get("x-llmxt-decision"), api.calls], ["next", "origin", 1]);
+  const cookie = pageCookie(response, sent);
+  assert.notEqual(cookie, sent, "the page's Cookie header is overridden");
+  assert.ok(!cookie.includes(old), "the old pass is replaced");
+  assert.match(cookie, /^theme=dark; __Host-llmxt_pro=refreshed; __Host-llmxt_pass=ey[\w-]+\.[\w-]+\.[\w-]+$/);
+  const newPass = response.headers.getSetCookie().find((c) => c.startsWith("__Host-llmxt_pass="));
+  assert.ok(cookie.endsWith(newPass.split(";")[0]), "the very pass the browser gets");
+  // The page (a server component: `getEntitlement(await headers(), client)`), keys from the API.
+  const answer = await getEntitlement(new Headers({ cookie, host: "shop.example" }), client());
+  assert.deepEqual([answer.pro, answer.source, answer.plan], [true, "pass", "professional"]);
+  assert.equal(api.calls, 1, "no second check");
+});
+
+test("3. a cookie the API removes is not in the page's request; a refusal overrides nothing", async () => {
+  api.extraSetCookie = ["llmxt_pro=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax"];
+  const sent = `llmxt_pro=old; theme=dark; __Host-llmxt_pro=c`;
+  const cookie = pageCookie(await gate()(request(sent)), sent);
+  assert.equal(cookie.split("; ").find((part) => part.startsWith("llmxt_pro=")), undefined, cookie);
+  assert.match(cookie, /^theme=dark; __Host-llmxt_pro=refreshed; __Host-llmxt_pass=ey/);
+  api.mode = "free";
+  const refused = await gate()(request(sent));
+  assert.equal(outcome(refused), "redirect");
+  assert.equal(refused.headers.get("x-middleware-override-headers"), null);
 });
 
 test("3. a pass for another site, or with no keys to check it, is left to the API", async () => {

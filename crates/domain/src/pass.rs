@@ -507,6 +507,42 @@ mod tests {
     }
 
     #[test]
+    fn passes_up_to_600_bytes_are_issued_and_longer_ones_are_not() {
+        let issuer = issuer(PassKeys::from_pem(&rfc_pem(), vec![]).expect("key"), 86_400);
+        let features: Vec<String> = ["export", "api", "sso"].map(str::to_owned).to_vec();
+        // The email grows a character at a time: every pass within the limit is issued, and
+        // from the first one over it none is (the answer is given without a pass).
+        let (mut issued, mut refused) = (0, 0);
+        for length in 10..=30 {
+            let email = format!("{}@example.com", "a".repeat(length));
+            let content = PassContent {
+                email: &email,
+                ..content(&features)
+            };
+            let signed = issuer
+                .keys()
+                .sign(&issuer.claims(&content, NOW))
+                .expect("signs");
+            match issuer.issue(&content, NOW) {
+                Some(pass) => {
+                    assert_eq!(pass.token, signed, "the same token, deterministically");
+                    assert!(signed.len() <= MAX_PASS_BYTES, "{length}: {}", signed.len());
+                    assert_eq!(refused, 0, "issued again after one was too long");
+                    issued += 1;
+                }
+                None => {
+                    assert!(signed.len() > MAX_PASS_BYTES, "{length}: {}", signed.len());
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            issued > 0 && refused > 0,
+            "{issued} issued, {refused} refused"
+        );
+    }
+
+    #[test]
     fn rfc_8037_thumbprint_and_signature() {
         assert_eq!(thumbprint(RFC_X), RFC_KID);
         let keys = PassKeys::from_pem(&rfc_pem(), vec![]).expect("the RFC key");

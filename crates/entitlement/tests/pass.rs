@@ -379,3 +379,50 @@ async fn the_pass_cookie_stays_host_only_when_the_pro_cookie_is_widened() {
         set_cookies(&response)
     );
 }
+
+#[tokio::test]
+async fn a_pass_over_600_bytes_is_not_issued_and_the_answer_stands_without_it() {
+    // A long (real-looking) email and a few features: the pass would be over 600 bytes.
+    let long = "alexandra.konstantinopoulou-whitfield+receipts-2026@billing.northwind-consulting-group.example.com";
+    let deps = deps(&[("PLAN_FEATURES", "professional=export,api,sso")]).await;
+    for email in [BUYER, long] {
+        grant(&deps.store, email, status::ACTIVE).await;
+    }
+    let short = ask(
+        &deps,
+        &request("/api/entitlement", "", vec![cookie_for(BUYER)]),
+    )
+    .await;
+    let claims = verified_pass(&response_json(&short));
+    assert_eq!(
+        claims.features.len(),
+        3,
+        "the same features fit a short email"
+    );
+
+    let response = ask(
+        &deps,
+        &request("/api/entitlement", "", vec![cookie_for(long)]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response_json(&response);
+    assert_eq!(
+        (
+            body["pro"].clone(),
+            body["source"].clone(),
+            body["plan"].clone()
+        ),
+        (json!(true), json!("database"), json!("professional")),
+        "the answer is the one without passes: {body}"
+    );
+    assert_eq!(body["features"].as_array().map(Vec::len), Some(3));
+    assert!(body.get("pass").is_none(), "no pass: {body}");
+    assert_eq!(pass_cookie(&response), None, "no pass cookie");
+    // By email too.
+    let query = "email=alexandra.konstantinopoulou-whitfield%2Breceipts-2026%40billing.northwind-consulting-group.example.com";
+    let by_email = ask(&deps, &request("/api/entitlement", query, vec![])).await;
+    let body = response_json(&by_email);
+    assert_eq!(body["pro"], json!(true), "{body}");
+    assert!(body.get("pass").is_none(), "no pass: {body}");
+}

@@ -104,6 +104,26 @@ async fn without_a_signing_key_the_success_redirect_sets_the_cookie_alone() {
     assert!(cookies[0].starts_with("__Host-llmxt_pro="));
 }
 
+#[tokio::test]
+async fn a_pass_over_600_bytes_is_left_out_and_the_cookie_is_set_alone() {
+    // Many features on the plan: the pass would be longer than 600 bytes.
+    let features =
+        "professional=export,api,sso,priority-support,team-seats,audit-log,custom-domain";
+    let deps = deps(&[("PLAN_FEATURES", features)]).await;
+    let body = dodo_body("payment.succeeded.cli-generator", |_| {});
+    apply_body(&deps.store, "msg_pass_long", &body).await;
+    let response = handle(
+        &deps,
+        request_from_event(&event_file("success-redirect.json")),
+        EVENTS_TIME + 5,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("__Host-llmxt_pro="), "{cookies:?}");
+}
+
 fn restore_event(query: &'static str, body: Option<String>) -> String {
     let mut headers = vec![];
     if body.is_some() {
