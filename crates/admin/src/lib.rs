@@ -272,6 +272,7 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
         "check-config"
             | "show"
             | "grant"
+            | "credit"
             | "revoke"
             | "mint-cookie"
             | "export"
@@ -815,7 +816,7 @@ async fn show(
         Some(key) => store.get_erasure_receipt(&key.pseudonym(email)).await?,
         None => None,
     };
-    if entitlement.is_none() && payments.is_empty() && receipt.is_none() {
+    if entitlement.is_none() && payments.is_empty() && receipt.is_none() && usage.is_empty() {
         let hint = if privacy_key.is_none() {
             " (set PRIVACY_KEY to look for an erasure receipt)"
         } else {

@@ -110,3 +110,103 @@ async fn show_and_export_include_usage_and_forget_removes_it() {
     );
     assert!(store.usage_of(&email).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn credit_adds_and_takes_credits_audited_and_never_below_zero() {
+    let store = fresh_store().await;
+    let env = env_for(&store);
+    let email = Email::parse("credited@example.com").unwrap();
+    let added = admin(
+        &env,
+        &[
+            "credit",
+            email.as_str(),
+            "--meter",
+            "tokens",
+            "--amount",
+            "1000",
+            "--reason",
+            "ticket 12",
+        ],
+    )
+    .await;
+    assert!(added.contains("added 1000 tokens credits"), "{added}");
+    assert!(added.contains("1000 left"), "{added}");
+    let took = admin(
+        &env,
+        &[
+            "credit",
+            email.as_str(),
+            "--meter",
+            "tokens",
+            "--amount",
+            "-300",
+            "--reason",
+            "duplicate",
+        ],
+    )
+    .await;
+    assert!(took.contains("took 300 tokens credits"), "{took}");
+    assert!(took.contains("700 left"), "{took}");
+
+    // Taking more than is left is refused and writes nothing.
+    let args: Vec<String> = [
+        "credit",
+        email.as_str(),
+        "--meter",
+        "tokens",
+        "--amount",
+        "-701",
+        "--reason",
+        "too much",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut out = Vec::new();
+    let error = run(&args, &env, &mut out).await.unwrap_err();
+    assert!(error.to_string().contains("only 700 credits"), "{error}");
+    for bad in ["0", "ten", "1000000000001"] {
+        let args: Vec<String> = [
+            "credit",
+            email.as_str(),
+            "--meter",
+            "tokens",
+            "--amount",
+            bad,
+            "--reason",
+            "x",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        assert!(run(&args, &env, &mut Vec::new()).await.is_err(), "{bad}");
+    }
+
+    let item = &store.usage_of(&email).await.unwrap()["tokens"];
+    assert_eq!(item.credits(unix_now()), 700);
+    assert_eq!(item.adjustments.len(), 2);
+    assert_eq!(
+        (
+            item.adjustments[1].amount,
+            item.adjustments[1].by.as_str(),
+            item.adjustments[1].reason.as_str()
+        ),
+        (-300, "alice", "duplicate")
+    );
+
+    let shown = admin(&env, &["show", email.as_str()]).await;
+    assert!(shown.contains("credits 700"), "{shown}");
+    assert!(shown.contains("credit -300"), "{shown}");
+    let exported: Value =
+        serde_json::from_str(&admin(&env, &["export", email.as_str()]).await).unwrap();
+    assert_eq!(exported["credits"]["tokens"]["available"], 700);
+    assert_eq!(
+        exported["credits"]["tokens"]["operator_changes"][0]["reason"],
+        "ticket 12"
+    );
+
+    let done = admin(&env, &["forget", email.as_str(), "--reason", "asked"]).await;
+    assert!(done.contains("1 credit pack(s)"), "{done}");
+    assert!(store.usage_of(&email).await.unwrap().is_empty());
+}

@@ -334,10 +334,10 @@ impl PlanCatalog {
         )?;
         let names = PlanNames::parse(&env.optional("PLAN_NAMES").unwrap_or_default())?;
         let credits = crate::credits::CreditProducts::from_env(env)?;
-        Ok(catalog
+        catalog
             .with_ranking(plan_ranking_from_env(env)?)
             .with_names(names)
-            .with_credits(credits)?)
+            .with_credits(credits)
     }
 
     /// The same catalog with these credit products; a product may not both grant a plan and

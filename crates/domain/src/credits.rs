@@ -290,7 +290,6 @@ mod tests {
             state: HoldState::Live,
             remaining: None,
             draws: draws.iter().map(|(p, a)| ((*p).to_owned(), *a)).collect(),
-            ..Hold::default()
         }
     }
 
