@@ -85,6 +85,14 @@ out=$(mktemp)
   (cd clients/js && LLMXT_BENCH_BIN_DIR="$root/target/release" npm run --silent bench:pass -- 10000)
   echo '```'
   echo
+  echo "## 7. Usage API: reserve and commit through local-api on loopback (DynamoDB Local, release)"
+  echo
+  echo "Signed \`POST /api/usage/reserve\` of 1 unit with a fresh idempotency key, spread over 200 buyers, then a commit of each reservation. A reserve is one consistent \`BatchGetItem\` and one conditional \`UpdateItem\` (2 round trips), a commit one \`UpdateItem\`."
+  echo
+  "$bench" usage --bin-dir target/release --seconds "$seconds" --in-flight 1
+  echo
+  "$bench" usage --bin-dir target/release --seconds "$seconds" --in-flight 16
+  echo
   cat docs/benchmark-choices.md
 } >"$out"
 mkdir -p docs

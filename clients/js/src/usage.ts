@@ -22,6 +22,8 @@ export interface Reservation {
   reserved: number;
   /** null for an unlimited meter. */
   remaining: number | null;
+  /** Credit-pack units still available (spent after the allowance). */
+  credits: number;
   resets_at: string;
   expires_at: string;
   repeated?: boolean;
@@ -38,19 +40,22 @@ export interface Consumed {
   consumed: number;
   used: number;
   remaining: number | null;
+  credits: number;
   resets_at: string;
   repeated?: boolean;
 }
 
-/** The `402` answer: not enough left in the period. */
+/** The `402` answer: not enough left in the period's allowance and credit packs together. */
 export class LimitReachedError extends Error {
   readonly meter: string;
   readonly limit: number | null;
   readonly used: number;
   readonly reserved: number;
   readonly remaining: number | null;
+  /** Credit-pack units available. */
+  readonly credits: number;
   readonly resets_at: string;
-  constructor(fields: { meter: string; limit: number | null; used: number; reserved: number; remaining: number | null; resets_at: string }) {
+  constructor(fields: { meter: string; limit: number | null; used: number; reserved: number; remaining: number | null; credits: number; resets_at: string }) {
     super(`usage limit reached for ${fields.meter}`);
     this.name = "LimitReachedError";
     this.meter = fields.meter;
@@ -58,6 +63,7 @@ export class LimitReachedError extends Error {
     this.used = fields.used;
     this.reserved = fields.reserved;
     this.remaining = fields.remaining;
+    this.credits = fields.credits;
     this.resets_at = fields.resets_at;
   }
 }

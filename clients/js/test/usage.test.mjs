@@ -97,6 +97,7 @@ test("a reserve over the balance throws LimitReachedError with the 402 fields", 
     assert.equal(error.limit, 1000);
     assert.equal(error.used, 200);
     assert.equal(error.remaining, 800);
+    assert.equal(error.credits, 0);
     assert.match(error.resets_at, /^\d{4}-\d\d-01T00:00:00Z$/);
     return true;
   });
