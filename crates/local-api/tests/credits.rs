@@ -216,6 +216,22 @@ async fn a_pack_adds_credits_spent_after_the_allowance_and_a_refund_removes_the_
 async fn a_pack_alone_never_gives_pro_or_a_plan() {
     let site = site().await;
     site.pay("pay_only_pack", "pdt_pack").await;
+    // The buyer comes back from checkout: the page says what was bought, and sets no cookie.
+    let event = ApiGatewayEvent {
+        method: "GET",
+        path: "/upgrade/success",
+        query: "payment_id=pay_only_pack&status=succeeded",
+        headers: vec![],
+        cookies: vec![],
+        body: None,
+    };
+    let page = site
+        .api
+        .route(request_from_event(&event.to_json().to_string()))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(response_text(&page).contains("Your credits are added"));
+    assert!(page.headers().get("set-cookie").is_none());
     let answer = site.entitlement().await;
     assert_eq!(answer["pro"], json!(false), "{answer}");
     // Without a plan, credits are not spendable: usage needs access.
