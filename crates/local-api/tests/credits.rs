@@ -10,6 +10,7 @@ use llmxt_domain::config::Env;
 use llmxt_domain::email::Email;
 use llmxt_domain::request_signature::{SignedRequest, sign};
 use llmxt_domain::time::{format_rfc3339, unix_now};
+use llmxt_testkit::dodo::{DodoStandIn, TEST_API_KEY};
 use llmxt_testkit::{
     ApiGatewayEvent, dodo_body, fresh_store, function_env, hmac_secret, request_from_event,
     response_json, response_text, webhook_event,
@@ -22,23 +23,35 @@ const BUYER: &str = "credits@example.com";
 struct Site {
     api: LocalApi,
     store: llmxt_store::store::Store,
+    _dodo: DodoStandIn,
 }
 
 async fn site() -> Site {
+    site_with("enterprise").await
+}
+
+async fn site_with(default_plan: &str) -> Site {
     let store = fresh_store().await;
+    let dodo = DodoStandIn::for_tests().await;
     let mut pairs = function_env(&store);
     pairs.retain(|(name, _)| !matches!(*name, "PRODUCT_PLANS" | "DEFAULT_PLAN"));
     pairs.extend([
         ("PRODUCT_PLANS", "pdt_pro=professional".to_owned()),
         // A pack never grants, whatever the default plan for unlisted products says.
-        ("DEFAULT_PLAN", "enterprise".to_owned()),
+        ("DEFAULT_PLAN", default_plan.to_owned()),
         ("PRODUCT_CREDITS", "pdt_pack=tokens:500".to_owned()),
         ("PLAN_LIMITS", "professional=tokens:100/month".to_owned()),
         ("USAGE_DB_TIMEOUT_MS", "60000".to_owned()),
         ("ENTITLEMENT_DB_BUDGET_MS", "900".to_owned()),
+        ("DODO_PAYMENTS_API_KEY", TEST_API_KEY.to_owned()),
+        ("DODO_PAYMENTS_BASE_URL", dodo.base_url.clone()),
     ]);
     let api = LocalApi::from_env(&Env::from_pairs(pairs)).await.unwrap();
-    Site { api, store }
+    Site {
+        api,
+        store,
+        _dodo: dodo,
+    }
 }
 
 impl Site {
@@ -311,4 +324,38 @@ async fn concurrent_consumes_spend_allowance_and_credits_exactly_once() {
     assert_eq!(tokens["used"], json!(100));
     // Under contention a loser may be refused while units remain, never granted past them.
     assert!(granted >= 50, "only {granted} of 60 granted: {tokens}");
+}
+
+#[tokio::test]
+async fn a_pro_buyer_buying_a_pack_goes_to_checkout_not_to_you_already_have_it() {
+    // Unlisted products default to the buyer's own plan here: the pack must not read as it.
+    let site = site_with("professional").await;
+    site.pay("pay_plan4", "pdt_pro").await;
+    let cookie = format!(
+        "__Host-llmxt_pro={}",
+        llmxt_testkit::token_signer().issue(
+            &Email::parse(BUYER).unwrap(),
+            "professional",
+            unix_now(),
+            3600
+        )
+    );
+    let event = ApiGatewayEvent {
+        method: "GET",
+        path: "/upgrade/checkout",
+        query: "product=pdt_pack",
+        headers: vec![],
+        cookies: vec![cookie],
+        body: None,
+    };
+    let response = site
+        .api
+        .route(request_from_event(&event.to_json().to_string()))
+        .await;
+    assert!(
+        response.status().is_redirection(),
+        "{}: {}",
+        response.status(),
+        response_text(&response)
+    );
 }

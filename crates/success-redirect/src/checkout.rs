@@ -279,6 +279,10 @@ async fn already_has(
     product: &str,
     now: i64,
 ) -> Option<Response<Body>> {
+    // A credit pack tops up whatever plan the buyer has: never "you already have it".
+    if deps.config.plans.credits().sells(product) {
+        return None;
+    }
     // An account cookie first (it sees every grant of the email).
     let (mut valid, _) = llmxt_http::presented_tokens(request, &deps.cookies, now);
     valid.sort_by_key(|presented| presented.token.claims.grants.is_some());
