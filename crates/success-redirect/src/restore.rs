@@ -131,7 +131,10 @@ async fn request_link(
     };
     let window_end = (now / 3600 + 1) * 3600;
     let ip = crate::client::client_ip(deps, request);
-    let Some(ip_count) = crate::budget::count_per_ip_hour(deps, "ip", &ip, now).await else {
+    let Some(ip_count) =
+        crate::budget::count_per_ip_hour(deps, "ip", &ip, now, crate::budget::InOutage::Refuse)
+            .await
+    else {
         return neutral();
     };
     if ip_count > REQUESTS_PER_IP_PER_HOUR {
