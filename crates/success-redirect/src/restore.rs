@@ -167,7 +167,7 @@ async fn request_link(
         return Answer::Limited(limited_page(deps, LIMITED_EMAIL, now));
     }
     let has_pro = match deps.store.get_entitlement(&email).await {
-        Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
+        Ok(entitlement) => entitlement.is_some_and(|e| e.has_pro(now, deps.config.plans.ranking())),
         Err(error) => {
             tracing::error!(email = %email, error = %error, "restore: could not read the entitlement; nothing sent");
             return neutral();
