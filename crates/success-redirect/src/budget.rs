@@ -102,7 +102,9 @@ impl MemoryCounters {
         self.failed_at.load(Ordering::Relaxed) == now
     }
 
-    fn note_failure(&self, now: i64) {
+    /// Remembers that the database failed a request that arrived at `now` (a count, or another
+    /// read of the same request): that second's counts go to memory at once.
+    pub fn note_failure(&self, now: i64) {
         self.failed_at.store(now, Ordering::Relaxed);
     }
 
@@ -142,7 +144,7 @@ async fn add_to_counter(
     let memory = &deps.memory_counters;
     let in_memory = in_outage == InOutage::CountInMemory;
     let error = if in_memory && memory.failed_in(now) {
-        "the database failed a count earlier in this second".to_owned()
+        "the database failed earlier in this second".to_owned()
     } else {
         match deps.store.add_in_window(counter, amount, window_end).await {
             Ok(count) => return Some(count),

@@ -297,6 +297,10 @@ async fn already_has(
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement?,
         Err(error) => {
+            if error.is_transient() {
+                // Its counts need not wait for the database again.
+                deps.memory_counters.note_failure(now);
+            }
             tracing::warn!(email = %email, error = %error, "checkout: could not read the entitlement; going ahead");
             return None;
         }

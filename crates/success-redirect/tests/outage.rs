@@ -68,12 +68,21 @@ async fn checkout(deps: &SuccessDeps, source_ip: &str) -> Response<Body> {
 }
 
 async fn checkout_at(deps: &SuccessDeps, source_ip: &str, now: i64) -> Response<Body> {
+    checkout_with(deps, source_ip, now, vec![]).await
+}
+
+async fn checkout_with(
+    deps: &SuccessDeps,
+    source_ip: &str,
+    now: i64,
+    cookies: Vec<String>,
+) -> Response<Body> {
     let mut event = ApiGatewayEvent {
         method: "GET",
         path: "/upgrade/checkout",
         query: "product=pdt_test",
         headers: vec![],
-        cookies: vec![],
+        cookies,
         body: None,
     }
     .to_json();
@@ -194,5 +203,39 @@ async fn checkout_sells_while_the_database_does_not_answer() {
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_checkout_with_a_cookie_waits_for_a_silent_database_once() {
+    let (captured, _guard) = LogCapture::start();
+    let setup = setup(Duration::from_millis(400)).await;
+    setup.proxy.set(ProxyMode::Blackhole);
+    // A signed-in buyer: checkout first reads whether they already have the plan.
+    let token = llmxt_testkit::token_signer().issue(
+        &llmxt_domain::email::Email::parse("buyer@example.com").unwrap(),
+        "professional",
+        NOW,
+        86_400,
+    );
+    let response = checkout_with(
+        &setup.deps,
+        "198.51.100.10",
+        NOW,
+        vec![format!("__Host-llmxt_pro={token}")],
+    )
+    .await;
+    to_dodo(&setup, &response, "signed in, black-holed database");
+    let counted: Vec<serde_json::Value> = captured
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["outcome"] == "counted_in_memory")
+        .collect();
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    assert!(
+        counted
+            .iter()
+            .all(|l| l["fields"]["error"] == "the database failed earlier in this second"),
+        "the read's timeout was the only wait: {counted:?}"
     );
 }
