@@ -177,7 +177,10 @@ async fn answer(
         let entitlement = match lookup(deps, &email, now).await {
             Ok(entitlement) => entitlement,
             Err(error) if error.is_transient() => {
-                let Some(presented) = valid.iter().find(|p| p.token.claims.email == raw) else {
+                // A cookie naming a plan that is not a paid plan never answers Pro, not even alone.
+                let Some(presented) = valid.iter().find(|p| {
+                    p.token.claims.email == raw && deps.config.ranking.is_paid(&p.token.claims.plan)
+                }) else {
                     continue;
                 };
                 tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");

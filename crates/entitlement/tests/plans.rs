@@ -17,15 +17,18 @@ use llmxt_testkit::{
 
 const NOW: i64 = EVENTS_TIME + 60;
 
-async fn deps(extra: &[(&str, &str)]) -> EntitlementDeps {
+fn config(extra: &[(&str, &str)]) -> EntitlementConfig {
     let mut pairs = vec![
         ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("HMAC_SECRET", TEST_HMAC_SECRET),
         ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
     ];
     pairs.extend_from_slice(extra);
-    let config = EntitlementConfig::from_env(&Env::from_pairs(pairs)).unwrap();
-    EntitlementDeps::new(config, fresh_store().await)
+    EntitlementConfig::from_env(&Env::from_pairs(pairs)).unwrap()
+}
+
+async fn deps(extra: &[(&str, &str)]) -> EntitlementDeps {
+    EntitlementDeps::new(config(extra), fresh_store().await)
 }
 
 /// An item as an import, a hand edit or another system leaves it: active, no end.
@@ -114,4 +117,44 @@ async fn a_plan_listed_in_plan_ranking_gives_pro() {
     let gold = by_email(&deps, "gold@example.com").await;
     assert_eq!(gold["pro"], true, "{gold}");
     assert_eq!(gold["plan"], "gold");
+}
+
+#[tokio::test]
+async fn a_cookie_naming_an_unconfigured_plan_does_not_answer_pro_alone_in_an_outage() {
+    let deps = EntitlementDeps::new(
+        config(&[("REQUIRE_HMAC_SIGNATURE", "false")]),
+        llmxt_testkit::unreachable_store(std::time::Duration::from_millis(300)).await,
+    );
+    let ask = |plan: &str| {
+        let token = llmxt_testkit::token_signer().issue(
+            &Email::parse("buyer@example.com").unwrap(),
+            plan,
+            NOW,
+            86_400,
+        );
+        ApiGatewayEvent {
+            method: "GET",
+            path: "/api/entitlement",
+            query: "",
+            headers: vec![],
+            cookies: vec![format!("__Host-llmxt_pro={token}")],
+            body: None,
+        }
+        .to_json()
+        .to_string()
+    };
+    let professional = handle(&deps, request_from_event(&ask("professional")), NOW).await;
+    let answer = response_json(&professional);
+    assert_eq!(
+        (answer["pro"].clone(), answer["source"].clone()),
+        (true.into(), "cookie".into()),
+        "{answer}"
+    );
+    let gold = handle(&deps, request_from_event(&ask("gold")), NOW).await;
+    assert_eq!(
+        response_json(&gold)["pro"],
+        false,
+        "{}",
+        response_json(&gold)
+    );
 }
