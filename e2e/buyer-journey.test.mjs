@@ -5,7 +5,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { root, bin, freePort, waitForServer, deliverEvent } from "./lib.mjs";
@@ -180,6 +181,20 @@ test("a three-day-old cookie is refreshed to a full lifetime with the same attri
 test("a buyer restores Pro on a new device with the emailed link", async () => {
   const email = `restore-${suffix}@example.com`;
   await deliverPayment("pay_e2e_restore", email);
+  await restoreOnNewDevice(email);
+});
+
+test("a buyer imported from a previous system restores Pro with the sign-in link", async () => {
+  const email = `imported-${suffix}@example.com`;
+  const file = join(tmpdir(), `llmxt-import-${suffix}.csv`);
+  writeFileSync(file, `email,plan,expires_at,provider,payment_id,note\n${email},professional,,stripe,ch_e2e_${suffix},old shop\n`);
+  const output = execFileSync(bin("llmxt-admin"), ["import", file], { env }).toString();
+  assert.match(output, /1 granted/);
+  await restoreOnNewDevice(email);
+});
+
+/** Asks for the sign-in link for `email` in a fresh browser, opens it, signs in: Pro. */
+async function restoreOnNewDevice(email) {
   const device = await browser.newContext();
   const page = await device.newPage();
   await page.goto(`${site}/`);
@@ -208,7 +223,7 @@ test("a buyer restores Pro on a new device with the emailed link", async () => {
   await page.waitForURL(`${site}/`);
   assert.equal(await proStatus(page), "Pro (professional)");
   await device.close();
-});
+}
 
 async function buyFromHome(context, email, button) {
   const page = await context.newPage();

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use llmxt_domain::email::Email;
-use llmxt_domain::records::{Entitlement, FREE_PLAN, Grant, PlanRanking, source, status};
+use llmxt_domain::records::{Entitlement, Grant, PlanRanking, source, status};
 use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
 use llmxt_store::store::{CommitOutcome, Store, StoreError};
 use serde_json::Value;
@@ -171,7 +171,7 @@ fn check(line: usize, fields: &Fields, ranking: &PlanRanking) -> Result<ImportLi
     let email = Email::parse(field("email"))
         .map_err(|_| format!("email {:?} is not an email address", field("email")))?;
     let plan = field("plan");
-    if plan == FREE_PLAN || !ranking.plans().iter().any(|p| p == plan) {
+    if !ranking.is_paid(plan) {
         return Err(format!(
             "plan {plan:?} is not a paid plan of PLAN_RANKING ({})",
             ranking.plans().join(",")

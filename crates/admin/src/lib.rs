@@ -838,7 +838,7 @@ async fn show(
     if as_json {
         let value = json!({
             "email": email.as_str(),
-            "pro": entitlement.as_ref().is_some_and(|e| e.is_pro(now)),
+            "pro": entitlement.as_ref().is_some_and(|e| e.has_pro(now, &plans.ranking)),
             "features": summary.features,
             "billing": summary.billing.as_ref().map(billing_json),
             "entitlement": entitlement.as_ref().map(|e| entitlement_json(e, now)),
@@ -859,7 +859,11 @@ async fn show(
             writeln!(
                 out,
                 "  entitlement: {} — {} plan {}, until {}, source {}{}{}",
-                if e.is_pro(now) { "PRO" } else { "not pro" },
+                if e.has_pro(now, &plans.ranking) {
+                    "PRO"
+                } else {
+                    "not pro"
+                },
                 e.status,
                 plans.label(&e.plan),
                 e.expires_at.map_or("no end".to_owned(), format_rfc3339),
@@ -884,7 +888,11 @@ async fn show(
                     out,
                     "    {:<28} {:<7} {:<12} {:<9} until {}{}; {} plan, billing: {}",
                     grant.key,
-                    if grant.gives_access(now) { "PRO" } else { "-" },
+                    if grant.gives_pro(now, &plans.ranking) {
+                        "PRO"
+                    } else {
+                        "-"
+                    },
                     grant.source,
                     grant.status,
                     grant.expires_at.map_or("no end".to_owned(), format_rfc3339),

@@ -287,7 +287,13 @@ async fn a_manual_revoke_of_a_subscription_holds_for_its_paid_period() {
 async fn mint_cookie_prints_a_valid_token() {
     let store = fresh_store().await;
     let out = admin(
-        &env_for(&store, &[("DEFAULT_PLAN", "starter")]),
+        &env_for(
+            &store,
+            &[
+                ("DEFAULT_PLAN", "starter"),
+                ("PLAN_RANKING", "free,starter,professional"),
+            ],
+        ),
         &["mint-cookie", BUYER, "--days", "7"],
     )
     .await

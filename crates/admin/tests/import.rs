@@ -94,6 +94,24 @@ async fn a_dry_run_writes_nothing_and_reports_bad_lines_by_number() {
 }
 
 #[tokio::test]
+async fn a_plan_that_is_not_configured_is_refused_at_the_dry_run() {
+    let store = fresh_store().await;
+    let before = snapshot(&store).await;
+    let file = "email,plan,expires_at,provider,payment_id,note\n\
+                gil@example.com,gold,,stripe,ch_gold,\n";
+    let (result, out) = import(&store, file, true).await;
+    assert!(matches!(result, Err(AdminError::LinesFailed(1))), "{out}");
+    assert!(
+        out.contains(
+            "line 2: error: plan \"gold\" is not a paid plan of PLAN_RANKING \
+             (free,professional,enterprise)"
+        ),
+        "{out}"
+    );
+    assert_eq!(snapshot(&store).await, before);
+}
+
+#[tokio::test]
 async fn an_import_grants_audits_skips_bad_lines_whole_and_a_second_run_changes_nothing() {
     let store = fresh_store().await;
     let (result, out) = import(&store, FILE, false).await;

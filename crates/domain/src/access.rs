@@ -150,7 +150,7 @@ pub fn access_summary<'a>(
     let giving: Vec<&Grant> = grants
         .iter()
         .copied()
-        .filter(|g| g.gives_access(now))
+        .filter(|g| g.gives_pro(now, ranking))
         .collect();
     let best = giving.iter().copied().max_by_key(|grant| {
         (

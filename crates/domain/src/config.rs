@@ -334,10 +334,12 @@ impl PlanCatalog {
         )?;
         let names = PlanNames::parse(&env.optional("PLAN_NAMES").unwrap_or_default())?;
         let credits = crate::credits::CreditProducts::from_env(env)?;
-        catalog
+        let catalog = catalog
             .with_ranking(plan_ranking_from_env(env)?)
             .with_names(names)
-            .with_credits(credits)
+            .with_credits(credits)?;
+        catalog.check_plans_are_paid()?;
+        Ok(catalog)
     }
 
     /// The same catalog with these credit products; a product may not both grant a plan and
@@ -365,6 +367,36 @@ impl PlanCatalog {
     /// Whether checkout sells `product_id`: a plan's product or a credit pack.
     pub fn sells(&self, product_id: &str) -> bool {
         self.lists(product_id) || self.credits.sells(product_id)
+    }
+
+    /// Every plan a sale can grant (each of `PRODUCT_PLANS`, and `DEFAULT_PLAN`) must be a paid
+    /// plan of `PLAN_RANKING`: only those give Pro ([`PlanRanking::is_paid`]), so a buyer of
+    /// any other would pay and get nothing.
+    fn check_plans_are_paid(&self) -> Result<(), ConfigError> {
+        let paid = |plan: &str| self.ranking.is_paid(plan);
+        let listed = self.ranking.plans().join(",");
+        let mut products: Vec<(&String, &String)> = self.by_product.iter().collect();
+        products.sort();
+        if let Some((product, plan)) = products.into_iter().find(|(_, plan)| !paid(plan)) {
+            return Err(ConfigError::new(
+                "PRODUCT_PLANS",
+                format!(
+                    "grants {product} plan {plan:?}, which is not a paid plan of PLAN_RANKING \
+                     ({listed}); list it there (lowest first), or its buyers get no Pro"
+                ),
+            ));
+        }
+        if !paid(&self.default_plan) {
+            return Err(ConfigError::new(
+                "DEFAULT_PLAN",
+                format!(
+                    "is {:?}, which is not a paid plan of PLAN_RANKING ({listed}); list it \
+                     there (lowest first), or buyers of unlisted products get no Pro",
+                    self.default_plan
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The same catalog with these display names.
@@ -837,6 +869,27 @@ mod tests {
                 .variable,
             "DEFAULT_PLAN"
         );
+    }
+
+    #[test]
+    fn every_plan_a_sale_grants_is_a_paid_plan_of_the_ranking() {
+        let catalog = PlanCatalog::from_env(&env(&[
+            ("PRODUCT_PLANS", "pdt_a=gold"),
+            ("DEFAULT_PLAN", "gold"),
+            ("PLAN_RANKING", "free,gold"),
+        ]))
+        .expect("valid");
+        assert_eq!(catalog.plan_for(Some("pdt_a")), "gold");
+        for (pairs, variable) in [
+            (vec![("PRODUCT_PLANS", "pdt_a=gold")], "PRODUCT_PLANS"),
+            (vec![("PRODUCT_PLANS", "pdt_a=free")], "PRODUCT_PLANS"),
+            (vec![("DEFAULT_PLAN", "starter")], "DEFAULT_PLAN"),
+            (vec![("PLAN_RANKING", "gold,silver")], "DEFAULT_PLAN"),
+        ] {
+            let error = PlanCatalog::from_env(&env(&pairs)).expect_err(variable);
+            assert_eq!(error.variable, variable, "{pairs:?}");
+            assert!(error.to_string().contains("PLAN_RANKING"), "{error}");
+        }
     }
 
     #[test]

@@ -261,6 +261,12 @@ impl PlanRanking {
         &self.0
     }
 
+    /// Whether `plan` is a configured paid plan: listed here, and not [`FREE_PLAN`]. Only
+    /// those give Pro; a stored `gold` (an import, a hand edit, another system) does not.
+    pub fn is_paid(&self, plan: &str) -> bool {
+        plan != FREE_PLAN && self.0.iter().any(|p| p == plan)
+    }
+
     /// Position of `plan`: higher is better; unlisted plans are lowest.
     pub fn rank(&self, plan: &str) -> i64 {
         self.0
@@ -329,13 +335,20 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether this grant gives Pro at `now`: `active` or `cancelled`, not past `expires_at`,
-    /// on a paid plan (not empty, not [`FREE_PLAN`]).
+    /// Whether this grant is in force at `now`: `active` or `cancelled`, not past
+    /// `expires_at`, on a plan (not empty, not [`FREE_PLAN`]). It gives Pro only on a
+    /// configured paid plan ([`Grant::gives_pro`]).
     pub fn gives_access(&self, now: i64) -> bool {
         matches!(self.status.as_str(), status::ACTIVE | status::CANCELLED)
             && !self.plan.is_empty()
             && self.plan != FREE_PLAN
             && self.expires_at.is_none_or(|expires| expires > now)
+    }
+
+    /// Whether this grant gives Pro at `now`: in force ([`Grant::gives_access`]) and on a
+    /// plan `ranking` lists ([`PlanRanking::is_paid`]).
+    pub fn gives_pro(&self, now: i64, ranking: &PlanRanking) -> bool {
+        self.gives_access(now) && ranking.is_paid(&self.plan)
     }
 }
 
@@ -423,17 +436,36 @@ impl Entitlement {
         }
     }
 
-    /// Pro access: some grant gives access at `now`.
+    /// Some grant is in force at `now` ([`Grant::gives_access`]), whatever its plan: what
+    /// is stored. Whether that is Pro here is [`Entitlement::has_pro`].
     pub fn is_pro(&self, now: i64) -> bool {
         self.grants.values().any(|grant| grant.gives_access(now))
     }
 
-    /// The grant that decides what is shown at `now`: among grants giving access, the
+    /// Pro access: some grant gives Pro at `now` ([`Grant::gives_pro`]: in force, on a
+    /// configured paid plan).
+    pub fn has_pro(&self, now: i64, ranking: &PlanRanking) -> bool {
+        self.grants
+            .values()
+            .any(|grant| grant.gives_pro(now, ranking))
+    }
+
+    /// The plans of grants in force at `now` that `ranking` does not list as paid: they give
+    /// no Pro, and a reader logs them once per item read.
+    pub fn unpaid_plans_in_force(&self, now: i64, ranking: &PlanRanking) -> Vec<&str> {
+        self.grants
+            .values()
+            .filter(|grant| grant.gives_access(now) && !ranking.is_paid(&grant.plan))
+            .map(|grant| grant.plan.as_str())
+            .collect()
+    }
+
+    /// The grant that decides what is shown at `now`: among grants giving Pro, the
     /// highest plan by `ranking`, then the latest expiry (lifetime last of all).
     pub fn best_grant(&self, now: i64, ranking: &PlanRanking) -> Option<&Grant> {
         self.grants
             .values()
-            .filter(|grant| grant.gives_access(now))
+            .filter(|grant| grant.gives_pro(now, ranking))
             .max_by_key(|grant| {
                 (
                     ranking.rank(&grant.plan),

@@ -131,9 +131,9 @@ async fn answer(
     if let Some(raw) = email_query {
         let email =
             Email::parse(&raw).map_err(|_| ApiError::BadRequest("email is not a valid address"))?;
-        return match lookup(deps, &email).await {
+        return match lookup(deps, &email, now).await {
             Ok(entitlement) => {
-                tracing::info!(email = %email, pro = is_pro(entitlement.as_ref(), now), source = "database", "entitlement by email");
+                tracing::info!(email = %email, pro = is_pro(deps, entitlement.as_ref(), now), source = "database", "entitlement by email");
                 let response = from_database(
                     deps,
                     entitlement.as_ref(),
@@ -174,10 +174,13 @@ async fn answer(
         let Ok(email) = Email::parse(raw) else {
             continue;
         };
-        let entitlement = match lookup(deps, &email).await {
+        let entitlement = match lookup(deps, &email, now).await {
             Ok(entitlement) => entitlement,
             Err(error) if error.is_transient() => {
-                let Some(presented) = valid.iter().find(|p| p.token.claims.email == raw) else {
+                // A cookie naming a plan that is not a paid plan never answers Pro, not even alone.
+                let Some(presented) = valid.iter().find(|p| {
+                    p.token.claims.email == raw && deps.config.ranking.is_paid(&p.token.claims.plan)
+                }) else {
                     continue;
                 };
                 tracing::warn!(email = %email, error = %error, fail_open = true, "database unavailable: failing open on a valid cookie");
@@ -193,7 +196,7 @@ async fn answer(
             let seen = entitlement
                 .as_ref()
                 .map(|e| e.within_scope(scope.grant_keys(), now, &deps.config.ranking));
-            if is_pro(seen.as_ref(), now) {
+            if is_pro(deps, seen.as_ref(), now) {
                 let response = answer_cookie(deps, presented, &email, seen.as_ref(), now);
                 return Ok(with_usage(deps, response, &email, seen.as_ref(), now).await);
             }
@@ -344,19 +347,40 @@ fn verify_signature(deps: &EntitlementDeps, request: &Request, now: i64) -> Resu
     .map_err(|_| ApiError::Unauthorized("invalid request signature"))
 }
 
-/// Reads the entitlement within the budget; a timeout is the same as unavailable.
-async fn lookup(deps: &EntitlementDeps, email: &Email) -> Result<Option<Entitlement>, StoreError> {
-    match tokio::time::timeout(budget(&deps.config), deps.store.get_entitlement(email)).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "no answer within {} ms",
-            deps.config.db_budget_ms
-        ))),
+/// Reads the entitlement within the budget; a timeout is the same as unavailable. An item with
+/// a grant in force on a plan `PLAN_RANKING` does not list as paid (an import, a hand edit,
+/// another system's `gold`) is logged once per read: that grant gives no Pro.
+async fn lookup(
+    deps: &EntitlementDeps,
+    email: &Email,
+    now: i64,
+) -> Result<Option<Entitlement>, StoreError> {
+    let read =
+        match tokio::time::timeout(budget(&deps.config), deps.store.get_entitlement(email)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "no answer within {} ms",
+                    deps.config.db_budget_ms
+                )));
+            }
+        };
+    if let Some(entitlement) = &read {
+        let unpaid = entitlement.unpaid_plans_in_force(now, &deps.config.ranking);
+        if !unpaid.is_empty() {
+            tracing::warn!(
+                email = %email,
+                plans = ?unpaid,
+                outcome = "unconfigured_plan",
+                "entitlement item has a plan PLAN_RANKING does not list as paid; it gives no Pro"
+            );
+        }
     }
+    Ok(read)
 }
 
-fn is_pro(entitlement: Option<&Entitlement>, now: i64) -> bool {
-    entitlement.is_some_and(|e| e.is_pro(now))
+fn is_pro(deps: &EntitlementDeps, entitlement: Option<&Entitlement>, now: i64) -> bool {
+    entitlement.is_some_and(|e| e.has_pro(now, &deps.config.ranking))
 }
 
 /// The database's answer over the grants in scope (`entitlement` is already narrowed to the

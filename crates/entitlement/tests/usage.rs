@@ -34,6 +34,8 @@ fn config(limits: &str) -> EntitlementConfig {
         ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
         ("ENTITLEMENT_DB_BUDGET_MS", "900"),
         ("PLAN_LIMITS", limits),
+        // Only the plans PLAN_RANKING lists give Pro.
+        ("PLAN_RANKING", "free,daily,professional,enterprise"),
         // DynamoDB Local on a shared machine answers 50 parallel clients slowly.
         ("USAGE_DB_TIMEOUT_MS", "60000"),
     ]))

@@ -8,7 +8,8 @@
 //! `/upgrade/success`. The cookie keeps this browser's [`CHECKOUT_REFS_KEPT`] most recent
 //! nonces (dot-separated, newest first), so a second tab does not unbind the first.
 //! Sessions are created within `CHECKOUTS_PER_HOUR_PER_IP` and the site-wide Dodo API budget;
-//! nothing but those counters is stored here.
+//! nothing but those counters is stored here. A database outage does not stop sales: both are
+//! then counted in this instance's memory ([`crate::budget::InOutage::CountInMemory`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -143,21 +144,27 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             .respond(deps, StatusCode::OK);
     }
     let client_ip = crate::client::client_ip(deps, &request);
-    let within_ip_limit = crate::budget::count_per_ip_hour(deps, "checkout_ip", &client_ip, now)
-        .await
-        .is_some_and(|count| {
-            let within = count <= deps.config.limits.checkouts_per_hour_per_ip;
-            if !within {
-                tracing::warn!(
-                    route = "checkout",
-                    budget = "checkouts_per_hour_per_ip",
-                    count,
-                    outcome = "over_budget",
-                    "checkout sessions per IP spent for this hour: no call made"
-                );
-            }
-            within
-        });
+    let within_ip_limit = crate::budget::count_per_ip_hour(
+        deps,
+        "checkout_ip",
+        &client_ip,
+        now,
+        crate::budget::InOutage::CountInMemory,
+    )
+    .await
+    .is_some_and(|count| {
+        let within = count <= deps.config.limits.checkouts_per_hour_per_ip;
+        if !within {
+            tracing::warn!(
+                route = "checkout",
+                budget = "checkouts_per_hour_per_ip",
+                count,
+                outcome = "over_budget",
+                "checkout sessions per IP spent for this hour: no call made"
+            );
+        }
+        within
+    });
     if !within_ip_limit {
         return busy_page(deps, &product, until_window_end(now, 3600));
     }
@@ -291,6 +298,10 @@ async fn already_has(
     let entitlement = match deps.store.get_entitlement(&email).await {
         Ok(entitlement) => entitlement?,
         Err(error) => {
+            if error.is_transient() {
+                // Its counts need not wait for the database again.
+                deps.memory_counters.note_failure(now);
+            }
             tracing::warn!(email = %email, error = %error, "checkout: could not read the entitlement; going ahead");
             return None;
         }

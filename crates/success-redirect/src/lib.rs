@@ -56,6 +56,8 @@ pub struct SuccessDeps {
             Option<llmxt_dodo::dodo_api::CardOnFile>,
         )>,
     >,
+    /// The checkout's counters while DynamoDB cannot count them ([`budget::MemoryCounters`]).
+    pub memory_counters: std::sync::Arc<budget::MemoryCounters>,
 }
 
 /// How long a sign-in link request that passed the limits takes at least: longer than
@@ -87,6 +89,7 @@ impl SuccessDeps {
             restore_floor: DEFAULT_RESTORE_FLOOR,
             portal_links: std::sync::Arc::default(),
             previews: std::sync::Arc::default(),
+            memory_counters: std::sync::Arc::default(),
         }
     }
 

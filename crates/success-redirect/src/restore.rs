@@ -131,7 +131,10 @@ async fn request_link(
     };
     let window_end = (now / 3600 + 1) * 3600;
     let ip = crate::client::client_ip(deps, request);
-    let Some(ip_count) = crate::budget::count_per_ip_hour(deps, "ip", &ip, now).await else {
+    let Some(ip_count) =
+        crate::budget::count_per_ip_hour(deps, "ip", &ip, now, crate::budget::InOutage::Refuse)
+            .await
+    else {
         return neutral();
     };
     if ip_count > REQUESTS_PER_IP_PER_HOUR {
@@ -164,7 +167,7 @@ async fn request_link(
         return Answer::Limited(limited_page(deps, words::too_many_links_for_address, now));
     }
     let has_pro = match deps.store.get_entitlement(&email).await {
-        Ok(entitlement) => entitlement.is_some_and(|e| e.is_pro(now)),
+        Ok(entitlement) => entitlement.is_some_and(|e| e.has_pro(now, deps.config.plans.ranking())),
         Err(error) => {
             tracing::error!(email = %email, error = %error, "restore: could not read the entitlement; nothing sent");
             return neutral();

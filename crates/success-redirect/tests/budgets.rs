@@ -380,30 +380,11 @@ async fn two_checkout_tabs_are_both_redeemable() {
     assert!(kept.contains(&browser[0]) && !kept.contains(&browser[1]));
 }
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The template's metric filters match `$.fields.outcome = "over_budget"` and
 /// `$.fields.dodo_status`: the JSON log lines carry exactly those fields.
 #[tokio::test(flavor = "current_thread")]
 async fn the_lines_the_alarms_count_are_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = llmxt_testkit::logs::LogCapture::start();
     let (deps, dodo) = setup(&[("DODO_API_CALLS_PER_MINUTE", "1")]).await;
     dodo.rate_limit_next(1);
     assert_eq!(
@@ -415,11 +396,8 @@ async fn the_lines_the_alarms_count_are_logged() {
         60,
         "60 seconds",
     );
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    let text = captured.text();
+    let lines = captured.lines();
     assert!(
         lines.iter().any(|l| l["fields"]["dodo_status"] == 429),
         "{text}"

@@ -441,6 +441,7 @@ async fn dev_mode_grants_without_a_payment() {
         success_config(&[
             ("ENTITLEMENT_ALLOW_UNVERIFIED", "true"),
             ("DEFAULT_PLAN", "starter"),
+            ("PLAN_RANKING", "free,starter,professional,enterprise"),
             ("NEXT_PUBLIC_SITE_URL", LOCAL_SITE),
         ]),
         store,

@@ -117,6 +117,16 @@ impl FaultProxy {
         proxy
     }
 
+    /// A proxy in front of the tests' DynamoDB Local ([`crate::dynamodb_endpoint`]).
+    pub async fn for_dynamodb() -> Self {
+        Self::start(
+            crate::dynamodb_endpoint()
+                .trim_start_matches("http://")
+                .to_owned(),
+        )
+        .await
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -5,6 +5,7 @@
 
 pub mod dodo;
 pub mod faults;
+pub mod logs;
 pub mod runtime_api;
 
 use std::net::{TcpStream, ToSocketAddrs};

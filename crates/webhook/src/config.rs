@@ -140,6 +140,7 @@ mod tests {
         let custom = WebhookConfig::from_env(&env(&[
             ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
             ("PLAN_RANKING", "gold, silver"),
+            ("DEFAULT_PLAN", "gold"),
         ]))
         .expect("valid");
         assert!(custom.plans.ranking().rank("silver") > custom.plans.ranking().rank("gold"));

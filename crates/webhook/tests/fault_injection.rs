@@ -267,12 +267,7 @@ async fn a_database_restart_mid_run_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_black_holed_database_gets_a_5xx_before_dodos_timeout() {
-    let proxy = FaultProxy::start(
-        llmxt_testkit::dynamodb_endpoint()
-            .trim_start_matches("http://")
-            .to_owned(),
-    )
-    .await;
+    let proxy = FaultProxy::for_dynamodb().await;
     let store_config = StoreConfig {
         endpoint: Some(proxy.endpoint()),
         ..unique_store_config()
