@@ -243,6 +243,15 @@ async fn an_anonymous_success_visit_confirming_an_earlier_payment_gives_no_pro()
     );
     assert_eq!(pro_cookie(&response), None, "{:?}", response.headers());
     assert!(!site.is_pro().await);
+    // The link is over, not pending: visiting again asks Dodo nothing more.
+    assert!(
+        response_text(&response).contains("This purchase link has expired"),
+        "{}",
+        response_text(&response)
+    );
+    let again = site.success_visit("payment_id=pay_confirmed_late").await;
+    assert_eq!(pro_cookie(&again), None);
+    assert!(site.dodo.take_requests().is_empty());
     let payment = site
         .store
         .get_payment("pay_confirmed_late")

@@ -1592,6 +1592,11 @@ fn classify_unredeemable(
     if payment.claim_redeemed_at.is_some() {
         return ClaimOutcome::AlreadyClaimed;
     }
+    // An erased buyer's payment never opens a claim: its link has expired, rather than
+    // waiting (and asking Dodo) for a confirmation that cannot come.
+    if payment.erased_as.is_some() {
+        return ClaimOutcome::Expired;
+    }
     if payment.status == "succeeded"
         && payment.email.is_some()
         && payment.subscription_id.is_some()
