@@ -171,54 +171,49 @@ pub fn apply_tombstone(
     now: i64,
 ) -> bool {
     let pseudonym = tombstone.pseudonym.as_str();
-    let payment_of = |stored: &Stored, payment_id: &str| {
-        stored
-            .payment
-            .clone()
-            .unwrap_or_else(|| new_payment(payment_id, now))
+    // The payment concerned and when it was created: a refund's or dispute's payment counts
+    // as created when it was stored, or before the erasure when it is not stored yet.
+    let stored_created = stored.payment.as_ref().map(|p| p.created_at);
+    let payment = match object {
+        DodoObject::Payment(p) => Some((&p.payment_id, p.created_at)),
+        DodoObject::Refund(r) => Some((&r.payment_id, stored_created)),
+        DodoObject::Dispute(d) => Some((&d.payment_id, stored_created)),
+        DodoObject::Subscription(_) | DodoObject::Unhandled | DodoObject::Unusable(_) => None,
     };
-    let untouched_payment = |stored: &Stored| {
-        stored
+    let ours = |erased_as: &Option<String>, owner: Option<&Email>| {
+        erased_as.is_none() && owner.is_none_or(|e| e == email)
+    };
+    if let Some((payment_id, created_at)) = payment {
+        let untouched = stored
             .payment
             .as_ref()
-            .is_none_or(|p| p.erased_as.is_none() && p.email.as_ref().is_none_or(|e| e == email))
-    };
-    match object {
-        DodoObject::Payment(p) if untouched_payment(stored) && tombstone.covers(p.created_at) => {
-            let payment = payment_of(stored, &p.payment_id);
-            stored.payment = Some(erase_payment(&payment, pseudonym, now));
-            true
+            .is_none_or(|p| ours(&p.erased_as, p.email.as_ref()));
+        if !untouched || !tombstone.covers(created_at) {
+            return false;
         }
-        DodoObject::Refund(r)
-            if untouched_payment(stored)
-                && tombstone.covers(stored.payment.as_ref().map(|p| p.created_at)) =>
-        {
-            let payment = payment_of(stored, &r.payment_id);
-            stored.payment = Some(erase_payment(&payment, pseudonym, now));
-            true
-        }
-        DodoObject::Dispute(d)
-            if untouched_payment(stored)
-                && tombstone.covers(stored.payment.as_ref().map(|p| p.created_at)) =>
-        {
-            let payment = payment_of(stored, &d.payment_id);
-            stored.payment = Some(erase_payment(&payment, pseudonym, now));
-            true
-        }
-        DodoObject::Subscription(s)
-            if stored.subscription.as_ref().is_none_or(|r| {
-                r.erased_as.is_none() && r.email.as_ref().is_none_or(|e| e == email)
-            }) && tombstone.covers(s.created_at) =>
-        {
-            let subscription = stored
-                .subscription
-                .clone()
-                .unwrap_or_else(|| new_subscription(&s.subscription_id, now));
-            stored.subscription = Some(erase_subscription(&subscription, pseudonym, now));
-            true
-        }
-        _ => false,
+        let payment = stored
+            .payment
+            .clone()
+            .unwrap_or_else(|| new_payment(payment_id, now));
+        stored.payment = Some(erase_payment(&payment, pseudonym, now));
+        return true;
     }
+    let DodoObject::Subscription(snapshot) = object else {
+        return false;
+    };
+    let untouched = stored
+        .subscription
+        .as_ref()
+        .is_none_or(|s| ours(&s.erased_as, s.email.as_ref()));
+    if !untouched || !tombstone.covers(snapshot.created_at) {
+        return false;
+    }
+    let subscription = stored
+        .subscription
+        .clone()
+        .unwrap_or_else(|| new_subscription(&snapshot.subscription_id, now));
+    stored.subscription = Some(erase_subscription(&subscription, pseudonym, now));
+    true
 }
 
 /// A restore record of an address: a sign-in token or a rate-limit counter. Only metadata is
@@ -720,6 +715,87 @@ mod tests {
         assert!(!apply_tombstone(
             &mut stored,
             &payment_event(None),
+            &buyer,
+            &tombstone(200),
+            300
+        ));
+    }
+
+    #[test]
+    fn a_refund_goes_with_its_payment_and_a_subscription_with_its_creation() {
+        let buyer = email("buyer@example.com");
+        let refund = DodoObject::Refund(crate::events::RefundSnapshot {
+            refund_id: "ref_1".into(),
+            payment_id: "pay_1".into(),
+            status: "succeeded".into(),
+            is_partial: false,
+            email: Some(buyer.clone()),
+            created_at: Some(250),
+        });
+        // Its payment not stored: counted as before the erasure.
+        let mut stored = Stored::default();
+        assert!(apply_tombstone(
+            &mut stored,
+            &refund,
+            &buyer,
+            &tombstone(200),
+            300
+        ));
+        assert_eq!(
+            stored.payment.and_then(|p| p.erased_as).as_deref(),
+            Some("erased_x")
+        );
+        // Its payment stored, made after the erasure: a new purchase, left alone.
+        let mut stored = Stored {
+            payment: Some(PaymentRecord {
+                payment_id: "pay_1".into(),
+                email: Some(buyer.clone()),
+                created_at: 220,
+                ..PaymentRecord::default()
+            }),
+            ..Stored::default()
+        };
+        assert!(!apply_tombstone(
+            &mut stored,
+            &refund,
+            &buyer,
+            &tombstone(200),
+            300
+        ));
+
+        let subscription = |created_at| {
+            DodoObject::Subscription(crate::events::SubscriptionSnapshot {
+                subscription_id: "sub_1".into(),
+                status: "active".into(),
+                email: Some(buyer.clone()),
+                email_invalid: false,
+                customer_id: Some("cus_1".into()),
+                product_id: None,
+                next_billing_date: None,
+                expires_at: None,
+                trial_ends_at: None,
+                created_at,
+                scheduled_change: None,
+                cancel_at_period_end: false,
+            })
+        };
+        let mut stored = Stored::default();
+        assert!(apply_tombstone(
+            &mut stored,
+            &subscription(Some(150)),
+            &buyer,
+            &tombstone(200),
+            300
+        ));
+        let kept = stored.subscription.expect("a blank erased subscription");
+        assert_eq!(
+            (kept.email.as_ref(), kept.erased_as.as_deref(), kept.version),
+            (None, Some("erased_x"), 0)
+        );
+        let mut stored = Stored::default();
+        assert!(!apply_tombstone(
+            &mut stored,
+            &subscription(Some(201)),
             &buyer,
             &tombstone(200),
             300
