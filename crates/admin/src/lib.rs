@@ -39,7 +39,8 @@ commands:
   forget EMAIL --reason TEXT [--by NAME] [--dry-run]
                                          erase an address: delete its entitlement and sign-in
                                          records, keep its payments under a pseudonym (PRIVACY_KEY),
-                                         record an erasure receipt; --dry-run only prints the plan
+                                         record an erasure receipt and a tombstone (ENTITLEMENT_SECRET);
+                                         --dry-run only prints the plan
   reconcile [--since 72h] [--apply] [--requests-per-minute 100]
                                          compare Dodo's payments and subscriptions (DODO_PAYMENTS_API_KEY)
                                          with the tables; --apply writes the differences through the ledger
@@ -345,8 +346,13 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let email = one_email(&options)?;
             let privacy_key = PrivacyKey::optional_from_env(env)?;
             let counters = counter_prefixes(env, &email)?;
+            let tombstones = tombstone_keys(env, &email, false)?;
             let store = connect(env).await?;
-            export(&store, &email, privacy_key.as_ref(), &counters, out).await
+            let keys = FoundBy {
+                counters: &counters,
+                tombstones: &tombstones,
+            };
+            export(&store, &email, privacy_key.as_ref(), keys, out).await
         }
         "forget" => {
             let email = one_email(&options)?;
@@ -365,11 +371,13 @@ async fn run_command(args: &[String], env: &Env, out: &mut dyn Write) -> Result<
             let by = operator(&options, env)?;
             let privacy_key = PrivacyKey::from_env(env)?;
             let counters = counter_prefixes(env, &email)?;
+            let tombstones = tombstone_keys(env, &email, true)?;
             let store = connect(env).await?;
             let request = ErasureRequest {
                 by: &by,
                 reason,
                 now: now(),
+                tombstone_keys: &tombstones,
             };
             forget(
                 &store,
@@ -1121,16 +1129,47 @@ fn counter_prefixes(env: &Env, email: &Email) -> Result<Vec<String>, AdminError>
         .collect())
 }
 
+/// The keys an address's records are found by besides the address itself.
+#[derive(Debug, Clone, Copy)]
+struct FoundBy<'a> {
+    /// Counter key prefixes ([`counter_prefixes`]).
+    counters: &'a [String],
+    /// Tombstone keys ([`tombstone_keys`]).
+    tombstones: &'a [String],
+}
+
+/// The keys of `email`'s erasure tombstones under every `ENTITLEMENT_SECRET` key (the
+/// functions find them under the keys they hold). `forget` requires the variable: without it
+/// the functions could not tell a late delivery of the erased buyer.
+fn tombstone_keys(env: &Env, email: &Email, required: bool) -> Result<Vec<String>, AdminError> {
+    if env.optional("ENTITLEMENT_SECRET").is_none() {
+        if required {
+            return Err(ConfigError::new(
+                "ENTITLEMENT_SECRET",
+                "is required by forget: the erasure tombstone that stops late deliveries from bringing the address back is keyed under it (set it as the functions have it)",
+            )
+            .into());
+        }
+        return Ok(Vec::new());
+    }
+    Ok(env
+        .signing_keys("ENTITLEMENT_SECRET")?
+        .iter()
+        .map(|key| llmxt_domain::privacy::Tombstone::key(key.expose(), email))
+        .collect())
+}
+
 async fn export(
     store: &Store,
     email: &Email,
     privacy_key: Option<&PrivacyKey>,
-    counters: &[String],
+    keys: FoundBy<'_>,
     out: &mut dyn Write,
 ) -> Result<(), AdminError> {
+    let counters = keys.counters;
     let pseudonym = privacy_key.map(|key| key.pseudonym(email));
     let found = store
-        .find_by_email(email, pseudonym.as_deref(), counters)
+        .find_by_email(email, pseudonym.as_deref(), counters, keys.tombstones)
         .await?;
     let usage = store.usage_of(email).await?;
     let now = now();
@@ -1162,6 +1201,10 @@ async fn export(
         "usage": usage_json(&usage, now),
         "credits": credits_json(&usage, now),
         "erasure_receipt": found.receipt.as_ref().map(receipt_json),
+        "erasure_tombstones": found.tombstones.iter().map(|t| json!({
+            "pseudonym": t.pseudonym,
+            "erased_at": format_rfc3339(t.erased_at),
+        })).collect::<Vec<_>>(),
         "not_included": not_included,
     });
     writeln!(out, "{value:#}").map_err(io)
@@ -1202,7 +1245,7 @@ async fn forget(
     }
     for _ in 0..5 {
         let found = store
-            .find_by_email(email, Some(&pseudonym), counters)
+            .find_by_email(email, Some(&pseudonym), counters, request.tombstone_keys)
             .await?;
         let plan = plan_erasure(&found, &pseudonym, request);
         if plan.is_empty() {
@@ -1295,6 +1338,17 @@ fn print_erasure(
         plan.restore_keys.len()
     )
     .map_err(io)?;
+    if !plan.tombstones.is_empty() {
+        writeln!(
+            out,
+            "  tombstone {} (keyed, no address): later deliveries of purchases made before {} are stored under the pseudonym",
+            verb("recorded", "to record"),
+            plan.tombstones
+                .first()
+                .map_or_else(String::new, |t| format_rfc3339(t.erased_at)),
+        )
+        .map_err(io)?;
+    }
     let last = plan.receipt.erasures.last();
     writeln!(
         out,
@@ -1475,7 +1529,12 @@ fn payment_json(p: &PaymentRecord) -> Value {
 
 async fn connect(env: &Env) -> Result<Store, AdminError> {
     let config = StoreConfig::from_env(env)?;
-    Ok(Store::connect(&config, ClientProfile::operator()).await)
+    let store = Store::connect(&config, ClientProfile::operator()).await;
+    // Deliveries applied here (reconcile, send) honour erasure tombstones as the functions do.
+    if env.optional("ENTITLEMENT_SECRET").is_some() {
+        return Ok(store.with_erasure_keys(&env.signing_keys("ENTITLEMENT_SECRET")?));
+    }
+    Ok(store)
 }
 
 fn io(error: std::io::Error) -> AdminError {

@@ -24,6 +24,10 @@ fn env_for(store: &Store) -> Env {
             "privacy-key-for-tests-0123456789abcdef".to_owned(),
         ),
         ("LLMXT_OPERATOR", "alice".to_owned()),
+        (
+            "ENTITLEMENT_SECRET",
+            llmxt_testkit::TEST_ENTITLEMENT_SECRET.to_owned(),
+        ),
     ])
 }
 

@@ -222,10 +222,10 @@ impl Handlers {
         };
         let _ = shared.put_entitlement(&granted).await;
         Self {
-            webhook: webhook::WebhookDeps {
-                config: WebhookConfig::from_env(&env).unwrap(),
-                store: store.clone(),
-            },
+            webhook: webhook::WebhookDeps::new(
+                WebhookConfig::from_env(&env).unwrap(),
+                store.clone(),
+            ),
             success: success_redirect::SuccessDeps::new(
                 SuccessConfig::from_env(&env).unwrap(),
                 store.clone(),

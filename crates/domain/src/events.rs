@@ -110,6 +110,8 @@ pub struct SubscriptionSnapshot {
     pub expires_at: Option<i64>,
     /// End of the free trial: `created_at` + `trial_period_days`, when there is a trial.
     pub trial_ends_at: Option<i64>,
+    /// `created_at`, unix seconds.
+    pub created_at: Option<i64>,
     /// `scheduled_change`: a plan change waiting for its date (a downgrade at the next
     /// billing date).
     pub scheduled_change: Option<ScheduledChange>,
@@ -278,6 +280,7 @@ fn parse_subscription(data: &Map<String, Value>) -> DodoObject {
             .filter(|days| *days > 0)
             .zip(date("created_at"))
             .map(|(days, created)| created.saturating_add(days.saturating_mul(86_400))),
+        created_at: date("created_at"),
         cancel_at_period_end: data
             .get("cancel_at_next_billing_date")
             .and_then(Value::as_bool)

@@ -920,7 +920,8 @@ fn is_stale(stored: Option<Freshness>, incoming: Freshness) -> bool {
     })
 }
 
-fn new_payment(payment_id: &str, now: i64) -> PaymentRecord {
+/// A payment not stored yet, first seen at `now`.
+pub fn new_payment(payment_id: &str, now: i64) -> PaymentRecord {
     PaymentRecord {
         payment_id: payment_id.to_owned(),
         status: "unknown".to_owned(),
@@ -929,7 +930,8 @@ fn new_payment(payment_id: &str, now: i64) -> PaymentRecord {
     }
 }
 
-fn new_subscription(subscription_id: &str, now: i64) -> SubscriptionRecord {
+/// A subscription not stored yet, first seen at `now`.
+pub fn new_subscription(subscription_id: &str, now: i64) -> SubscriptionRecord {
     SubscriptionRecord {
         subscription_id: subscription_id.to_owned(),
         status: "unknown".to_owned(),

@@ -121,6 +121,7 @@ impl Memory {
                     next_billing_date: Some(T0 + (i64::from(*k) + 1) * PERIOD),
                     expires_at: None,
                     trial_ends_at: None,
+                    created_at: Some(T0),
                     scheduled_change: None,
                     cancel_at_period_end: false,
                 };

@@ -49,10 +49,10 @@ async fn counted() -> Counted {
         ("PLAN_FEATURES", "professional=export,api"),
     ];
     Counted {
-        webhook: webhook::WebhookDeps {
-            config: WebhookConfig::from_env(&env(&secrets)).unwrap(),
-            store: store.clone(),
-        },
+        webhook: webhook::WebhookDeps::new(
+            WebhookConfig::from_env(&env(&secrets)).unwrap(),
+            store.clone(),
+        ),
         success: success_redirect::SuccessDeps::new(
             SuccessConfig::from_env(&env(&secrets)).unwrap(),
             store.clone(),

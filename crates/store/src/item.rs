@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use llmxt_domain::email::Email;
-use llmxt_domain::privacy::{Erasure, ErasureReceipt, RestoreRecord};
+use llmxt_domain::privacy::{Erasure, ErasureReceipt, RestoreRecord, Tombstone};
 use llmxt_domain::records::{
     Change, CorruptItem, DeliveryRecord, Entitlement, Freshness, Grant, PaymentRecord,
     SubscriptionRecord, TTL_ATTRIBUTE, source, status,
@@ -709,6 +709,34 @@ impl StoredItem for ErasureReceipt {
             .collect();
         item.insert("erasures".to_owned(), AttributeValue::L(entries));
         put_n(&mut item, "version", Some(self.version));
+        item
+    }
+}
+
+impl StoredItem for Tombstone {
+    /// Reads a tombstone item.
+    fn from_item(item: &Item) -> Result<Self, CorruptItem> {
+        Ok(Self {
+            key: req_s(item, "payment_id")?,
+            pseudonym: req_s(item, "pseudonym")?,
+            erased_at: opt_time(item, "erased_at").ok_or(CorruptItem {
+                attribute: "erased_at",
+            })?,
+        })
+    }
+
+    /// Writes a tombstone item: its keyed key, the pseudonym and the erasure time; no `email`
+    /// attribute (outside `email-index`), a `record_type` (outside listings), no TTL.
+    fn to_item(&self) -> Item {
+        let mut item = Item::new();
+        put_s(&mut item, "payment_id", Some(&self.key));
+        put_s(&mut item, "record_type", Some("erasure_tombstone"));
+        put_s(&mut item, "pseudonym", Some(&self.pseudonym));
+        put_s(
+            &mut item,
+            "erased_at",
+            Some(&format_rfc3339(self.erased_at)),
+        );
         item
     }
 }

@@ -4,6 +4,7 @@ use crate::store::{CommitOutcome, RecordKeys, Store, StoreError, back_off};
 use llmxt_domain::email::Email;
 use llmxt_domain::events::{DodoEvent, DodoObject};
 use llmxt_domain::policy::{self, Decision, DeliveryContext, PolicySettings, Stored};
+use llmxt_domain::privacy::{Tombstone, apply_tombstone};
 use llmxt_domain::records::{DeliveryRecord, Freshness};
 
 /// How many times a delivery is re-read and re-decided when concurrent writers interfere.
@@ -102,8 +103,14 @@ pub async fn apply_delivery(
     };
     let origin = delivery.origin;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let Some(stored) = read_stored(store, settings, delivery.webhook_id, &event.object).await?
-        else {
+        let read = read_stored(
+            store,
+            settings,
+            delivery.webhook_id,
+            &event.object,
+            context.now,
+        );
+        let Some(stored) = read.await? else {
             return Ok(Outcome::Duplicate);
         };
         let decision = match &event.object {
@@ -195,8 +202,28 @@ fn snapshot_email(object: &DodoObject) -> Option<&Email> {
     }
 }
 
+/// An object created before its address was erased (`llmxt-admin forget`) is applied
+/// pseudonymised: no address, no customer id, no entitlement (issue 34, item 6).
+fn erase_if_tombstoned(
+    stored: &mut Stored,
+    object: &DodoObject,
+    email: Option<&Email>,
+    tombstone: Option<&Tombstone>,
+    now: i64,
+) {
+    if let (Some(email), Some(tombstone)) = (email, tombstone)
+        && apply_tombstone(stored, object, email, tombstone, now)
+    {
+        tracing::info!(
+            pseudonym = tombstone.pseudonym,
+            "delivery for an erased address: stored under the pseudonym"
+        );
+    }
+}
+
 /// Reads what a delivery needs in one batched request: its deduplication record, the
-/// payment, the subscription and the entitlement of the email the delivery names. Only when
+/// payment, the subscription, the entitlement of the email the delivery names and that
+/// email's erasure tombstones. Only when
 /// the stored records point elsewhere (a refund whose stored payment has another buyer, or
 /// belongs to a subscription the delivery does not name) is a second read needed.
 /// `None` when the delivery was already committed.
@@ -205,6 +232,7 @@ async fn read_stored(
     settings: PolicySettings<'_>,
     webhook_id: &str,
     object: &DodoObject,
+    now: i64,
 ) -> Result<Option<Stored>, StoreError> {
     let (payment_id, subscription_id) = match object {
         DodoObject::Payment(p) => (Some(p.payment_id.as_str()), p.subscription_id.as_deref()),
@@ -214,12 +242,14 @@ async fn read_stored(
         DodoObject::Unhandled | DodoObject::Unusable(_) => (None, None),
     };
     let snapshot_email = snapshot_email(object);
+    let tombstones = snapshot_email.map_or_else(Vec::new, |e| store.tombstone_keys(e));
     let first = store
         .read_records(RecordKeys {
             webhook_id: Some(webhook_id),
             payment_id,
             subscription_id,
             email: snapshot_email,
+            tombstones: &tombstones,
         })
         .await?;
     if first.delivery_seen {
@@ -231,6 +261,13 @@ async fn read_stored(
         entitlement: first.entitlement,
         credit_pack: None,
     };
+    erase_if_tombstoned(
+        &mut stored,
+        object,
+        snapshot_email,
+        first.tombstone.as_ref(),
+        now,
+    );
     // A refund or dispute of a subscription's payment needs the subscription too: its
     // payments tell which period was in force when the money went back.
     let needs_subscription = matches!(

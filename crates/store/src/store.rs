@@ -17,10 +17,11 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 use llmxt_domain::email::Email;
 use llmxt_domain::policy::Changes;
-use llmxt_domain::privacy::{ErasurePlan, ErasureReceipt, Found, RestoreRecord};
+use llmxt_domain::privacy::{ErasurePlan, ErasureReceipt, Found, RestoreRecord, Tombstone};
 use llmxt_domain::records::{
     CorruptItem, DeliveryRecord, Entitlement, PaymentRecord, SubscriptionRecord, TTL_ATTRIBUTE,
 };
+use llmxt_domain::secret::Secret;
 use llmxt_domain::time::format_rfc3339;
 
 use crate::config::StoreConfig;
@@ -237,6 +238,8 @@ pub struct RecordKeys<'a> {
     pub subscription_id: Option<&'a str>,
     /// An entitlement.
     pub email: Option<&'a Email>,
+    /// Erasure tombstones ([`Store::tombstone_keys`] of the delivery's address).
+    pub tombstones: &'a [String],
 }
 
 /// What [`Store::read_records`] found.
@@ -250,6 +253,8 @@ pub struct Records {
     pub subscription: Option<SubscriptionRecord>,
     /// The entitlement.
     pub entitlement: Option<Entitlement>,
+    /// The latest of the tombstones asked for, when the address was erased.
+    pub tombstone: Option<Tombstone>,
 }
 
 /// Result of trying to redeem a payment's one-time claim.
@@ -281,6 +286,7 @@ pub enum ClaimOutcome {
 pub struct Store {
     client: Client,
     config: StoreConfig,
+    erasure_keys: std::sync::Arc<[Secret]>,
 }
 
 impl Store {
@@ -315,7 +321,28 @@ impl Store {
 
     /// Wraps an existing client.
     pub fn new(client: Client, config: StoreConfig) -> Self {
-        Self { client, config }
+        Self {
+            client,
+            config,
+            erasure_keys: std::sync::Arc::from([]),
+        }
+    }
+
+    /// The same store, finding erasure tombstones under `keys` (the `ENTITLEMENT_SECRET` keys:
+    /// the functions that apply deliveries hold them). Without keys no tombstone is read.
+    #[must_use]
+    pub fn with_erasure_keys(mut self, keys: &[Secret]) -> Self {
+        self.erasure_keys = std::sync::Arc::from(keys);
+        self
+    }
+
+    /// The keys of `email`'s erasure tombstones, one per key [`Store::with_erasure_keys`]
+    /// was given.
+    pub fn tombstone_keys(&self, email: &Email) -> Vec<String> {
+        self.erasure_keys
+            .iter()
+            .map(|key| Tombstone::key(key.expose(), email))
+            .collect()
     }
 
     /// The table names in use.
@@ -438,6 +465,7 @@ impl Store {
         ]
         .into_iter()
         .flatten()
+        .chain(keys.tombstones.iter().map(String::as_str))
         {
             payment_keys.push(Item::from([(
                 "payment_id".to_owned(),
@@ -502,6 +530,15 @@ impl Store {
                 records.subscription = Some(SubscriptionRecord::from_item(&item)?);
             } else if Some(key) == keys.payment_id {
                 records.payment = Some(PaymentRecord::from_item(&item)?);
+            } else if keys.tombstones.iter().any(|t| t == key) {
+                let tombstone = Tombstone::from_item(&item)?;
+                if records
+                    .tombstone
+                    .as_ref()
+                    .is_none_or(|t| t.erased_at < tombstone.erased_at)
+                {
+                    records.tombstone = Some(tombstone);
+                }
             }
         }
         Ok(records)
@@ -1088,14 +1125,16 @@ impl Store {
     }
 
     /// Everything stored about `email`: its entitlement, its payments (`email-index`), the
-    /// subscription records of its grants and payments, its restore tokens and counters, and
-    /// the erasure receipt under `pseudonym` when one is given. Counters are found by
-    /// `counter_prefixes` ([`Store::records_naming_email`]).
+    /// subscription records of its grants and payments, its restore tokens and counters, the
+    /// erasure receipt under `pseudonym` when one is given, and its tombstones under
+    /// `tombstone_keys`. Counters are found by `counter_prefixes`
+    /// ([`Store::records_naming_email`]).
     pub async fn find_by_email(
         &self,
         email: &Email,
         pseudonym: Option<&str>,
         counter_prefixes: &[String],
+        tombstone_keys: &[String],
     ) -> Result<Found, StoreError> {
         let entitlement = self.get_entitlement(email).await?;
         let payments = self.payments_for_email(email).await?;
@@ -1124,23 +1163,41 @@ impl Store {
             Some(pseudonym) => self.get_erasure_receipt(pseudonym).await?,
             None => None,
         };
+        let mut tombstones = Vec::new();
+        for key in tombstone_keys {
+            if let Some(item) = self
+                .get(&self.config.payments_table, "payment_id", key)
+                .await?
+            {
+                tombstones.push(Tombstone::from_item(&item)?);
+            }
+        }
         Ok(Found {
             entitlement,
             payments,
             subscriptions,
             restore_records,
             receipt,
+            tombstones,
         })
     }
 
-    /// Writes an erasure: the receipt, the pseudonymised payments and subscriptions, the
-    /// entitlement's deletion and the restore records' deletion, each record guarded by the
-    /// version that was read. One transaction when it fits DynamoDB's 100 items (the usual
+    /// Writes an erasure: the receipt, the tombstones, the pseudonymised payments and
+    /// subscriptions, the entitlement's deletion and the restore records' deletion, each
+    /// record guarded by the version that was read (a tombstone replaces its key's). One transaction when it fits DynamoDB's 100 items (the usual
     /// case); otherwise several, the receipt first, so a run cut short is finished by running
     /// it again. `Conflict` when a record changed since it was read (read again and retry).
     pub async fn erase(&self, plan: &ErasurePlan) -> Result<CommitOutcome, StoreError> {
         let table = &self.config.payments_table;
         let mut items = vec![self.versioned_put(&plan.receipt)];
+        items.extend(plan.tombstones.iter().map(|t| {
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(t.to_item()))
+                .build()
+                .unwrap_or_else(|_| unreachable!("table name and item are both set"));
+            TransactWriteItem::builder().put(put).build()
+        }));
         items.extend(plan.payments.iter().map(|p| self.versioned_replace(p)));
         items.extend(plan.subscriptions.iter().map(|s| self.versioned_replace(s)));
         if let Some(entitlement) = &plan.entitlement {
@@ -1542,6 +1599,11 @@ fn classify_unredeemable(
     }
     if payment.claim_redeemed_at.is_some() {
         return ClaimOutcome::AlreadyClaimed;
+    }
+    // An erased buyer's payment never opens a claim: its link has expired, rather than
+    // waiting (and asking Dodo) for a confirmation that cannot come.
+    if payment.erased_as.is_some() {
+        return ClaimOutcome::Expired;
     }
     if payment.status == "succeeded"
         && payment.email.is_some()

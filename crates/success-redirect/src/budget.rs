@@ -19,10 +19,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use llmxt_domain::crypto::hex_encode;
 use llmxt_domain::email::Email;
 use llmxt_store::store::{LookupGate, StoreError};
-use sha2::{Digest, Sha256};
 
 use crate::SuccessDeps;
 
@@ -286,19 +284,28 @@ pub async fn count_per_subject_hour(
 /// [`llmxt_domain::privacy::email_counter_prefix`] builds it under the signing key of
 /// `ENTITLEMENT_SECRET`: never the address, nor a bare hash of it.
 pub fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
-    let key = deps
-        .config
-        .cookie
-        .keys
-        .first()
-        .map(|k| k.expose().to_vec())
-        .unwrap_or_default();
-    let prefix = llmxt_domain::privacy::email_counter_prefix(&key, email);
+    let prefix = llmxt_domain::privacy::email_counter_prefix(counter_key(deps), email);
     prefix
         .strip_prefix(llmxt_domain::records::RATE_LIMIT_PREFIX)
         .unwrap_or(&prefix)
         .trim_end_matches('#')
         .to_owned()
+}
+
+/// The key counters are keyed under: the signing key of `ENTITLEMENT_SECRET`.
+fn counter_key(deps: &SuccessDeps) -> &[u8] {
+    deps.config
+        .cookie
+        .keys
+        .first()
+        .map_or(&[][..], |k| k.expose())
+}
+
+/// The counter name part of a client IP: [`llmxt_domain::privacy::keyed_digest`] under the
+/// signing key of `ENTITLEMENT_SECRET` (label `llmxt client ip`), never the address nor a bare
+/// hash of it (the IPv4 space is small enough to reverse a bare hash by trying all).
+pub fn client_ip_digest(deps: &SuccessDeps, client_ip: &str) -> String {
+    llmxt_domain::privacy::keyed_digest(counter_key(deps), "llmxt client ip", client_ip)
 }
 
 /// Remembers for [`LOOKUP_WINDOW_SECONDS`] that Dodo does not know `id`.
@@ -322,10 +329,7 @@ pub async fn count_per_ip_hour(
     in_outage: InOutage,
 ) -> Option<i64> {
     let window_end = (now / 3600 + 1) * 3600;
-    let key = format!(
-        "{scope}#{}",
-        hex_encode(&Sha256::digest(client_ip.as_bytes()))
-    );
+    let key = format!("{scope}#{}", client_ip_digest(deps, client_ip));
     add_to_counter(deps, scope, &key, 1, window_end, now, in_outage).await
 }
 

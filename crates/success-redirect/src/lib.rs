@@ -67,8 +67,10 @@ pub struct SuccessDeps {
 pub const DEFAULT_RESTORE_FLOOR: std::time::Duration = std::time::Duration::from_millis(700);
 
 impl SuccessDeps {
-    /// Wraps a store.
+    /// Wraps a store; deliveries confirmed through Dodo's API find erasure tombstones under
+    /// the `ENTITLEMENT_SECRET` keys.
     pub fn new(config: SuccessConfig, store: Store) -> Self {
+        let store = store.with_erasure_keys(&config.cookie.keys);
         let cookies = CookieIssuer::new(&config.cookie);
         let dodo = config
             .dodo_api

@@ -153,7 +153,13 @@ async fn request_link(
     let email_key = email_counter(deps, &email);
     let email_count = match deps
         .store
-        .count_in_window(&format!("{email_key}#ip#{}", digest(&ip)), window_end)
+        .count_in_window(
+            &format!(
+                "{email_key}#ip#{}",
+                crate::budget::client_ip_digest(deps, &ip)
+            ),
+            window_end,
+        )
         .await
     {
         Ok(count) => count,
@@ -396,6 +402,7 @@ fn email_counter(deps: &SuccessDeps, email: &Email) -> String {
     crate::budget::email_counter(deps, email)
 }
 
+/// A sign-in token's key: the SHA-256 of the random token (never of an address).
 fn digest(text: &str) -> String {
     hex_encode(&Sha256::digest(text.as_bytes()))
 }

@@ -43,13 +43,11 @@ async fn setup() -> (SuccessDeps, webhook::WebhookDeps) {
     let store = fresh_store().await;
     let webhook_config = WebhookConfig::from_env(&Env::from_pairs([
         ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("PRODUCT_PLANS", "pdt_test=professional"),
     ]))
     .unwrap();
-    let hook = webhook::WebhookDeps {
-        config: webhook_config,
-        store: store.clone(),
-    };
+    let hook = webhook::WebhookDeps::new(webhook_config, store.clone());
     (SuccessDeps::new(success_config(&[]), store), hook)
 }
 

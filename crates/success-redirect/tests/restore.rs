@@ -839,4 +839,13 @@ async fn one_network_cannot_lock_a_buyer_out_and_a_new_link_replaces_the_old() {
         table.contains("limit#email#"),
         "the keyed counters are there"
     );
+    // Nor of a client IP (the IPv4 space is small enough to reverse a bare hash).
+    for ip in ["198.51.100.66", "203.0.113.7", "203.0.113.8"] {
+        let bare = llmxt_domain::crypto::hex_encode(&sha2::Sha256::digest(ip.as_bytes()));
+        assert!(!table.contains(&bare), "{table}");
+    }
+    assert!(
+        table.contains("limit#ip#"),
+        "the keyed IP counters are there"
+    );
 }

@@ -1,6 +1,7 @@
 //! The webhook function's settings, composed from the settings of the crates it uses.
 
 use llmxt_domain::config::{ConfigError, Env, MIN_WEBHOOK_KEY_BYTES, PlanCatalog};
+use llmxt_domain::secret::Secret;
 use llmxt_domain::webhook_signature::{WebhookSecretError, WebhookSecrets};
 use llmxt_store::config::StoreConfig;
 
@@ -18,6 +19,9 @@ pub struct WebhookConfig {
     /// `SUBSCRIPTION_GRACE_SECONDS` (default 3 days): access kept past a subscription's
     /// paid period while a renewal is retried.
     pub grace_seconds: i64,
+    /// `ENTITLEMENT_SECRET`: the keys an erased address's tombstone is found under
+    /// (`llmxt-admin forget`), so a late delivery does not bring the address back.
+    pub erasure_keys: Vec<Secret>,
 }
 
 impl WebhookConfig {
@@ -51,6 +55,15 @@ impl WebhookConfig {
             store: StoreConfig::from_env(env)?,
             claim_ttl_seconds: env.seconds("CLAIM_TTL_SECONDS", 600, 60, 86_400)?,
             grace_seconds: env.seconds("SUBSCRIPTION_GRACE_SECONDS", 3 * 86_400, 0, 30 * 86_400)?,
+            erasure_keys: match env.optional("ENTITLEMENT_SECRET") {
+                Some(_) => env.signing_keys("ENTITLEMENT_SECRET")?,
+                None => {
+                    return Err(ConfigError::new(
+                        "ENTITLEMENT_SECRET",
+                        "is required: an erased address's tombstone is found under it (give the webhook the success-redirect function's value)",
+                    ));
+                }
+            },
         })
     }
 }
@@ -63,8 +76,45 @@ mod tests {
     const GOOD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const STRONG: &str = "0123456789abcdef0123456789abcdef";
 
+    /// `pairs`, with `ENTITLEMENT_SECRET` unless they name it.
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        let mut all: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !pairs.iter().any(|(k, _)| *k == "ENTITLEMENT_SECRET") {
+            all.push(("ENTITLEMENT_SECRET".into(), STRONG.into()));
+        }
+        Env::from_pairs(all)
+    }
+
+    #[test]
+    fn the_erasure_keys_are_required_and_checked() {
+        let missing = WebhookConfig::from_env(&Env::from_pairs([(
+            "DODO_WEBHOOK_SECRET".to_owned(),
+            GOOD_SECRET.to_owned(),
+        )]))
+        .expect_err("required")
+        .to_string();
+        assert!(
+            missing.contains("ENTITLEMENT_SECRET is required") && !missing.contains('\n'),
+            "{missing}"
+        );
+        assert!(
+            webhook_error(&[
+                ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
+                ("ENTITLEMENT_SECRET", "short")
+            ])
+            .contains("ENTITLEMENT_SECRET is too weak")
+        );
+        let rotated = format!("{STRONG} {STRONG}-old");
+        let config = WebhookConfig::from_env(&env(&[
+            ("DODO_WEBHOOK_SECRET", GOOD_SECRET),
+            ("ENTITLEMENT_SECRET", &rotated),
+        ]))
+        .expect("valid");
+        assert_eq!(config.erasure_keys.len(), 2);
+        assert!(!format!("{config:?}").contains(STRONG));
     }
 
     fn webhook_error(pairs: &[(&str, &str)]) -> String {

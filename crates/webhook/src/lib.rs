@@ -36,6 +36,12 @@ impl WebhookDeps {
     /// Builds the DynamoDB client for this configuration.
     pub async fn connect(config: WebhookConfig) -> Self {
         let store = Store::connect(&config.store, ClientProfile::patient()).await;
+        Self::new(config, store)
+    }
+
+    /// Wraps a store, finding erasure tombstones under the configured keys.
+    pub fn new(config: WebhookConfig, store: Store) -> Self {
+        let store = store.with_erasure_keys(&config.erasure_keys);
         Self { config, store }
     }
 }

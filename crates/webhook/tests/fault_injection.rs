@@ -13,8 +13,8 @@ use llmxt_store::config::StoreConfig;
 use llmxt_store::store::{ClientProfile, Store};
 use llmxt_testkit::faults::{DynamoDbProcess, FaultProxy, ProxyMode};
 use llmxt_testkit::{
-    TEST_WEBHOOK_SECRET, dodo_body, fresh_store, request_from_event, scan_all, unique_store_config,
-    webhook_event,
+    TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body, fresh_store, request_from_event,
+    scan_all, unique_store_config, webhook_event,
 };
 use serde_json::json;
 use webhook::config::WebhookConfig;
@@ -127,6 +127,7 @@ fn mixed_events(base: i64) -> Vec<Event> {
 fn config() -> WebhookConfig {
     WebhookConfig::from_env(&Env::from_pairs([
         ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("PRODUCT_PLANS", "pdt_test=professional"),
     ]))
     .unwrap()

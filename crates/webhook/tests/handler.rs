@@ -7,8 +7,8 @@ use lambda_http::http::StatusCode;
 use llmxt_domain::config::Env;
 use llmxt_domain::email::Email;
 use llmxt_testkit::{
-    EVENTS_TIME, TEST_WEBHOOK_SECRET, dodo_body, event_file, fresh_store, request_from_event,
-    response_json, table_sizes, webhook_event,
+    EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, dodo_body, event_file, fresh_store,
+    request_from_event, response_json, table_sizes, webhook_event,
 };
 use serde_json::json;
 use webhook::config::WebhookConfig;
@@ -17,6 +17,7 @@ use webhook::{MAX_BODY_BYTES, WebhookDeps, handle};
 fn config() -> WebhookConfig {
     WebhookConfig::from_env(&Env::from_pairs([
         ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
         ("PRODUCT_PLANS", "pdt_test=professional"),
     ]))
     .unwrap()

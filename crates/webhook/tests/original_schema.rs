@@ -11,7 +11,8 @@ use llmxt_domain::email::Email;
 use llmxt_domain::time::parse_rfc3339_seconds;
 use llmxt_store::store::Store;
 use llmxt_testkit::{
-    EVENTS_TIME, TEST_WEBHOOK_SECRET, event_file, fresh_store, request_from_event,
+    EVENTS_TIME, TEST_ENTITLEMENT_SECRET, TEST_WEBHOOK_SECRET, event_file, fresh_store,
+    request_from_event,
 };
 use webhook::config::WebhookConfig;
 use webhook::{WebhookDeps, handle};
@@ -26,6 +27,7 @@ async fn deps() -> WebhookDeps {
     WebhookDeps {
         config: WebhookConfig::from_env(&Env::from_pairs([
             ("DODO_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+            ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
             ("PRODUCT_PLANS", "pdt_test=professional"),
         ]))
         .unwrap(),
