@@ -63,7 +63,7 @@ impl EntitlementDeps {
         let profile = ClientProfile::within(budget(&config));
         let store = Store::connect(&config.store, profile).await;
         let usage_profile = ClientProfile::within(Duration::from_millis(config.usage_timeout_ms));
-        let usage_store = Store::connect(&config.store, usage_profile).await;
+        let usage_store = store.with_profile(usage_profile);
         Self {
             usage_store,
             ..Self::new(config, store)

@@ -194,6 +194,14 @@ impl ClientProfile {
         }
     }
 
+    fn timeouts(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .operation_timeout(self.operation_timeout)
+            .operation_attempt_timeout(self.attempt_timeout)
+            .connect_timeout(self.connect_timeout)
+            .build()
+    }
+
     /// For user-facing reads: everything, retry included, within `budget`.
     pub fn within(budget: Duration) -> Self {
         Self {
@@ -294,14 +302,9 @@ impl Store {
     /// local credentials when `DYNAMODB_ENDPOINT` points at DynamoDB Local.
     pub async fn connect(config: &StoreConfig, profile: ClientProfile) -> Self {
         let http_client = https_client();
-        let timeouts = TimeoutConfig::builder()
-            .operation_timeout(profile.operation_timeout)
-            .operation_attempt_timeout(profile.attempt_timeout)
-            .connect_timeout(profile.connect_timeout)
-            .build();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http_client)
-            .timeout_config(timeouts)
+            .timeout_config(profile.timeouts())
             .retry_config(RetryConfig::standard().with_max_attempts(profile.max_attempts));
         if let Some(endpoint) = &config.endpoint {
             let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
@@ -317,6 +320,22 @@ impl Store {
                 ));
         }
         Self::new(Client::new(&loader.load().await), config.clone())
+    }
+
+    /// The same store through a client with other timeouts and attempts. It shares this
+    /// client's HTTP connections, credentials and region, so no configuration is loaded again.
+    pub fn with_profile(&self, profile: ClientProfile) -> Self {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .timeout_config(profile.timeouts())
+            .retry_config(RetryConfig::standard().with_max_attempts(profile.max_attempts))
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            ..self.clone()
+        }
     }
 
     /// Wraps an existing client.

@@ -428,3 +428,37 @@ async fn an_unreachable_database_is_unavailable_quickly() {
         "bounded by the client timeouts"
     );
 }
+
+#[tokio::test]
+async fn a_store_with_another_profile_shares_the_tables_and_takes_the_new_timeouts() {
+    let store = fresh_store().await;
+    let patient = ClientProfile::patient();
+    let quick = ClientProfile::within(std::time::Duration::from_millis(250));
+    let other = store.with_profile(quick);
+    let timeouts = |s: &Store| s.client().config().timeout_config().cloned().unwrap();
+    assert_eq!(
+        timeouts(&other).operation_timeout(),
+        Some(quick.operation_timeout)
+    );
+    assert_eq!(
+        timeouts(&other).connect_timeout(),
+        Some(quick.connect_timeout)
+    );
+    assert_eq!(
+        other
+            .client()
+            .config()
+            .retry_config()
+            .unwrap()
+            .max_attempts(),
+        quick.max_attempts
+    );
+    assert_eq!(
+        timeouts(&store).operation_timeout(),
+        Some(patient.operation_timeout)
+    );
+    let buyer = "profile@example.com";
+    store.put_entitlement(&active(buyer)).await.unwrap();
+    let read = other.get_entitlement(&email(buyer)).await.unwrap().unwrap();
+    assert_eq!(read.plan, "professional");
+}
