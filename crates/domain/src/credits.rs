@@ -370,7 +370,7 @@ mod tests {
     fn a_lapsed_hold_gives_its_draws_back_without_a_write() {
         let packs = [pack("p", 10, 10_000)];
         let lapsed = hold(40, &[("p", 30)], 100);
-        let during = pack_balances(&packs, [&lapsed], 100);
+        let during = pack_balances(&packs, [&lapsed], 99);
         assert_eq!(during[0].available, 10);
         let after = pack_balances(&packs, [&lapsed], 200);
         assert_eq!(after[0].available, 40);

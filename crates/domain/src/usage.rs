@@ -30,10 +30,10 @@ pub const DEFAULT_HOLD_SECONDS: i64 = 300;
 pub const MAX_HOLD_SECONDS: i64 = 3_600;
 /// How long an idempotency key (a hold, and then its outcome) is remembered.
 pub const IDEMPOTENCY_SECONDS: i64 = 86_400;
-/// A hold counts as expired for a reserve only this long after its end, while commits and
-/// releases are refused from its end on: clocks of two instances that differ by less than
-/// this never both use the same hold.
-pub const EXPIRY_GRACE_SECONDS: i64 = 5;
+/// How long after its end a hold counts as returned for a reserve; commits and releases are
+/// refused from its end on. Zero: a hold is back in the balance the second it ends, as the
+/// API promises, and one instance never counts a hold both open and returned.
+pub const EXPIRY_GRACE_SECONDS: i64 = 0;
 
 /// How often an allowance starts again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,17 +421,18 @@ pub struct ReserveRequest {
     pub hold_seconds: i64,
 }
 
-/// Reads a positive integer up to [`MAX_AMOUNT`].
+/// Reads an integer from `least` up to [`MAX_AMOUNT`].
 fn amount_field(
     body: &Value,
     field: &'static str,
+    least: i64,
     message: &'static str,
 ) -> Result<Option<i64>, &'static str> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
             .as_i64()
-            .filter(|amount| (1..=MAX_AMOUNT).contains(amount))
+            .filter(|amount| (least..=MAX_AMOUNT).contains(amount))
             .map(Some)
             .ok_or(message),
     }
@@ -447,6 +448,7 @@ pub fn parse_reserve(body: &Value) -> Result<ReserveRequest, &'static str> {
     let amount = amount_field(
         body,
         "amount",
+        1,
         "amount must be a positive integer up to 10^12",
     )?
     .ok_or("amount is required")?;
@@ -485,10 +487,12 @@ pub fn parse_settle(body: &Value, commit: bool) -> Result<(Reservation, i64), &'
         None => return Err("reservation is required"),
     };
     let amount = if commit {
+        // Zero is a commit of nothing: the work ran and used none of it.
         amount_field(
             body,
             "amount",
-            "amount must be a positive integer up to 10^12",
+            0,
+            "amount must be an integer from 0 up to the reserved amount",
         )?
         .unwrap_or(reservation.amount)
     } else {
@@ -604,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn lapsed_holds_go_back_to_the_balance_after_the_grace() {
+    fn lapsed_holds_go_back_to_the_balance_when_they_end() {
         let holds = [
             hold(10, 100, HoldState::Live),
             hold(5, 1_000, HoldState::Live),
@@ -708,6 +712,13 @@ mod tests {
             12
         );
         assert!(parse_settle(&json!({"reservation": text, "amount": 41}), true).is_err());
+        assert_eq!(
+            parse_settle(&json!({"reservation": text, "amount": 0}), true)
+                .expect("nothing used")
+                .1,
+            0
+        );
+        assert!(parse_settle(&json!({"reservation": text, "amount": -1}), true).is_err());
         assert!(parse_settle(&json!({}), false).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! (docs/usage.md). Always HMAC-signed, whatever `REQUIRE_HMAC_SIGNATURE` says: these spend
 //! money. The buyer is the body's `email` (account-wide) or the visitor's cookie (its scope).
 
-use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use llmxt_domain::credits::Draw;
 use llmxt_domain::email::Email;
@@ -10,7 +10,7 @@ use llmxt_domain::records::{Entitlement, Grant};
 use llmxt_domain::time::format_rfc3339;
 use llmxt_domain::token::Scope;
 use llmxt_domain::usage::{
-    Balance, Bucket, Hold, MeterLimit, Period, Reservation, ReserveRequest, hold_id, parse_reserve,
+    Balance, Bucket, Hold, MeterLimit, Reservation, ReserveRequest, hold_id, parse_reserve,
     parse_settle, resets_at,
 };
 use llmxt_http::{ApiError, body_bytes, json_response, presented_tokens};
@@ -113,43 +113,48 @@ async fn answer(
 }
 
 /// The buyer and the scope: the body's `email` (account-wide), else the first valid cookie.
+/// `None`: a cookie header was sent but proves no one (forged, expired, another site's).
 fn buyer(
     deps: &EntitlementDeps,
     request: &Request,
     body: &Value,
     now: i64,
-) -> Result<(Email, Scope), ApiError> {
+) -> Result<Option<(Email, Scope)>, ApiError> {
     match body.get("email") {
         Some(Value::String(raw)) => Email::parse(raw)
-            .map(|email| (email, Scope::Account))
+            .map(|email| Some((email, Scope::Account)))
             .map_err(|_| ApiError::BadRequest("email is not a valid address")),
         Some(_) => Err(ApiError::BadRequest("email must be a string")),
         None => {
             let (valid, _) = presented_tokens(request, &deps.cookies, now);
-            let presented = valid.into_iter().next().ok_or(ApiError::BadRequest(
-                "email (or the visitor's cookie header) is required",
-            ))?;
-            let email = Email::parse(&presented.token.claims.email)
-                .map_err(|_| ApiError::BadRequest("email is not a valid address"))?;
-            Ok((email, presented.token.claims.scope()))
+            let Some(presented) = valid.into_iter().next() else {
+                return if request.headers().contains_key(header::COOKIE) {
+                    Ok(None)
+                } else {
+                    Err(ApiError::BadRequest(
+                        "email (or the visitor's cookie header) is required",
+                    ))
+                };
+            };
+            Ok(Email::parse(&presented.token.claims.email)
+                .ok()
+                .map(|email| (email, presented.token.claims.scope())))
         }
     }
 }
 
-/// The allowance of `meter` for `grant`'s plan: `Err` when the plan lists meters but not this
-/// one; a plan without limits has every meter, unlimited, by the calendar month.
+/// The allowance of `meter` for `grant`'s plan: `Err` when the plan does not list it. A plan
+/// `PLAN_LIMITS` does not name has no meters: what is not granted is not sold.
 pub(crate) fn meter_limit(
     deps: &EntitlementDeps,
     plan: &str,
     meter: &str,
 ) -> Result<MeterLimit, ()> {
-    match deps.config.limits.meters(plan) {
-        Some(meters) => meters.get(meter).copied().ok_or(()),
-        None => Ok(MeterLimit {
-            amount: None,
-            period: Period::Month,
-        }),
-    }
+    deps.config
+        .limits
+        .meters(plan)
+        .and_then(|meters| meters.get(meter).copied())
+        .ok_or(())
 }
 
 /// The bucket usage of `grant` counts in at `now`.
@@ -256,7 +261,9 @@ async fn reserve(
     now: i64,
 ) -> Result<Response<Body>, Refusal> {
     let request = parse_reserve(body).map_err(ApiError::BadRequest)?;
-    let (email, scope) = buyer(deps, http, body, now)?;
+    let Some((email, scope)) = buyer(deps, http, body, now)? else {
+        return Ok(forbidden("no_access"));
+    };
     let (entitlement, mut items) = within_budget(
         deps,
         deps.usage_store

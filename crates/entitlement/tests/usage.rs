@@ -277,6 +277,23 @@ async fn the_same_key_sent_twenty_times_at_once_is_charged_once() {
         (&usage["tokens"]["used"], &usage["tokens"]["reserved"]),
         (&json!(250), &json!(0))
     );
+    // Work that used nothing commits 0: all of it goes back, nothing more is used.
+    let held = reserve(&deps, "tokens", 300, "used-nothing").await;
+    let reservation = response_json(&held)["reservation"].clone();
+    let response = post(
+        &deps,
+        "/api/usage/commit",
+        json!({"reservation": reservation, "amount": 0}),
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response_json(&response)
+    );
+    assert_eq!(response_json(&response)["used"], 250);
+    assert_eq!(response_json(&response)["remaining"], 200_000 - 250);
 }
 
 #[tokio::test]
@@ -498,6 +515,38 @@ async fn no_pro_is_403_and_bad_input_is_400_with_nothing_written() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let after = format!("{:?}", scan_all(&deps.store, &table).await);
     assert_eq!(before, after, "nothing written");
+}
+
+#[tokio::test]
+async fn a_cookie_that_proves_no_one_and_a_plan_without_meters_are_403() {
+    let deps = deps().await;
+    let body = json!({"meter": "requests", "amount": 1, "idempotency_key": "k"});
+    let event = signed_event(
+        "/api/usage/reserve",
+        &body.to_string(),
+        vec!["__Host-llmxt_pro=forged.token".to_owned()],
+        true,
+    );
+    let response = handle(&deps, request_from_event(&event), NOW).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response_json(&response), json!({"error": "no_access"}));
+    // A paid plan PLAN_LIMITS does not name has no meters at all.
+    let config = EntitlementConfig::from_env(&Env::from_pairs([
+        ("ENTITLEMENT_SECRET", TEST_ENTITLEMENT_SECRET),
+        ("HMAC_SECRET", TEST_HMAC_SECRET),
+        ("NEXT_PUBLIC_SITE_URL", TEST_SITE),
+        ("PLAN_LIMITS", "professional=requests:5/month"),
+        ("PLAN_RANKING", "professional,enterprise"),
+    ]))
+    .unwrap();
+    let unlisted = EntitlementDeps::new(config, deps.store.clone());
+    put_grants(&unlisted.store, BUYER, vec![grant("pay_2", "enterprise")]).await;
+    let response = reserve(&unlisted, "requests", 1, "k").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response_json(&response),
+        json!({"error": "meter_not_in_plan"})
+    );
 }
 
 #[tokio::test]

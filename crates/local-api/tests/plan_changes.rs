@@ -450,6 +450,17 @@ async fn the_change_page_refuses_what_the_cookie_does_not_cover() {
         )),
         "{html}"
     );
+    // Without a product, or naming one that is not a plan: the same sign-in page, since
+    // who is asking comes first.
+    for query in ["", "product=pdt_unknown"] {
+        let bare = h.get("/upgrade/plan", query, None).await;
+        let html = response_text(&bare);
+        assert_eq!(bare.status(), 200, "{query}: {html}");
+        assert!(
+            html.contains("<h1>Sign in to change your plan</h1>"),
+            "{query}: {html}"
+        );
+    }
     let cross_site = h
         .request(
             "POST",

@@ -56,14 +56,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             query_param(&request, name)
         }
     };
-    let Some(product) = param("product").filter(|p| deps.config.plans.lists(p)) else {
-        return message_page(
-            deps,
-            StatusCode::BAD_REQUEST,
-            words::UNKNOWN_PLAN_TITLE,
-            words::UNKNOWN_PLAN_TEXT,
-        );
-    };
+    // Who is asking comes before what: without a cookie there is nothing to change.
     // An account cookie first: it covers every grant of the email.
     let (mut valid, _) = presented_tokens(&request, &deps.cookies, now);
     if llmxt_http::several_emails(&valid) {
@@ -80,6 +73,14 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             StatusCode::OK,
             words::SIGN_IN_TO_CHANGE_TITLE,
             words::SIGN_IN_TO_CHANGE_TEXT,
+        );
+    };
+    let Some(product) = param("product").filter(|p| deps.config.plans.lists(p)) else {
+        return message_page(
+            deps,
+            StatusCode::BAD_REQUEST,
+            words::UNKNOWN_PLAN_TITLE,
+            words::UNKNOWN_PLAN_TEXT,
         );
     };
     let entitlement = match deps.store.get_entitlement(&email).await {
