@@ -10,6 +10,7 @@ import {
   PASS_COOKIE,
   type Client,
   type EntitlementAnswer,
+  type EntitlementError,
   type Jwks,
   type VerifiedPass,
 } from "./index.js";
@@ -80,9 +81,10 @@ const UNAVAILABLE =
  * Middleware letting visitors with Pro through the matched paths and redirecting the others to
  * `redirectTo`. In order: no Pro cookie and no pass → redirect, no call; a fresh pass decides
  * alone; else the API is asked (the whole Cookie header forwarded, every `Set-Cookie` passed
- * back); if that fails, a Pro pass within its stale window lets the visitor through, and a
- * visitor with a Pro cookie gets `unavailableTo` (or a 503 page), never the redirect. Every
- * gated response carries `x-llmxt-decision`.
+ * back); if it is unavailable (timeout, network error, 5xx), a Pro pass within its stale window
+ * lets the visitor through, and a visitor with a Pro cookie gets `unavailableTo` (or a 503
+ * page), never the redirect; any other non-2xx (400, 401, 403…) redirects. Every gated response
+ * carries `x-llmxt-decision`.
  */
 export function proMiddleware(options: ProMiddlewareOptions) {
   const { matcher, redirectTo, unavailableTo, timeoutMs = 1500 } = options;
@@ -107,6 +109,9 @@ export function proMiddleware(options: ProMiddlewareOptions) {
       return decide("origin", answer.pro ? nextWithCookies(request, answer.setCookie) : redirect(), answer);
     } catch (error) {
       console.error("@llmxt/pro: entitlement check failed:", error);
+      // The API answered, with a non-2xx below 500 (401 wrong secret, 400, 403…): not unavailable.
+      const e = error as EntitlementError;
+      if (e?.kind === "status" && e.status! < 500) return decide("none", redirect());
     }
     if (pass?.stale) return decide("stale", NextResponse.next());
     if (!proCookie) return decide("none", redirect());

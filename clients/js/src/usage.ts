@@ -47,6 +47,8 @@ export interface Consumed {
 
 /** The `402` answer: not enough left in the period's allowance and credit packs together. */
 export class LimitReachedError extends Error {
+  readonly status = 402;
+  readonly error = "limit_reached";
   readonly meter: string;
   readonly limit: number | null;
   readonly used: number;
@@ -83,17 +85,40 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * What `withUsage`'s work returns (or resolves to):
+ * - a number: the amount used;
+ * - `{ amount?, value? }`: the amount used (all reserved when absent), and `value`, which
+ *   `withUsage` returns;
+ * - `undefined` or `null`: all reserved was used.
+ *
+ * The amount is floored and clamped to `0..reserved`; one that is not a number (`NaN`) counts as
+ * all. A positive amount is committed (the rest goes back); `0` releases the whole hold.
+ */
+export type UsageOutcome<T> = number | { amount?: number; value?: T } | null | undefined | void;
+
 export interface UsageClient {
+  /** `(buyer, options)`, or one object with both: `{ email | cookie, meter, amount, … }`. */
   reserve(buyer: Buyer, options: ReserveOptions): Promise<Reservation>;
+  reserve(request: Buyer & ReserveOptions): Promise<Reservation>;
   /** Keeps `amount` (all by default); the rest goes back. */
   commit(reservation: string, amount?: number): Promise<Settled>;
   release(reservation: string): Promise<Settled>;
+  /** `(buyer, options)`, or one object with both. */
   consume(buyer: Buyer, options: Omit<ReserveOptions, "holdSeconds">): Promise<Consumed>;
+  consume(request: Buyer & Omit<ReserveOptions, "holdSeconds">): Promise<Consumed>;
   /**
-   * Reserves `amount`, runs `work`, commits the `amount` it returns (all when it returns none)
-   * and gives back the rest; releases everything when `work` throws, then rethrows.
+   * Reserves `amount`, runs `work` and settles the hold by what it returns (see
+   * {@link UsageOutcome}): commits the amount used, or releases when that is `0`. Resolves to
+   * `value` of a returned object, else `undefined`. When `work` throws, releases the hold and
+   * rethrows the work's error. When the commit or release itself fails, rejects with that error
+   * (a `UsageError`; an unsettled hold lapses after `holdSeconds`).
    */
   withUsage<T>(options: Buyer & ReserveOptions, work: (reservation: Reservation) => Promise<{ amount?: number; value: T }>): Promise<T>;
+  withUsage<T = undefined>(
+    options: Buyer & ReserveOptions,
+    work: (reservation: Reservation) => UsageOutcome<T> | Promise<UsageOutcome<T>>,
+  ): Promise<T | undefined>;
 }
 
 type Sign = (timestamp: number, path: string, body: string) => Promise<string>;
@@ -123,7 +148,7 @@ export function usageClient(base: string, sign: Sign, timeoutMs: number): UsageC
     return answer as T;
   }
   const buyerFields = (buyer: Buyer) => ("email" in buyer ? { email: buyer.email } : { cookie: buyer.cookie });
-  const reserve = (buyer: Buyer, o: ReserveOptions) =>
+  const reserve = (buyer: Buyer, o: ReserveOptions = buyer as any) =>
     post<Reservation>("/api/usage/reserve", {
       ...buyerFields(buyer),
       meter: o.meter,
@@ -138,10 +163,10 @@ export function usageClient(base: string, sign: Sign, timeoutMs: number): UsageC
     reserve,
     commit,
     release,
-    consume: (buyer, o) =>
+    consume: (buyer: Buyer, o: ReserveOptions = buyer as any) =>
       post<Consumed>("/api/usage/consume", { ...buyerFields(buyer), meter: o.meter, amount: o.amount, idempotency_key: o.idempotencyKey }),
-    async withUsage(options, work) {
-      const held = await reserve(options, options);
+    async withUsage(options: Buyer & ReserveOptions, work: (reservation: Reservation) => any) {
+      const held = await reserve(options);
       let result;
       try {
         result = await work(held);
@@ -149,9 +174,10 @@ export function usageClient(base: string, sign: Sign, timeoutMs: number): UsageC
         await release(held.reservation).catch(() => undefined);
         throw error;
       }
-      const used = Math.min(Math.floor(result.amount ?? held.reserved), held.reserved);
-      await (used > 0 ? commit(held.reservation, used) : release(held.reservation));
-      return result.value;
+      // A number, an object's amount, or all; NaN (an object without amount, not a number) is all.
+      const used = Math.max(0, Math.floor(Math.min(result?.amount ?? result ?? held.reserved, held.reserved)));
+      await (used === 0 ? release(held.reservation) : commit(held.reservation, used || held.reserved));
+      return result?.value;
     },
   };
 }

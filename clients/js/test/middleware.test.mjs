@@ -27,6 +27,7 @@ before(async () => {
     api.lastCookie = req.headers.cookie;
     api.lastSignature = req.headers["x-llmxt-signature"];
     if (api.mode === "down") return res.writeHead(502).end("bad gateway");
+    if (typeof api.mode === "number") return res.writeHead(api.mode).end("{}");
     if (api.mode === "slow") return setTimeout(() => res.writeHead(200).end("{}"), 3000).unref();
     const pro = api.mode === "pro";
     const pass = signPass(key, claims(SITE, now(), { pro }));
@@ -182,6 +183,28 @@ test("4. a slow API is given up on after timeoutMs", async (t) => {
   const took = performance.now() - started;
   assert.equal(response.headers.get("x-llmxt-decision"), "stale");
   assert.ok(took >= 150 && took < 1000, `took ${took} ms`);
+});
+
+test("4. a 5xx from the API counts as a failure: a stale Pro pass lets through", async (t) => {
+  quiet(t);
+  for (const status of [500, 503, 504]) {
+    api.mode = status;
+    const response = await gate()(request(`__Host-llmxt_pro=c; __Host-llmxt_pass=${stalePass()}`));
+    assert.deepEqual([outcome(response), response.headers.get("x-llmxt-decision")], ["next", "stale"], String(status));
+  }
+});
+
+test("6. any other non-2xx (400, 401, 403, 404, 3xx) is a refusal: redirect, not the stale pass or the 503 page", async (t) => {
+  quiet(t);
+  for (const status of [301, 400, 401, 403, 404]) {
+    api.mode = status;
+    for (const cookie of [`__Host-llmxt_pro=c; __Host-llmxt_pass=${stalePass()}`, "__Host-llmxt_pro=c"]) {
+      const response = await gate()(request(cookie));
+      assert.deepEqual([outcome(response), response.headers.get("x-llmxt-decision")], ["redirect", "none"], `${status} ${cookie}`);
+      assert.equal(new URL(response.headers.get("location")).pathname, "/pricing");
+    }
+  }
+  assert.equal(api.calls, 10);
 });
 
 test("5. the API fails, no usable pass, a Pro cookie: 503 'could not check', never 'you need Pro'", async (t) => {

@@ -93,6 +93,7 @@ test("withUsage commits what the work reports and releases when it throws", asyn
 test("a reserve over the balance throws LimitReachedError with the 402 fields", async () => {
   await assert.rejects(client.usage.reserve(buyer, { meter: "tokens", amount: 801, idempotencyKey: "big" }), (error) => {
     assert.ok(error instanceof LimitReachedError);
+    assert.deepEqual([error.status, error.error], [402, "limit_reached"]);
     assert.equal(error.meter, "tokens");
     assert.equal(error.limit, 1000);
     assert.equal(error.used, 200);
