@@ -12,7 +12,7 @@ use std::io::Write;
 
 use llmxt_domain::email::Email;
 use llmxt_domain::records::{Entitlement, Grant, PlanRanking, source, status};
-use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds};
+use llmxt_domain::time::{format_rfc3339, parse_iso8601_seconds};
 use llmxt_store::store::{CommitOutcome, Store, StoreError};
 use serde_json::Value;
 
@@ -179,7 +179,7 @@ fn check(line: usize, fields: &Fields, ranking: &PlanRanking) -> Result<ImportLi
     }
     let expires_at = match field("expires_at") {
         "" => None,
-        text => Some(parse_iso_date(text).ok_or_else(|| {
+        text => Some(parse_iso8601_seconds(text).ok_or_else(|| {
             format!("expires_at {text:?} is not an ISO 8601 date (2026-12-31 or RFC 3339)")
         })?),
     };
@@ -213,15 +213,6 @@ fn check(line: usize, fields: &Fields, ranking: &PlanRanking) -> Result<ImportLi
         payment_id: payment_id.to_owned(),
         note,
     })
-}
-
-/// `2026-12-31` (midnight UTC) or an RFC 3339 date-time.
-fn parse_iso_date(text: &str) -> Option<i64> {
-    if text.len() == 10 {
-        parse_rfc3339_seconds(&format!("{text}T00:00:00Z"))
-    } else {
-        parse_rfc3339_seconds(text)
-    }
 }
 
 /// What became of one line.

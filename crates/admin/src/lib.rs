@@ -8,7 +8,7 @@ use llmxt_domain::config::{ConfigError, CookieConfig, Env, PlanCatalog};
 use llmxt_domain::email::Email;
 use llmxt_domain::privacy::{ErasureReceipt, ErasureRequest, Found, PrivacyKey, plan_erasure};
 use llmxt_domain::records::{Entitlement, PaymentRecord, PlanRanking, SubscriptionRecord};
-use llmxt_domain::time::{format_rfc3339, parse_rfc3339_seconds, unix_now};
+use llmxt_domain::time::{format_rfc3339, unix_now};
 use llmxt_domain::token::{CookieIssuer, Session};
 use llmxt_domain::webhook_signature::{self, WebhookSecrets};
 use llmxt_store::config::StoreConfig;
@@ -694,12 +694,7 @@ fn login_name() -> Option<String> {
 
 /// `2026-12-31` (midnight UTC) or an RFC 3339 date-time, to unix seconds.
 fn parse_date(text: &str) -> Result<i64, AdminError> {
-    let full = if text.len() == 10 {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    };
-    parse_rfc3339_seconds(&full)
+    llmxt_domain::time::parse_iso8601_seconds(text)
         .ok_or_else(|| AdminError::Usage(format!("--until {text:?} is not a date (2026-12-31)")))
 }
 

@@ -23,6 +23,35 @@ pub fn parse_rfc3339_seconds(text: &str) -> Option<i64> {
     parse_rfc3339_micros(text).map(|micros| micros.div_euclid(1_000_000))
 }
 
+/// Parses the ISO 8601 forms other systems write into unix seconds: a date (`2026-12-31`,
+/// midnight UTC), a date-time with `T` or a space, with or without a fraction, with `Z`, an
+/// offset (`+01:00`, `+0100`, `+01`) or no zone at all (read as UTC).
+pub fn parse_iso8601_seconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.len() == 10 {
+        return parse_rfc3339_seconds(&format!("{text}T00:00:00Z"));
+    }
+    let (date, time) = (text.get(..10)?, text.get(11..)?);
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    // The zone: what follows the clock (`hh:mm:ss` and an optional fraction).
+    let clock_end = time
+        .char_indices()
+        .find(|&(i, c)| i >= 8 && !(c.is_ascii_digit() || c == '.'))
+        .map_or(time.len(), |(i, _)| i);
+    let (clock, zone) = time.split_at(clock_end);
+    let zone = match zone {
+        "" | "Z" | "z" => "Z".to_owned(),
+        _ if zone.len() == 3 => format!("{zone}:00"),
+        _ if zone.len() == 5 && zone.is_ascii() && !zone.contains(':') => {
+            format!("{}:{}", &zone[..3], &zone[3..])
+        }
+        _ => zone.to_owned(),
+    };
+    parse_rfc3339_seconds(&format!("{date}T{clock}{zone}"))
+}
+
 /// Reads a stored time in either form this project meets: RFC 3339 / ISO 8601 (with or
 /// without a fraction, `Z` or an offset) or unix seconds as decimal text (`1735689600`, a
 /// fraction dropped). The one parser for every time field of both tables.
@@ -38,7 +67,7 @@ pub fn parse_stored_time(text: &str) -> Option<i64> {
     if let Ok(seconds) = whole.parse::<i64>() {
         return Some(seconds);
     }
-    parse_rfc3339_seconds(text)
+    parse_iso8601_seconds(text)
 }
 
 /// Formats unix seconds as `2026-01-10T17:55:53Z`.
@@ -133,7 +162,31 @@ mod tests {
         ] {
             assert_eq!(parse_stored_time(text), Some(1_768_067_753), "{text}");
         }
-        for bad in ["", "soon", "2026-01-10", "12.x", "1e9"] {
+        for text in [
+            "2026-01-10T17:55:53",
+            "2026-01-10 17:55:53",
+            "2026-01-10t17:55:53z",
+            "2026-01-10T17:55:53.180",
+            "2026-01-10T18:55:53+0100",
+            "2026-01-10T18:55:53.25+01",
+            "2026-01-10T12:55:53-05:00",
+        ] {
+            assert_eq!(parse_stored_time(text), Some(1_768_067_753), "{text}");
+        }
+        assert_eq!(parse_stored_time("2026-01-10"), Some(1_768_003_200));
+        for bad in [
+            "",
+            "soon",
+            "12.x",
+            "1e9",
+            "2026-13-10",
+            "2026-01-10T25:00:00Z",
+            "2026-01-10X17:55:53Z",
+            "2026-01-10T17:55",
+            "10/01/2026",
+            "2026-01-10T18:55:53+1ü2",
+            "2026-01-10T18:55:53ü",
+        ] {
             assert_eq!(parse_stored_time(bad), None, "{bad}");
         }
     }

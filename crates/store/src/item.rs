@@ -91,7 +91,6 @@ versioned!(
         "provider",
         "created_at",
         "updated_at",
-        "webhook_received_at",
         "freshness",
         "claim_expires_at",
         "claim_redeemed_at",
@@ -105,7 +104,10 @@ versioned!(
         "last_webhook_id",
         "erased_as",
         "version",
-    ]
+    ],
+    // When the first webhook of the payment arrived; a write that did not come from a
+    // webhook (a read through Dodo's API) leaves it as it is.
+    &["webhook_received_at"]
 );
 versioned!(
     SubscriptionRecord,
@@ -178,7 +180,8 @@ impl StoredItem for PaymentRecord {
             subscription_id: opt_s(item, "subscription_id"),
             customer_id: opt_s(item, "customer_id"),
             checkout_ref: opt_s(item, "checkout_ref"),
-            total_amount: opt_n(item, "total_amount"),
+            // The original schema's `amount` when this code has not written the item yet.
+            total_amount: opt_n(item, "total_amount").or_else(|| opt_n(item, "amount")),
             currency: opt_s(item, "currency"),
             created_at: opt_time(item, "created_at").unwrap_or(0),
             updated_at: opt_time(item, "updated_at").unwrap_or(0),
@@ -355,12 +358,12 @@ fn grant_from_map(key: &str, fields: &Item) -> Grant {
         source: opt_s(fields, "source").unwrap_or_default(),
         plan: opt_s(fields, "plan").unwrap_or_default(),
         status: opt_s(fields, "status").unwrap_or_default(),
-        expires_at: opt_time(fields, "expires_at"),
+        expires_at: end_time(fields, "expires_at"),
         payment_id: opt_s(fields, "payment_id"),
         subscription_id: opt_s(fields, "subscription_id"),
         product_id: opt_s(fields, "product_id"),
         customer_id: opt_s(fields, "customer_id"),
-        period_end: opt_time(fields, "period_end"),
+        period_end: end_time(fields, "period_end"),
         revoked_period_end: opt_time(fields, "revoked_period_end"),
         revoked_period_pending: matches!(
             fields.get("revoked_period_pending"),
@@ -440,7 +443,7 @@ impl StoredItem for Entitlement {
             grants: BTreeMap::new(),
             status: req_s(item, "status")?,
             plan: opt_s(item, "plan").unwrap_or_default(),
-            expires_at: opt_time(item, "expires_at"),
+            expires_at: end_time(item, "expires_at"),
             source: opt_s(item, "source").unwrap_or_default(),
             payment_id: opt_s(item, "payment_id"),
             subscription_id: opt_s(item, "subscription_id"),
@@ -614,7 +617,7 @@ pub fn restore_record_from_item(item: &Item) -> Option<RestoreRecord> {
         return Some(RestoreRecord {
             key,
             kind: "restore_token",
-            expires_at: opt_time(item, "expires_at"),
+            expires_at: end_time(item, "expires_at"),
             used_at: opt_time(item, "used_at"),
             count: None,
             ttl,
@@ -783,6 +786,24 @@ pub(crate) fn req_s(item: &Item, name: &'static str) -> Result<String, CorruptIt
 
 /// Reads a time attribute in either stored form: unix seconds (`N`, or a numeric `S`) or an
 /// ISO 8601 string (`S`), through the one shared parser.
+/// An end of access: absent, `NULL` or an empty string is no end; a value that reads as no
+/// time (`"soon"`, `"31/12/2026"`) is an end long past, so access another system wrote in a
+/// form this code cannot read is never taken as access without end.
+pub(crate) fn end_time(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(text) | AttributeValue::S(text)) if !text.trim().is_empty() => {
+            Some(parse_stored_time(text).unwrap_or_else(|| {
+                tracing::warn!(
+                    attribute = name,
+                    "an end time this code cannot read; read as ended, so it gives no access"
+                );
+                0
+            }))
+        }
+        _ => None,
+    }
+}
+
 pub(crate) fn opt_time(item: &Item, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(text) | AttributeValue::S(text)) => parse_stored_time(text),

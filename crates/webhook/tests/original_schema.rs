@@ -130,6 +130,43 @@ async fn original_items_that_ended_or_are_free_give_no_pro_and_a_future_iso_end_
             Some("1780000100"),
             true,
         ),
+        // Forms other systems write: a date alone, no zone, `+0100`. A value that reads as
+        // no time at all is an end long past, never "no end".
+        (
+            "date-only@example.com",
+            "professional",
+            "active",
+            Some("2024-06-01"),
+            false,
+        ),
+        (
+            "no-zone@example.com",
+            "professional",
+            "active",
+            Some("2026-06-01T00:00:00"),
+            true,
+        ),
+        (
+            "compact-offset@example.com",
+            "professional",
+            "active",
+            Some("2026-05-29T09:00:00+0100"),
+            true,
+        ),
+        (
+            "unreadable@example.com",
+            "professional",
+            "active",
+            Some("31/12/2099"),
+            false,
+        ),
+        (
+            "empty@example.com",
+            "professional",
+            "active",
+            Some(""),
+            true,
+        ),
     ];
     for (email, plan, state, expires_at, _) in cases {
         put_raw(&deps.store, original_item(email, plan, state, expires_at)).await;
@@ -296,4 +333,56 @@ async fn two_writers_adopting_one_unversioned_item_cannot_both_win() {
         deps.store.put_entitlement(&second).await.unwrap(),
         CommitOutcome::Conflict
     );
+}
+
+#[tokio::test]
+async fn a_refund_of_a_payment_in_the_original_schema_keeps_its_amount_and_first_receipt() {
+    let deps = deps().await;
+    let buyer = "john.doe@example.com";
+    put_raw(
+        &deps.store,
+        original_item(buyer, "professional", "active", None),
+    )
+    .await;
+    let table = deps.store.config().payments_table.clone();
+    let item: Item = HashMap::from([
+        ("payment_id".to_owned(), s("pay_test")),
+        ("email".to_owned(), s(buyer)),
+        ("status".to_owned(), s("succeeded")),
+        ("amount".to_owned(), AttributeValue::N("400".to_owned())),
+        ("currency".to_owned(), s("USD")),
+        ("provider".to_owned(), s("dodo")),
+        ("created_at".to_owned(), s("2026-01-10T17:50:00.000Z")),
+        (
+            "webhook_received_at".to_owned(),
+            s("2026-01-10T17:50:01.000Z"),
+        ),
+        ("receipt_number".to_owned(), s("R-1001")),
+    ]);
+    deps.store
+        .client()
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let response = handle(
+        &deps,
+        request_from_event(&event_file("webhook-refund-succeeded.json")),
+        EVENTS_TIME + 10,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let payment = get_raw(&deps.store, &table, "payment_id", "pay_test").await;
+    assert_eq!(text(&payment, "refund_status"), Some("refunded"));
+    assert_eq!(
+        payment.get("amount"),
+        Some(&AttributeValue::N("400".to_owned()))
+    );
+    assert_eq!(
+        text(&payment, "webhook_received_at"),
+        Some("2026-01-10T17:50:01.000Z")
+    );
+    assert_eq!(text(&payment, "receipt_number"), Some("R-1001"));
 }
