@@ -63,9 +63,21 @@ pub struct BadLine {
     pub problem: String,
 }
 
+/// The columns read; any other column or JSON member is ignored.
+const COLUMNS: [&str; 6] = [
+    "email",
+    "plan",
+    "expires_at",
+    "provider",
+    "payment_id",
+    "note",
+];
+
 /// Reads the file: JSON lines when its first non-blank character is `{`, else CSV with a
-/// header. Each line is checked alone; `plans` are those that may be granted.
+/// header (a leading byte-order mark is skipped). Each line is checked alone; `plans` are
+/// those that may be granted.
 pub fn parse_file(text: &str, ranking: &PlanRanking) -> (Vec<ImportLine>, Vec<BadLine>) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let rows = if text.trim_start().starts_with('{') {
         json_rows(text)
     } else {
@@ -150,13 +162,20 @@ fn json_rows(text: &str) -> Vec<(usize, Result<Fields, String>)> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| {
+            // Only the columns are read: an export's other members (`amount`, `metadata`)
+            // are ignored, and a number where a column expects text is read as its digits.
             let parsed = match serde_json::from_str::<Value>(line) {
                 Ok(Value::Object(object)) => object
                     .into_iter()
-                    .map(|(name, value)| match value {
-                        Value::String(text) => Ok((name, text.trim().to_owned())),
-                        Value::Null => Ok((name, String::new())),
-                        _ => Err(format!("{name} is not a string")),
+                    .filter(|(name, _)| COLUMNS.contains(&name.to_ascii_lowercase().as_str()))
+                    .map(|(name, value)| {
+                        let name = name.to_ascii_lowercase();
+                        match value {
+                            Value::String(text) => Ok((name, text.trim().to_owned())),
+                            Value::Null => Ok((name, String::new())),
+                            Value::Number(number) => Ok((name, number.to_string())),
+                            _ => Err(format!("{name} is not a string")),
+                        }
                     })
                     .collect(),
                 _ => Err("is not a JSON object".to_owned()),
@@ -433,6 +452,10 @@ pub async fn run(
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(AdminError::LinesFailed(bad.len()))
+        Err(AdminError::LinesFailed(
+            bad.iter()
+                .map(|b| format!("line {}: {}", b.line, b.problem))
+                .collect(),
+        ))
     }
 }

@@ -82,9 +82,10 @@ pub enum AdminError {
     /// Reading a file or writing output failed.
     #[error("{0}")]
     Io(String),
-    /// Some lines of an import could not be read (each reported with its line number).
-    #[error("{0} line(s) failed; the others were applied")]
-    LinesFailed(usize),
+    /// Some lines of an import could not be read: `line N: problem` for each, repeated on
+    /// stderr after the report so that a script reading only errors sees them.
+    #[error("{} line(s) failed, the others were applied: {}", .0.len(), .0.join("; "))]
+    LinesFailed(Vec<String>),
     /// Whoever read the output stopped reading (`llmxt-admin show … | head`): not a failure.
     #[error("output closed")]
     OutputClosed,

@@ -74,7 +74,10 @@ async fn a_dry_run_writes_nothing_and_reports_bad_lines_by_number() {
     let store = fresh_store().await;
     let before = snapshot(&store).await;
     let (result, out) = import(&store, FILE, true).await;
-    assert!(matches!(result, Err(AdminError::LinesFailed(3))), "{out}");
+    assert!(
+        matches!(result, Err(AdminError::LinesFailed(ref lines)) if lines.len() == 3),
+        "{out}"
+    );
     assert_eq!(result.unwrap_err().exit_code(), 1);
     assert!(out.contains("line 2: would grant professional to ann@example.com until 2099-01-01T00:00:00Z (import#stripe#ch_1)"), "{out}");
     assert!(
@@ -94,13 +97,48 @@ async fn a_dry_run_writes_nothing_and_reports_bad_lines_by_number() {
 }
 
 #[tokio::test]
+async fn an_export_with_a_byte_order_mark_and_members_beyond_the_columns_imports() {
+    let store = fresh_store().await;
+    let text = format!(
+        "\u{feff}{}\n{}\n",
+        json!({"email": "Fay@Example.com", "plan": "professional", "expires_at": "2099-01-01", "provider": "stripe", "payment_id": 4242, "note": "old shop", "amount": 2000, "metadata": {"campaign": "spring"}, "refunded": false}),
+        json!({"email": "gus@example.com", "plan": "professional", "expires_at": "", "provider": "stripe", "payment_id": ["x"]}),
+    );
+    let (result, out) = import(&store, &text, false).await;
+    let Err(AdminError::LinesFailed(lines)) = &result else {
+        panic!("one line is bad: {out}");
+    };
+    assert_eq!(lines, &["line 2: payment_id is not a string".to_owned()]);
+    // The error names the line, so stderr alone says what failed.
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("line 2: payment_id"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 1: granted professional to fay@example.com until 2099-01-01T00:00:00Z (import#stripe#4242)"),
+        "{out}"
+    );
+    assert!(pro(&store, "fay@example.com").await);
+    let csv = "\u{feff}email,plan,expires_at,provider,payment_id,note\r\nhal@example.com,professional,,stripe,ch_h,\r\n";
+    let (result, out) = import(&store, csv, false).await;
+    result.unwrap();
+    assert!(out.contains("1 granted"), "{out}");
+}
+
+#[tokio::test]
 async fn a_plan_that_is_not_configured_is_refused_at_the_dry_run() {
     let store = fresh_store().await;
     let before = snapshot(&store).await;
     let file = "email,plan,expires_at,provider,payment_id,note\n\
                 gil@example.com,gold,,stripe,ch_gold,\n";
     let (result, out) = import(&store, file, true).await;
-    assert!(matches!(result, Err(AdminError::LinesFailed(1))), "{out}");
+    assert!(
+        matches!(result, Err(AdminError::LinesFailed(ref lines)) if lines.len() == 1),
+        "{out}"
+    );
     assert!(
         out.contains(
             "line 2: error: plan \"gold\" is not a paid plan of PLAN_RANKING \
@@ -115,7 +153,10 @@ async fn a_plan_that_is_not_configured_is_refused_at_the_dry_run() {
 async fn an_import_grants_audits_skips_bad_lines_whole_and_a_second_run_changes_nothing() {
     let store = fresh_store().await;
     let (result, out) = import(&store, FILE, false).await;
-    assert!(matches!(result, Err(AdminError::LinesFailed(3))), "{out}");
+    assert!(
+        matches!(result, Err(AdminError::LinesFailed(ref lines)) if lines.len() == 3),
+        "{out}"
+    );
     assert!(
         out.contains("3 granted, 0 unchanged, 0 already from Dodo, 3 failed"),
         "{out}"
@@ -142,7 +183,7 @@ async fn an_import_grants_audits_skips_bad_lines_whole_and_a_second_run_changes_
 
     let after_first = snapshot(&store).await;
     let (result, out) = import(&store, FILE, false).await;
-    assert!(matches!(result, Err(AdminError::LinesFailed(3))));
+    assert!(matches!(result, Err(AdminError::LinesFailed(ref lines)) if lines.len() == 3));
     assert!(out.contains("0 granted, 3 unchanged"), "{out}");
     assert_eq!(snapshot(&store).await, after_first);
 }
