@@ -162,6 +162,9 @@ async fn answer(
         }
         return Ok(response);
     }
+    // Old-name cookies of several emails: one was planted (a sibling subdomain, plain
+    // http). None of them is moved to the new name, and none is cleared.
+    let movable = !llmxt_http::several_emails(&valid);
     let mut emails: Vec<&str> = Vec::new();
     for presented in &valid {
         let email = presented.token.claims.email.as_str();
@@ -197,7 +200,7 @@ async fn answer(
                 .as_ref()
                 .map(|e| e.within_scope(scope.grant_keys(), now, &deps.config.ranking));
             if is_pro(deps, seen.as_ref(), now) {
-                let response = answer_cookie(deps, presented, &email, seen.as_ref(), now);
+                let response = answer_cookie(deps, presented, &email, seen.as_ref(), movable, now);
                 return Ok(with_usage(deps, response, &email, seen.as_ref(), now).await);
             }
             first_answer.get_or_insert((presented, email.clone(), seen));
@@ -205,7 +208,7 @@ async fn answer(
     }
     Ok(match first_answer {
         Some((presented, email, seen)) => {
-            answer_cookie(deps, presented, &email, seen.as_ref(), now)
+            answer_cookie(deps, presented, &email, seen.as_ref(), movable, now)
         }
         None => not_pro(deps, None, Source::Cookie, now, PassTo::Nobody),
     })
@@ -270,12 +273,14 @@ fn key_set(deps: &EntitlementDeps) -> Result<Response<Body>, ApiError> {
 const MAX_EMAILS_PER_CHECK: usize = 3;
 
 /// The database's answer for one cookie, over the grants it covers (`seen`), with a refreshed
-/// cookie when it gives access and is due for one.
+/// cookie when it gives access and is due for one. A cookie under the old name is moved to
+/// the new one only when `movable` (no cookie of another email came beside it).
 fn answer_cookie(
     deps: &EntitlementDeps,
     presented: &PresentedToken,
     email: &Email,
     seen: Option<&Entitlement>,
+    movable: bool,
     now: i64,
 ) -> Response<Body> {
     let claims = &presented.token.claims;
@@ -283,17 +288,19 @@ fn answer_cookie(
     let mut response = from_database(deps, seen, scope.as_str(), now, PassTo::Cookie(email));
     let best = seen.and_then(|e| e.best_grant(now, &deps.config.ranking));
     let renamed = presented.name != deps.cookies.name();
-    let fresh = best.and_then(|grant| match claims.session() {
-        Some(session) if renamed || needs_refresh(&presented.token, now) => deps
-            .cookies
-            .issue(email, &grant.plan, &session, now)
-            .or_else(|| deps.cookies.reissue(claims, now).filter(|_| renamed)),
-        // Issued before sessions: moved to the current name or key, never extended.
-        None if renamed || !presented.token.signed_with_current_key => {
-            deps.cookies.reissue(claims, now)
-        }
-        _ => None,
-    });
+    let fresh = best
+        .filter(|_| movable || !renamed)
+        .and_then(|grant| match claims.session() {
+            Some(session) if renamed || needs_refresh(&presented.token, now) => deps
+                .cookies
+                .issue(email, &grant.plan, &session, now)
+                .or_else(|| deps.cookies.reissue(claims, now).filter(|_| renamed)),
+            // Issued before sessions: moved to the current name or key, never extended.
+            None if renamed || !presented.token.signed_with_current_key => {
+                deps.cookies.reissue(claims, now)
+            }
+            _ => None,
+        });
     if let Some(fresh) = &fresh {
         add_set_cookie(response.headers_mut(), &fresh.set_cookie);
         if renamed {

@@ -255,6 +255,19 @@ async fn an_upgrade_shows_dodos_preview_and_changes_the_plan_once_dodo_confirms(
         )),
         "{html}"
     );
+    // Read as text (tags dropped, as a screen reader or a copy reads it), the summary is
+    // sentences: "Due today $20.00 Then $30.00 a month from 6 January 2027 …".
+    let text = html
+        .split('<')
+        .map(|part| part.split_once('>').map_or(part, |(_, text)| text))
+        .collect::<String>();
+    assert!(
+        text.contains(&format!(
+            "Due today $20.00 Then $30.00 a month from {}",
+            llmxt_domain::time::format_date(renews_at)
+        )),
+        "{text}"
+    );
     // The card Dodo has on file for the subscription.
     assert!(html.contains("id=\"card\">Visa ending in 4242<"), "{html}");
     assert!(

@@ -298,6 +298,29 @@ async fn a_second_purchase_in_the_same_browser_joins_the_first() {
         scope_of(&fresh),
         Scope::Purchase(vec!["pay_four".to_owned()])
     );
+    // The same when the webhook has not come and the purchase is confirmed through Dodo's
+    // API on this visit.
+    site.dodo.add_payment(llmxt_testkit::dodo::payment_object(
+        "pay_late",
+        VICTIM,
+        "succeeded",
+        "pdt_cheap",
+        None,
+        |p| p["created_at"] = json!(llmxt_domain::time::format_rfc3339(unix_now() - 30)),
+    ));
+    let prompt = site
+        .get(
+            "/upgrade/success",
+            "payment_id=pay_late",
+            std::slice::from_ref(&held),
+        )
+        .await;
+    assert_eq!(prompt.status(), 200, "{}", response_text(&prompt));
+    assert!(
+        prompt.headers().get("set-cookie").is_none(),
+        "nothing replaced"
+    );
+    assert!(response_text(&prompt).contains("Switch to the account that just paid?"));
     // Without a cookie of another email, nothing is asked.
     site.pay("pay_five", "pdt_cheap").await;
     let plain = site.claim("pay_five", &[]).await;
@@ -478,8 +501,27 @@ async fn a_planted_old_name_cookie_never_wins() {
     assert_eq!(site.dodo.portal_sessions().len(), 1);
     assert!(site.dodo.checkouts().is_empty());
 
+    // Both under the old name (the buyer's own not yet moved): neither is moved to the new
+    // name and neither is cleared, whichever comes first.
+    let victim_old = format!("llmxt_pro={}", victim.split_once('=').unwrap().1);
+    for cookies in [
+        [planted.clone(), victim_old.clone()],
+        [victim_old.clone(), planted.clone()],
+    ] {
+        let response = site.get("/api/entitlement", "", &cookies).await;
+        assert_eq!(response.status(), 200);
+        for set_cookie in response.headers().get_all("set-cookie") {
+            let set_cookie = set_cookie.to_str().unwrap();
+            assert!(
+                !set_cookie.starts_with("__Host-llmxt_pro=")
+                    && !set_cookie.starts_with("llmxt_pro="),
+                "no old-name cookie is moved or cleared beside another email's: {set_cookie}"
+            );
+        }
+    }
+
     // Alone, an old-name cookie is still read (and moved) until COOKIE_OLD_NAME_UNTIL.
-    let alone = format!("llmxt_pro={}", victim.split_once('=').unwrap().1);
+    let alone = victim_old;
     let response = site.get("/api/entitlement", "", &[alone]).await;
     assert_eq!(response_json(&response)["pro"], json!(true));
     assert!(

@@ -116,12 +116,14 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             raw.to_owned()
         }
     };
+    // Each route's future is boxed: together they would make this one as large as the
+    // largest, and a debug build's stack (2 MiB on a worker thread) holds only so much.
     match path.trim_end_matches('/') {
-        "/upgrade/success" => success::handle(deps, request, now).await,
-        "/upgrade/restore" => restore::handle(deps, request, now).await,
-        "/upgrade/checkout" => checkout::handle(deps, request, now).await,
-        "/upgrade/billing" => billing::handle(deps, request, now).await,
-        "/upgrade/plan" => plan::handle(deps, request, now).await,
+        "/upgrade/success" => Box::pin(success::handle(deps, request, now)).await,
+        "/upgrade/restore" => Box::pin(restore::handle(deps, request, now)).await,
+        "/upgrade/checkout" => Box::pin(checkout::handle(deps, request, now)).await,
+        "/upgrade/billing" => Box::pin(billing::handle(deps, request, now)).await,
+        "/upgrade/plan" => Box::pin(plan::handle(deps, request, now)).await,
         _ if llmxt_http::wants_json(&request) => ApiError::NotFound.into_response(),
         _ => pages::not_found(deps),
     }

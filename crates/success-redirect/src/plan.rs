@@ -382,7 +382,7 @@ fn confirm_page(
     let charged = words::money(preview.charged_now, &preview.currency);
     let scheduled = downgrade.then(|| grant.period_end.or(preview.next_billing_date));
     let mut rows = format!(
-        "<dt>{}</dt><dd id=\"charged-now\">{}</dd>",
+        "<dt>{}</dt> <dd id=\"charged-now\">{}</dd> ",
         words::DUE_TODAY,
         escape_html(&charged)
     );
@@ -403,7 +403,7 @@ fn confirm_page(
             .next_billing_date
             .map(|at| words::date_html("renews", at));
         rows.push_str(&format!(
-            "<dt>{}</dt><dd id=\"recurring\">{}</dd>",
+            "<dt>{}</dt> <dd id=\"recurring\">{}</dd> ",
             words::THEN,
             words::then_price(
                 &escape_html(&words::money(amount, currency)),
@@ -414,7 +414,7 @@ fn confirm_page(
     }
     if let Some(card) = card {
         rows.push_str(&format!(
-            "<dt>{}</dt><dd id=\"card\">{}</dd>",
+            "<dt>{}</dt> <dd id=\"card\">{}</dd> ",
             words::CARD,
             escape_html(&words::card_line(&card.network, &card.last_four))
         ));

@@ -39,8 +39,9 @@ use crate::{SuccessDeps, words};
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
 /// Link requests for one email address from one client IP per hour (paid or not).
 pub const LINKS_PER_EMAIL_PER_HOUR: i64 = 3;
-/// Sign-in emails sent to one address per hour.
-pub const EMAILS_PER_ADDRESS_PER_HOUR: i64 = 3;
+/// Sign-in emails sent to one address per hour: well above what one client IP may ask for
+/// ([`LINKS_PER_EMAIL_PER_HOUR`]), so one network cannot use up a buyer's sign-in emails.
+pub const EMAILS_PER_ADDRESS_PER_HOUR: i64 = 10;
 /// Link requests a client IP ([`crate::client::client_ip`]) may make per hour.
 pub const REQUESTS_PER_IP_PER_HOUR: i64 = 20;
 /// Largest form body read.

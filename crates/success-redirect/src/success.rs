@@ -232,7 +232,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
 /// replace this browser's sign-in with theirs. Whether this visit would: the browser holds a
 /// valid cookie of another email (and none of the purchase's), and the purchase's checkout was
 /// not started in this browser (its binding is not among the browser's). Reads the payment
-/// only when a cookie is held.
+/// only when a cookie is held; a purchase not stored yet (a late or lost webhook) is first
+/// confirmed through Dodo's API, as the redemption would, so that path asks too.
 async fn another_email_would_be_replaced(
     deps: &SuccessDeps,
     request: &Request,
@@ -245,18 +246,46 @@ async fn another_email_would_be_replaced(
     }
     let payment_id = match &visit.reference {
         Reference::Payment(id) => Some(id.clone()),
-        Reference::Subscription(id) => deps
-            .store
-            .claim_payment_for_subscription(id)
-            .await
-            .ok()
-            .flatten(),
+        Reference::Subscription(id) => {
+            match deps.store.claim_payment_for_subscription(id).await {
+                Ok(Some(payment_id)) => Some(payment_id),
+                // Boxed: the confirmation's future is large, and this one is awaited inside
+                // every success visit's.
+                Ok(None) => {
+                    Box::pin(confirm_through_api(
+                        deps,
+                        visit,
+                        Lookup::Subscription(id),
+                        now,
+                    ))
+                    .await
+                }
+                Err(_) => None,
+            }
+        }
     };
     let Some(payment_id) = payment_id else {
         return false;
     };
-    let Ok(Some(payment)) = deps.store.get_payment(&payment_id).await else {
-        return false;
+    let payment = match deps.store.get_payment(&payment_id).await {
+        Ok(Some(payment)) => payment,
+        Ok(None) => {
+            let Some(id) = Box::pin(confirm_through_api(
+                deps,
+                visit,
+                Lookup::Payment(&payment_id),
+                now,
+            ))
+            .await
+            else {
+                return false;
+            };
+            let Ok(Some(payment)) = deps.store.get_payment(&id).await else {
+                return false;
+            };
+            payment
+        }
+        Err(_) => return false,
     };
     let Some(email) = payment.email.as_ref() else {
         return false;
