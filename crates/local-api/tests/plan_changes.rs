@@ -28,6 +28,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&str, &str)]) -> Self {
         let store = fresh_store().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -57,7 +61,10 @@ impl Harness {
             ("DODO_PAYMENTS_BASE_URL", dodo.base_url.as_str()),
             ("SUBSCRIPTION_GRACE_SECONDS", "259200"),
             ("PLAN_NAMES", "professional=Pro,enterprise=Business"),
-        ] {
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        {
             pairs.push((name.to_owned(), value.to_owned()));
         }
         let api = Arc::new(
@@ -639,4 +646,36 @@ async fn a_hundred_plan_pages_make_one_preview() {
         .filter(|r| r.contains("change-plan/preview"))
         .count();
     assert_eq!(previews, 1, "one preview, reused for a minute");
+}
+
+/// Issue 34, item 2: what is charged is what is called. The card on file is a second call,
+/// counted like the preview; over the budget the page is shown without it.
+#[tokio::test]
+async fn the_card_call_is_counted_and_skipped_over_the_budget() {
+    let h = Harness::start_with(&[("DODO_API_CALLS_PER_MINUTE", "3")]).await;
+    let (_, first) = h.subscriber("card-one@example.com", "pdt_pro").await;
+    let (_, second) = h.subscriber("card-two@example.com", "pdt_pro").await;
+    // Both pages in one budget minute.
+    while llmxt_domain::time::unix_now() % 60 > 50 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    h.dodo.take_requests();
+    let page = h
+        .get("/upgrade/plan", "product=pdt_ent", Some(&first))
+        .await;
+    let html = response_text(&page);
+    assert_eq!(page.status(), 200, "{html}");
+    assert!(html.contains("id=\"card\""), "{html}");
+    let calls = h.dodo.take_requests();
+    assert_eq!(calls.len(), 2, "the preview and the card: {calls:?}");
+    // The third call of the minute is the second preview; the card would be a fourth.
+    let page = h
+        .get("/upgrade/plan", "product=pdt_ent", Some(&second))
+        .await;
+    let html = response_text(&page);
+    assert_eq!(page.status(), 200, "{html}");
+    assert!(!html.contains("id=\"card\""), "{html}");
+    assert!(html.contains("id=\"charged-now\""), "{html}");
+    let calls = h.dodo.take_requests();
+    assert_eq!(calls.len(), 1, "the preview only: {calls:?}");
 }

@@ -200,7 +200,7 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return match api.preview_change_plan(&subscription_id, &change).await {
             Ok(preview) => {
                 tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = false, "plan change");
-                let card = card_on_file(api, &preview).await;
+                let card = card_on_file(deps, api, &preview, now).await;
                 deps.previews.put(
                     cache_key,
                     (preview.clone(), card.clone()),
@@ -223,8 +223,8 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             }
         };
     }
-    // The change and the read-back that follows it.
-    if let Some(busy) = over_budget(deps, &email, 2, now).await {
+    // The change; the read-back that follows it is counted when it is made.
+    if let Some(busy) = over_budget(deps, &email, 1, now).await {
         return busy;
     }
     let answer = match api.change_plan(&subscription_id, &change).await {
@@ -242,7 +242,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
         return see_other(&link, None);
     }
     tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "requested", "plan change");
-    read_back(deps, api, &subscription_id, now).await;
+    if take_api_calls(deps, Pool::Other, "plan", 1, now).await {
+        read_back(deps, api, &subscription_id, now).await;
+    }
     let outcome = if downgrade {
         "plan_scheduled"
     } else {
@@ -347,15 +349,21 @@ fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<B
     ))
 }
 
-/// The card Dodo charges, when it reports one; the page is shown without it otherwise.
+/// The card Dodo charges, when it reports one and the call fits the budget (counted like
+/// every other call); the page is shown without it otherwise.
 async fn card_on_file(
+    deps: &SuccessDeps,
     api: &DodoApi,
     preview: &llmxt_dodo::dodo_api::PlanChangePreview,
+    now: i64,
 ) -> Option<CardOnFile> {
     let (customer, method) = (
         preview.customer_id.as_deref()?,
         preview.payment_method_id.as_deref()?,
     );
+    if !take_api_calls(deps, Pool::Other, "plan", 1, now).await {
+        return None;
+    }
     match api.card_on_file(customer, method).await {
         Ok(card) => card,
         Err(error) => {
