@@ -374,7 +374,9 @@ async fn lookup(
         };
     if let Some(entitlement) = &read {
         let unpaid = entitlement.unpaid_plans_in_force(now, &deps.config.ranking);
-        if !unpaid.is_empty() {
+        if !unpaid.is_empty()
+            && llmxt_store::warn_once::first_time(&format!("plan|{}|{unpaid:?}", email.as_str()))
+        {
             tracing::warn!(
                 email = %email,
                 plans = ?unpaid,

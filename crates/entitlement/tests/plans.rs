@@ -103,10 +103,12 @@ async fn a_plan_that_is_not_a_configured_paid_plan_never_gives_pro() {
 
     assert_eq!(by_email(&deps, "free@example.com").await["pro"], false);
     assert_eq!(by_email(&deps, "pro@example.com").await["pro"], true);
+    // Read again: still no Pro, and not logged again (once per item).
+    assert_eq!(by_email(&deps, "gold@example.com").await["pro"], false);
     assert_eq!(
         unconfigured_lines(&capture).len(),
         1,
-        "free and configured plans are not logged"
+        "free and configured plans are not logged, and an item is logged once"
     );
 }
 

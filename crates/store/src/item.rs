@@ -483,7 +483,12 @@ impl StoredItem for Entitlement {
             .map(|grant| grant.status.as_str())
             .filter(|state| !status::is_known(state))
             .collect();
-        if !unknown.is_empty() {
+        if !unknown.is_empty()
+            && crate::warn_once::first_time(&format!(
+                "status|{}|{unknown:?}",
+                entitlement.email.as_str()
+            ))
+        {
             tracing::warn!(
                 email = %entitlement.email,
                 statuses = ?unknown,

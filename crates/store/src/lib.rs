@@ -12,3 +12,4 @@ pub mod ledger;
 pub mod operator;
 pub mod store;
 pub mod usage;
+pub mod warn_once;
