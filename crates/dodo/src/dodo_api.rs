@@ -304,7 +304,37 @@ pub struct CardOnFile {
     pub last_four: String,
 }
 
+/// What a subscription product costs each period (`price` of `GET /products/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurringPrice {
+    /// `price.price`, in the smallest unit of `currency`.
+    pub amount: i64,
+    /// `price.currency`.
+    pub currency: String,
+    /// `price.payment_frequency_interval` (`Day`, `Week`, `Month`, `Year`).
+    pub interval: String,
+    /// `price.payment_frequency_count`.
+    pub interval_count: i64,
+}
+
 impl PlanChangePreview {
+    /// The new plan's recurring price when the preview carries it: an immediate change's
+    /// `new_plan` is already the new product.
+    pub fn new_price(&self, product_id: &str) -> Option<RecurringPrice> {
+        if self.new_product_id.as_deref() != Some(product_id) {
+            return None;
+        }
+        Some(RecurringPrice {
+            amount: self.recurring_amount?,
+            currency: self
+                .recurring_currency
+                .clone()
+                .unwrap_or_else(|| self.currency.clone()),
+            interval: self.interval.clone().unwrap_or_else(|| "Month".to_owned()),
+            interval_count: self.interval_count.unwrap_or(1),
+        })
+    }
+
     fn from_answer(answer: &Value) -> Result<Self, DodoApiError> {
         let summary = &answer["immediate_charge"]["summary"];
         let charged_now = summary["total_amount"].as_i64().ok_or_else(|| {
@@ -396,6 +426,34 @@ impl DodoApi {
                     last_four: last_four.to_owned(),
                 })
             }))
+    }
+
+    /// `GET /products/{id}`: the product's recurring price (`None` for a one-time price or a
+    /// price Dodo describes in another form).
+    pub async fn recurring_price(
+        &self,
+        product_id: &str,
+    ) -> Result<Option<RecurringPrice>, DodoApiError> {
+        let path = format!("/products/{product_id}");
+        let answer = self.call(reqwest::Method::GET, &path, &[], None).await?;
+        let product: dodopayments::models::Product = serde_json::from_value(answer)
+            .map_err(|_| DodoApiError::Unavailable("unreadable product answer".to_owned()))?;
+        let price = match *product.price {
+            dodopayments::models::Price::Variant0(v)
+            | dodopayments::models::Price::Variant1(v)
+            | dodopayments::models::Price::Variant2(v) => v,
+        };
+        if price["type"].as_str() != Some("recurring_price") {
+            return Ok(None);
+        }
+        Ok((|| {
+            Some(RecurringPrice {
+                amount: price["price"].as_i64()?,
+                currency: price["currency"].as_str()?.to_owned(),
+                interval: price["payment_frequency_interval"].as_str()?.to_owned(),
+                interval_count: price["payment_frequency_count"].as_i64().unwrap_or(1),
+            })
+        })())
     }
 
     /// `POST /subscriptions/{id}/change-plan`. A `payment_link` in the answer means the buyer

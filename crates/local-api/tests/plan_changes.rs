@@ -340,6 +340,15 @@ async fn a_downgrade_is_scheduled_then_applied_at_the_period_end() {
         "{html}"
     );
     assert!(html.contains("Until then you keep Business"), "{html}");
+    // The lower plan's own price (the preview of a scheduled change still describes the
+    // current product), from the day it starts.
+    assert!(
+        html.contains(&format!(
+            "id=\"recurring\">$10.00 a month from <time id=\"renews\" datetime=\"{}\">{day}</time>",
+            llmxt_domain::time::format_rfc3339(period_end)
+        )),
+        "{html}"
+    );
     assert!(
         html.contains(&format!("id=\"confirm\">Switch on {day}</button>")),
         "{html}"

@@ -49,13 +49,8 @@ pub struct SuccessDeps {
     /// Portal links by customer id, for as long as Dodo keeps them valid ([`cache`]).
     pub portal_links: std::sync::Arc<cache::TtlCache<String>>,
     /// Plan-change previews by subscription and product, for a minute ([`cache`]).
-    /// Each with the card on file it showed.
-    pub previews: std::sync::Arc<
-        cache::TtlCache<(
-            llmxt_dodo::dodo_api::PlanChangePreview,
-            Option<llmxt_dodo::dodo_api::CardOnFile>,
-        )>,
-    >,
+    /// Each with the card on file and the new plan's recurring price it showed.
+    pub previews: std::sync::Arc<cache::TtlCache<plan::ShownPreview>>,
     /// The checkout's counters while DynamoDB cannot count them ([`budget::MemoryCounters`]).
     pub memory_counters: std::sync::Arc<budget::MemoryCounters>,
 }

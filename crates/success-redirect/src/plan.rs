@@ -14,7 +14,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use llmxt_dodo::dodo_api::CardOnFile;
+use llmxt_dodo::dodo_api::{CardOnFile, RecurringPrice};
 use llmxt_dodo::dodo_api::{DodoApi, apply_api_object, plan_change_request};
 use llmxt_domain::email::Email;
 use llmxt_domain::policy::PolicySettings;
@@ -182,17 +182,9 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
                 .respond(deps, StatusCode::OK);
         }
         let cache_key = format!("{subscription_id}\n{product}");
-        if let Some((preview, card)) = deps.previews.get(&cache_key, now) {
+        if let Some(shown) = deps.previews.get(&cache_key, now) {
             tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = true, "plan change");
-            return confirm_page(
-                deps,
-                &product,
-                grant,
-                &target_plan,
-                downgrade,
-                &preview,
-                card.as_ref(),
-            );
+            return confirm_page(deps, &product, grant, &target_plan, downgrade, &shown);
         }
         if let Some(busy) = over_budget(deps, &email, 1, now).await {
             return busy;
@@ -201,21 +193,21 @@ pub async fn handle(deps: &SuccessDeps, request: Request, now: i64) -> Response<
             Ok(preview) => {
                 tracing::info!(email = %email, subscription = %subscription_id, downgrade, outcome = "preview", cached = false, "plan change");
                 let card = card_on_file(deps, api, &preview, now).await;
-                deps.previews.put(
-                    cache_key,
-                    (preview.clone(), card.clone()),
-                    now + PREVIEW_SECONDS,
-                    now,
-                );
-                confirm_page(
-                    deps,
-                    &product,
-                    grant,
-                    &target_plan,
-                    downgrade,
-                    &preview,
-                    card.as_ref(),
-                )
+                // A scheduled change's preview still describes the current product: the new
+                // price is the product's own.
+                let new_price = match preview.new_price(&product) {
+                    Some(price) => Some(price),
+                    None if downgrade => recurring_price(deps, api, &product, now).await,
+                    None => None,
+                };
+                let shown = ShownPreview {
+                    preview,
+                    card,
+                    new_price,
+                };
+                deps.previews
+                    .put(cache_key, shown.clone(), now + PREVIEW_SECONDS, now);
+                confirm_page(deps, &product, grant, &target_plan, downgrade, &shown)
             }
             Err(error) => {
                 tracing::error!(email = %email, subscription = %subscription_id, error = %error, "plan: Dodo's preview failed");
@@ -349,6 +341,36 @@ fn refuse_cross_site(deps: &SuccessDeps, request: &Request) -> Option<Response<B
     ))
 }
 
+/// What a plan-change page showed, kept for a minute per subscription and product.
+#[derive(Debug, Clone)]
+pub struct ShownPreview {
+    /// Dodo's preview of the change.
+    pub preview: llmxt_dodo::dodo_api::PlanChangePreview,
+    /// The card on file, when Dodo reported it.
+    pub card: Option<CardOnFile>,
+    /// What the new plan costs each period, when known.
+    pub new_price: Option<RecurringPrice>,
+}
+
+/// The product's recurring price, when the call fits the budget and Dodo answers.
+async fn recurring_price(
+    deps: &SuccessDeps,
+    api: &DodoApi,
+    product: &str,
+    now: i64,
+) -> Option<RecurringPrice> {
+    if !take_api_calls(deps, Pool::Other, "plan", 1, now).await {
+        return None;
+    }
+    match api.recurring_price(product).await {
+        Ok(price) => price,
+        Err(error) => {
+            tracing::warn!(error = %error, "plan: could not read the new plan's price");
+            None
+        }
+    }
+}
+
 /// The card Dodo charges, when it reports one and the call fits the budget (counted like
 /// every other call); the page is shown without it otherwise.
 async fn card_on_file(
@@ -381,9 +403,9 @@ fn confirm_page(
     grant: &Grant,
     target_plan: &str,
     downgrade: bool,
-    preview: &llmxt_dodo::dodo_api::PlanChangePreview,
-    card: Option<&CardOnFile>,
+    shown: &ShownPreview,
 ) -> Response<Body> {
+    let (preview, card) = (&shown.preview, shown.card.as_ref());
     let plans = &deps.config.plans;
     let current = escape_html(&plans.display_name(&grant.plan));
     let new = escape_html(&plans.display_name(target_plan));
@@ -394,22 +416,16 @@ fn confirm_page(
         words::DUE_TODAY,
         escape_html(&charged)
     );
-    // The recurring price is the new plan's only when Dodo's preview already carries it.
-    if !downgrade
-        && preview.new_product_id.as_deref() == Some(product)
-        && let Some(amount) = preview.recurring_amount
-    {
-        let currency = preview
-            .recurring_currency
-            .as_deref()
-            .unwrap_or(&preview.currency);
-        let period = words::period(
-            preview.interval.as_deref().unwrap_or("month"),
-            preview.interval_count.unwrap_or(1),
-        );
-        let from = preview
-            .next_billing_date
-            .map(|at| words::date_html("renews", at));
+    // The new plan's price, from when it is first charged: the next billing date, which is
+    // also when a scheduled downgrade happens.
+    if let Some(price) = &shown.new_price {
+        let (amount, currency) = (price.amount, price.currency.as_str());
+        let period = words::period(&price.interval, price.interval_count);
+        let renews = match scheduled {
+            Some(at) => at,
+            None => preview.next_billing_date,
+        };
+        let from = renews.map(|at| words::date_html("renews", at));
         rows.push_str(&format!(
             "<dt>{}</dt> <dd id=\"recurring\">{}</dd> ",
             words::THEN,

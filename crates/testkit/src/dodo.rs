@@ -601,6 +601,7 @@ impl DodoStandIn {
             ("GET", ["customers", customer_id, "payment-methods"]) => {
                 ok(self.payment_methods(customer_id))
             }
+            ("GET", ["products", id]) => ok(self.product(id)),
             ("POST", ["customers", customer_id, "customer-portal", "session"]) => {
                 let Some(return_url) = params.get("return_url") else {
                     return error(
@@ -623,6 +624,39 @@ impl DodoStandIn {
             }
             _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route"),
         }
+    }
+
+    /// `GET /products/{id}`, to the SDK's `Product`: a monthly recurring price of the
+    /// product's price (`set_price`) in USD.
+    fn product(&self, product_id: &str) -> Value {
+        let now = llmxt_domain::time::format_rfc3339(llmxt_domain::time::unix_now());
+        json!({
+            "product_id": product_id,
+            "brand_id": "bnd_test",
+            "business_id": "bus_test",
+            "created_at": now,
+            "updated_at": now,
+            "credit_entitlements": [],
+            "entitlements": [],
+            "is_recurring": true,
+            "license_key_enabled": false,
+            "metadata": {},
+            "tax_category": "saas",
+            "name": product_id,
+            "price": {
+                "type": "recurring_price",
+                "price": self.price(product_id),
+                "currency": "USD",
+                "discount": 0,
+                "purchasing_power_parity": false,
+                "payment_frequency_count": 1,
+                "payment_frequency_interval": "Month",
+                "subscription_period_count": 1,
+                "subscription_period_interval": "Year",
+                "tax_inclusive": false,
+                "trial_period_days": 0
+            }
+        })
     }
 
     /// `GET /customers/{id}/payment-methods`, to the SDK's
