@@ -200,6 +200,13 @@ pub mod status {
     pub fn is_known(state: &str) -> bool {
         matches!(state, ACTIVE | CANCELLED | EXPIRED | REVOKED)
     }
+
+    /// The state as the original schema's top-level `status` spells it (`active`,
+    /// `cancelled` or `expired`): access taken away has ended, so `revoked` is `expired`
+    /// there. Grants keep `revoked`.
+    pub fn in_original_schema(state: &str) -> &str {
+        if state == REVOKED { EXPIRED } else { state }
+    }
 }
 
 /// The plan that never gives Pro, whatever its status (the original system's `free`).
@@ -545,6 +552,19 @@ impl Entitlement {
         self.reason = grant.reason;
         self.changed_by = grant.changed_by;
         self.updated_at = self.updated_at.max(grant.updated_at);
+    }
+
+    /// The grant the summary describes (as [`Entitlement::summarise`] copied it), if one
+    /// matches: same source, plan, payment, subscription, product and end.
+    pub fn summary_grant(&self) -> Option<&Grant> {
+        self.grants.values().find(|grant| {
+            grant.source == self.source
+                && grant.plan == self.plan
+                && grant.payment_id == self.payment_id
+                && grant.subscription_id == self.subscription_id
+                && grant.product_id == self.product_id
+                && grant.expires_at == self.expires_at
+        })
     }
 
     /// The one grant an item in the seed's format (no `grants`) stands for.

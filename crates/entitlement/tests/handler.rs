@@ -41,7 +41,7 @@ async fn deps(require_signature: bool) -> EntitlementDeps {
 }
 
 async fn grant(store: &Store, email: &str, state: &str, expires_at: Option<i64>) {
-    let entitlement = Entitlement {
+    let mut entitlement = Entitlement {
         status: state.to_owned(),
         plan: "professional".to_owned(),
         expires_at,
@@ -50,6 +50,9 @@ async fn grant(store: &Store, email: &str, state: &str, expires_at: Option<i64>)
         updated_at: NOW,
         ..Entitlement::new(Email::parse(email).unwrap())
     };
+    // Stored as the webhook stores it: the grant, and its summary.
+    let grant = entitlement.legacy_grant();
+    entitlement.grants.insert(grant.key.clone(), grant);
     store.put_entitlement(&entitlement).await.unwrap();
 }
 

@@ -477,6 +477,14 @@ impl StoredItem for Entitlement {
                 entitlement.grants.insert(legacy.key.clone(), legacy);
             }
         }
+        // The stored summary speaks the original schema (`revoked` is written `expired`):
+        // the state read back is the exact one of the grant it describes.
+        if let Some(state) = entitlement
+            .summary_grant()
+            .map(|grant| grant.status.clone())
+        {
+            entitlement.status = state;
+        }
         let unknown: Vec<&str> = entitlement
             .grants
             .values()
@@ -502,7 +510,12 @@ impl StoredItem for Entitlement {
     fn to_item(&self) -> Item {
         let mut item = Item::new();
         put_s(&mut item, "email", Some(self.email.as_str()));
-        put_s(&mut item, "status", Some(&self.status));
+        // In the original schema's words; the grants keep the exact state.
+        put_s(
+            &mut item,
+            "status",
+            Some(status::in_original_schema(&self.status)),
+        );
         put_s(&mut item, "plan", Some(&self.plan));
         put_s(
             &mut item,
@@ -983,7 +996,13 @@ mod tests {
         legacy.source = source::MANUAL.into();
         legacy.payment_id = None;
         legacy.status = status::REVOKED.into();
-        let read = Entitlement::from_item(&legacy.to_item()).expect("readable");
+        let item = legacy.to_item();
+        // The original schema knows no `revoked`: access taken away is `expired` there.
+        assert_eq!(
+            item.get("status"),
+            Some(&AttributeValue::S("expired".into()))
+        );
+        let read = Entitlement::from_item(&item).expect("readable");
         assert!(read.grants.contains_key("manual#legacy"));
         assert!(!read.is_pro(0));
     }

@@ -185,6 +185,25 @@ async fn full_refund_revokes_and_partial_refund_does_not() {
         (revoked.status.as_str(), revoked.reason.as_deref()),
         ("revoked", Some("refunded"))
     );
+    // Stored, the summary speaks the original schema (active, cancelled or expired); the
+    // grant keeps `revoked`.
+    let item = store
+        .client()
+        .get_item()
+        .table_name(&store.config().entitlements_table)
+        .key(
+            "email",
+            aws_sdk_dynamodb::types::AttributeValue::S(BUYER.to_owned()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["status"],
+        aws_sdk_dynamodb::types::AttributeValue::S("expired".to_owned())
+    );
     let stored = store.get_payment("pay_test").await.unwrap().unwrap();
     assert_eq!(stored.refund_status.as_deref(), Some("refunded"));
     // The claim cannot be redeemed for a refunded payment.

@@ -270,6 +270,9 @@ async fn versioned_entitlement_put_detects_concurrent_changes() {
     );
     let mut revoked = stored.clone();
     revoked.status = status::REVOKED.to_owned();
+    for grant in revoked.grants.values_mut() {
+        grant.status = status::REVOKED.to_owned();
+    }
     assert_eq!(
         store.put_entitlement(&revoked).await.unwrap(),
         CommitOutcome::Committed
