@@ -170,7 +170,8 @@ const fromPass = (pass: VerifiedPass): EntitlementAnswer => ({ ...pass.entitleme
  * The visitor's entitlement, for route handlers (`getEntitlement(request)`) and server
  * components (`getEntitlement(await headers())`). A fresh pass answers without calling the API
  * (`source: "pass"`); no Pro cookie and no pass answers "not Pro" without a call; if the API
- * fails, a Pro pass within its stale window answers, else the error is thrown. A server
+ * cannot answer (timeout, network, 5xx), a Pro pass within its stale window answers, else the
+ * error is thrown (a 4xx is always thrown). A server
  * component cannot set cookies: gate its path with the middleware, which passes refreshed cookies
  * on; in a route handler, pass `setCookie` on with `withSetCookie(response, answer)`.
  */
@@ -189,7 +190,9 @@ export async function getEntitlement(source: HeaderSource, options: Client | Pas
   try {
     return await client().entitlement({ cookie }, { timeoutMs: opts.timeoutMs });
   } catch (error) {
-    if (pass?.stale) return fromPass(pass);
+    // Only an API that could not answer (timeout, network, 5xx) lets a stale pass stand in.
+    const e = error as EntitlementError;
+    if (pass?.stale && !(e?.kind === "status" && e.status! < 500)) return fromPass(pass);
     throw error;
   }
 }

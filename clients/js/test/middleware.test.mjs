@@ -269,4 +269,13 @@ test("getEntitlement: otherwise the API answers (with its pass); if it fails, a 
   const stale = await getEntitlement(request(`__Host-llmxt_pro=c; __Host-llmxt_pass=${stalePass()}`), options);
   assert.deepEqual([stale.pro, stale.source], [true, "pass"]);
   await assert.rejects(getEntitlement(request("__Host-llmxt_pro=c"), options), { name: "EntitlementError", kind: "status", status: 502 });
+  // An API that answered with a refusal (a wrong secret's 401, a 403) is not unavailable: the
+  // stale pass does not stand in, as in the middleware.
+  for (const status of [400, 401, 403]) {
+    api.mode = status;
+    await assert.rejects(
+      getEntitlement(request(`__Host-llmxt_pro=c; __Host-llmxt_pass=${stalePass()}`), options),
+      { name: "EntitlementError", kind: "status", status },
+    );
+  }
 });
