@@ -85,19 +85,29 @@ pub fn parse_file(text: &str, ranking: &PlanRanking) -> (Vec<ImportLine>, Vec<Ba
     };
     let mut lines = Vec::new();
     let mut bad = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // A payment twice: the same grant again is harmless (reported unchanged, as on a second
+    // run); other values for it are a line error.
+    let mut seen: HashMap<String, ImportLine> = HashMap::new();
     for row in rows {
         let line = row.0;
         let checked = row
             .1
             .and_then(|fields| check(line, &fields, ranking))
             .and_then(|parsed| match seen.get(&parsed.key()) {
-                Some(first) => Err(format!("repeats the payment of line {first}")),
-                None => Ok(parsed),
+                Some(first)
+                    if (&first.email, &first.plan, first.expires_at)
+                        != (&parsed.email, &parsed.plan, parsed.expires_at) =>
+                {
+                    Err(format!(
+                        "repeats the payment of line {} with another email, plan or end",
+                        first.line
+                    ))
+                }
+                _ => Ok(parsed),
             });
         match checked {
             Ok(parsed) => {
-                seen.insert(parsed.key(), line);
+                seen.entry(parsed.key()).or_insert_with(|| parsed.clone());
                 lines.push(parsed);
             }
             Err(problem) => bad.push(BadLine { line, problem }),

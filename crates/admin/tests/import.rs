@@ -247,3 +247,32 @@ async fn a_file_spanning_several_transactions_grants_every_line() {
             .all(|e| e.is_pro(unix_now()) && e.version == 1)
     );
 }
+
+#[tokio::test]
+async fn a_payment_repeated_with_the_same_values_is_unchanged_and_with_others_fails() {
+    let store = fresh_store().await;
+    let file = "email,plan,expires_at,provider,payment_id,note\n\
+                ida@example.com,professional,,stripe,ch_rep,\n\
+                ida@example.com,professional,,stripe,ch_rep,exported twice\n\
+                jon@example.com,professional,,stripe,ch_rep,\n";
+    let (result, out) = import(&store, file, false).await;
+    let Err(AdminError::LinesFailed(lines)) = &result else {
+        panic!("the conflicting repeat fails: {out}");
+    };
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("line 4: repeats the payment of line 2"),
+        "{lines:?}"
+    );
+    assert!(
+        out.contains("line 2: granted professional to ida@example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: unchanged: ida@example.com already holds it"),
+        "{out}"
+    );
+    assert!(out.contains("1 granted, 1 unchanged"), "{out}");
+    assert!(pro(&store, "ida@example.com").await);
+    assert!(!pro(&store, "jon@example.com").await);
+}
