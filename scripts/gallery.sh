@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Renders every buyer page state at 1280 and 390 px into docs/pages/*.png (light; dark at 390), with
+# Renders every buyer page state at 1280 and 390 px, light and dark, into docs/pages/*.png, with
 # the branding e2e/pages.test.mjs configures. The same test runs in scripts/test.sh, rendering
 # into a temporary directory; this script keeps its images. Starts (and stops) its own
 # DynamoDB Local and SES emulator on free loopback ports.
