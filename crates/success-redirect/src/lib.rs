@@ -11,6 +11,7 @@ pub mod cache;
 pub mod checkout;
 pub mod client;
 pub mod config;
+mod html;
 pub mod mail;
 pub mod pages;
 pub mod plan;

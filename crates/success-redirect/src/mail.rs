@@ -103,7 +103,7 @@ impl Mailer {
 }
 
 fn escape(text: &str) -> String {
-    crate::pages::escape_html(text)
+    crate::html::escape_html(text)
 }
 
 /// The subject, text part and HTML part of a sign-in email.

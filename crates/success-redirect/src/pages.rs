@@ -8,6 +8,7 @@
 
 use crate::brand::{AA_TEXT_CONTRAST, BrandConfig, Rgb};
 use crate::config::SuccessConfig;
+use crate::html::escape_html;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::StatusCode;
@@ -517,22 +518,6 @@ pub(crate) fn not_found(deps: &SuccessDeps) -> Response<Body> {
 /// `/upgrade/restore` on the site's own origin (never from request headers).
 pub(crate) fn restore_url(deps: &SuccessDeps) -> String {
     format!("{}/upgrade/restore", deps.config.site_url.origin())
-}
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

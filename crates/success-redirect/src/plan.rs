@@ -24,9 +24,9 @@ use llmxt_http::{ApiError, body_bytes, presented_tokens, query_param, see_other}
 
 use crate::SuccessDeps;
 use crate::budget::{Pool, count_per_subject_hour, take_api_calls};
+use crate::html::escape_html;
 use crate::pages::{
-    Page, escape_html, message_page, message_with_sign_in, several_accounts, too_many,
-    until_window_end,
+    Page, message_page, message_with_sign_in, several_accounts, too_many, until_window_end,
 };
 use crate::restore::{field, form_fields};
 use crate::words;

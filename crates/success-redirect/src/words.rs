@@ -6,7 +6,7 @@
 use iso_currency::Currency;
 use llmxt_domain::time::{format_date, format_rfc3339};
 
-use crate::pages::escape_html;
+use crate::html::escape_html;
 
 // The plan-change summary, and the pages of a payment that gives no access.
 
