@@ -10,6 +10,7 @@ pub mod config;
 pub mod item;
 pub mod ledger;
 pub mod operator;
+mod packs;
 pub mod store;
 pub mod usage;
 pub mod warn_once;

@@ -721,7 +721,7 @@ impl Store {
             items.push(self.versioned_put(entitlement));
         }
         if let Some(credits) = &changes.credits {
-            items.push(crate::usage::credit_change_item(
+            items.push(crate::packs::credit_change_item(
                 &self.config.payments_table,
                 credits,
             ));
