@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{ConfigError, Env, is_token};
+use crate::env::{ConfigError, Env, is_token};
 use crate::usage::{Hold, HoldState, MAX_AMOUNT};
 
 /// Days a pack lasts when `CREDITS_EXPIRE_DAYS` is unset.

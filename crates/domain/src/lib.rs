@@ -11,6 +11,7 @@ pub mod config;
 pub mod credits;
 pub mod crypto;
 pub mod email;
+pub mod env;
 pub mod events;
 pub mod jwt_crypto;
 pub mod pass;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::{Date, Month, OffsetDateTime, Time};
 
-use crate::config::{ConfigError, Env, is_token};
+use crate::env::{ConfigError, Env, is_token};
 use crate::records::{Grant, source};
 
 /// Largest amount one request may reserve, commit or consume.
