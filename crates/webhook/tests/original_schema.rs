@@ -56,11 +56,11 @@ fn original_item(email: &str, plan: &str, state: &str, expires_at: Option<&str>)
     item
 }
 
-async fn put_raw(store: &Store, item: Item) {
+async fn put_raw(store: &Store, table: &str, item: Item) {
     store
         .client()
         .put_item()
-        .table_name(&store.config().entitlements_table)
+        .table_name(table)
         .set_item(Some(item))
         .send()
         .await
@@ -168,8 +168,14 @@ async fn original_items_that_ended_or_are_free_give_no_pro_and_a_future_iso_end_
             true,
         ),
     ];
+    let entitlements = deps.store.config().entitlements_table.clone();
     for (email, plan, state, expires_at, _) in cases {
-        put_raw(&deps.store, original_item(email, plan, state, expires_at)).await;
+        put_raw(
+            &deps.store,
+            &entitlements,
+            original_item(email, plan, state, expires_at),
+        )
+        .await;
     }
     for (email, _, _, _, pro) in cases {
         let read = deps
@@ -199,6 +205,7 @@ async fn a_payment_for_an_item_without_version_is_stored_keeps_unknown_attribute
     let buyer = "john.doe@example.com";
     put_raw(
         &deps.store,
+        &deps.store.config().entitlements_table,
         original_item(
             buyer,
             "professional",
@@ -274,6 +281,7 @@ async fn a_summary_with_an_end_writes_it_as_iso_8601_and_numbers_already_stored_
     // An item this project wrote before: `expires_at` a number, a version.
     put_raw(
         &deps.store,
+        &deps.store.config().entitlements_table,
         HashMap::from([
             ("email".to_owned(), s(buyer.as_str())),
             ("plan".to_owned(), s("professional")),
@@ -316,6 +324,7 @@ async fn two_writers_adopting_one_unversioned_item_cannot_both_win() {
     let buyer = Email::parse("race@example.com").unwrap();
     put_raw(
         &deps.store,
+        &deps.store.config().entitlements_table,
         original_item(buyer.as_str(), "professional", "active", None),
     )
     .await;
@@ -341,6 +350,7 @@ async fn a_refund_of_a_payment_in_the_original_schema_keeps_its_amount_and_first
     let buyer = "john.doe@example.com";
     put_raw(
         &deps.store,
+        &deps.store.config().entitlements_table,
         original_item(buyer, "professional", "active", None),
     )
     .await;
@@ -359,14 +369,7 @@ async fn a_refund_of_a_payment_in_the_original_schema_keeps_its_amount_and_first
         ),
         ("receipt_number".to_owned(), s("R-1001")),
     ]);
-    deps.store
-        .client()
-        .put_item()
-        .table_name(&table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .unwrap();
+    put_raw(&deps.store, &table, item).await;
     let response = handle(
         &deps,
         request_from_event(&event_file("webhook-refund-succeeded.json")),
