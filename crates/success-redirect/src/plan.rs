@@ -421,11 +421,9 @@ fn confirm_page(
     if let Some(price) = &shown.new_price {
         let (amount, currency) = (price.amount, price.currency.as_str());
         let period = words::period(&price.interval, price.interval_count);
-        let renews = match scheduled {
-            Some(at) => at,
-            None => preview.next_billing_date,
-        };
-        let from = renews.map(|at| words::date_html("renews", at));
+        let from = scheduled
+            .unwrap_or(preview.next_billing_date)
+            .map(|at| words::date_html("renews", at));
         rows.push_str(&format!(
             "<dt>{}</dt> <dd id=\"recurring\">{}</dd> ",
             words::THEN,

@@ -246,23 +246,11 @@ async fn another_email_would_be_replaced(
     }
     let payment_id = match &visit.reference {
         Reference::Payment(id) => Some(id.clone()),
-        Reference::Subscription(id) => {
-            match deps.store.claim_payment_for_subscription(id).await {
-                Ok(Some(payment_id)) => Some(payment_id),
-                // Boxed: the confirmation's future is large, and this one is awaited inside
-                // every success visit's.
-                Ok(None) => {
-                    Box::pin(confirm_through_api(
-                        deps,
-                        visit,
-                        Lookup::Subscription(id),
-                        now,
-                    ))
-                    .await
-                }
-                Err(_) => None,
-            }
-        }
+        Reference::Subscription(id) => match deps.store.claim_payment_for_subscription(id).await {
+            Ok(Some(payment_id)) => Some(payment_id),
+            Ok(None) => confirm_through_api(deps, visit, Lookup::Subscription(id), now).await,
+            Err(_) => None,
+        },
     };
     let Some(payment_id) = payment_id else {
         return false;
@@ -270,13 +258,8 @@ async fn another_email_would_be_replaced(
     let payment = match deps.store.get_payment(&payment_id).await {
         Ok(Some(payment)) => payment,
         Ok(None) => {
-            let Some(id) = Box::pin(confirm_through_api(
-                deps,
-                visit,
-                Lookup::Payment(&payment_id),
-                now,
-            ))
-            .await
+            let Some(id) =
+                confirm_through_api(deps, visit, Lookup::Payment(&payment_id), now).await
             else {
                 return false;
             };
