@@ -30,10 +30,6 @@ pub const DEFAULT_HOLD_SECONDS: i64 = 300;
 pub const MAX_HOLD_SECONDS: i64 = 3_600;
 /// How long an idempotency key (a hold, and then its outcome) is remembered.
 pub const IDEMPOTENCY_SECONDS: i64 = 86_400;
-/// How long after its end a hold counts as returned for a reserve; commits and releases are
-/// refused from its end on. Zero: a hold is back in the balance the second it ends, as the
-/// API promises, and one instance never counts a hold both open and returned.
-pub const EXPIRY_GRACE_SECONDS: i64 = 0;
 
 /// How often an allowance starts again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,9 +271,11 @@ impl Hold {
         self.amount - self.drawn()
     }
 
-    /// Live and past its end plus the grace: a reserve may count it as returned.
+    /// Live and at or past its end: a reserve counts it as returned. It is back in the
+    /// balance the second it ends, as the API promises, the second commits and releases are
+    /// refused ([`Hold::open`]), so one clock never sees a hold both open and returned.
     pub fn lapsed(&self, now: i64) -> bool {
-        self.state == HoldState::Live && self.expires_at + EXPIRY_GRACE_SECONDS <= now
+        self.state == HoldState::Live && self.expires_at <= now
     }
 
     /// Live and still committable or releasable at `now`.
@@ -615,9 +613,9 @@ mod tests {
             hold(7, 50, HoldState::Committed),
         ];
         let counters = Counters { spent: 22, used: 7 };
-        let during = balance(Some(100), counters, &holds, 100 + EXPIRY_GRACE_SECONDS - 1);
+        let during = balance(Some(100), counters, &holds, 99);
         assert_eq!((during.reserved, during.remaining), (15, Some(78)));
-        let after = balance(Some(100), counters, &holds, 100 + EXPIRY_GRACE_SECONDS);
+        let after = balance(Some(100), counters, &holds, 100);
         assert_eq!(after.lapsed, 10);
         assert_eq!((after.reserved, after.remaining), (5, Some(88)));
         assert_eq!(spent_ceiling(100, 88, after.lapsed), 22);

@@ -312,8 +312,8 @@ async fn a_hold_not_committed_in_time_goes_back_and_cannot_be_committed() {
     let refused = reserve(&deps, "requests", 1, "k2").await;
     assert_eq!(refused.status(), StatusCode::PAYMENT_REQUIRED);
     assert_eq!(response_json(&refused)["reserved"], 500);
-    // Past its end (plus the grace): back in the balance, with nothing run in between.
-    let later = NOW + 30 + llmxt_domain::usage::EXPIRY_GRACE_SECONDS;
+    // At its end: back in the balance, with nothing run in between.
+    let later = NOW + 30;
     let response = post_at(
         &deps,
         "/api/usage/reserve",
